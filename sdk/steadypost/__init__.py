@@ -1,0 +1,86 @@
+"""steadypost: get a creator's video posted exactly once, even while the platform fails.
+
+Resumable tus uploads that continue from the server's offset after any failure,
+polite retries (full-jitter backoff, ``Retry-After`` obeyed), and clear errors
+that say whether a failed request may still have been processed.
+
+Quick start::
+
+    from steadypost import Uploader
+
+    with Uploader(headers={"Authorization": "Bearer ..."}) as up:
+        result = up.upload("clip.mp4", "https://uploads.example.com/files/",
+                           metadata={"caption": "hello"},
+                           on_progress=lambda p: print(p.acknowledged, "/", p.total))
+    print(result.upload_url, result.sha256)
+
+The asyncio twin is :class:`AsyncUploader`. Every error is a
+:class:`SteadypostError`; its ``outcome`` is ``NOT_DELIVERED`` (safe to try
+again), ``AMBIGUOUS`` (may have been processed: verify before resending) or
+``REJECTED`` (a retry will not help).
+"""
+
+from .client import AsyncUploader, Uploader, snapshot_file
+from .errors import (
+    ChecksumMismatchError,
+    ConnectFailedError,
+    ConnectionLostError,
+    FileProblemError,
+    IllegalTransitionError,
+    JournalError,
+    LeaseHeldError,
+    Outcome,
+    ProtocolError,
+    RetriesExhaustedError,
+    StatusError,
+    SteadypostError,
+    TransportError,
+    UploadCancelledError,
+    UploadGoneError,
+)
+from .models import (
+    FileIdentity,
+    JournalEvent,
+    Post,
+    PostState,
+    Progress,
+    ProgressKind,
+    Timeouts,
+    UploadResult,
+)
+from .platforms.tus import DEFAULT_CHUNK_SIZE, ServerInfo
+from .policy import RetryPolicy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "AsyncUploader",
+    "ChecksumMismatchError",
+    "ConnectFailedError",
+    "ConnectionLostError",
+    "FileIdentity",
+    "FileProblemError",
+    "IllegalTransitionError",
+    "JournalError",
+    "JournalEvent",
+    "LeaseHeldError",
+    "Outcome",
+    "Post",
+    "PostState",
+    "Progress",
+    "ProgressKind",
+    "ProtocolError",
+    "RetriesExhaustedError",
+    "RetryPolicy",
+    "ServerInfo",
+    "StatusError",
+    "SteadypostError",
+    "Timeouts",
+    "TransportError",
+    "UploadCancelledError",
+    "UploadGoneError",
+    "UploadResult",
+    "Uploader",
+    "snapshot_file",
+]

@@ -1,0 +1,267 @@
+"""Plain-value helpers for :mod:`steadypost.journal`: rows, JSON, fields and ids.
+
+Nothing here touches SQLite or the disk; the journal module owns all of that.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
+from steadypost._journal_redact import redact_text
+from steadypost.models import FileIdentity, JournalEvent, Post, PostState
+
+POST_COLUMNS: tuple[str, ...] = (
+    "post_id",
+    "platform",
+    "endpoint",
+    "path",
+    "size",
+    "mtime_ns",
+    "sha256",
+    "metadata",
+    "state",
+    "upload_url",
+    "offset",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
+    "lease_owner",
+    "lease_expires_at",
+    "created_at",
+    "updated_at",
+    "upload_expires_at",
+    "extra",
+)
+SELECT_POSTS = "SELECT " + ", ".join(f'"{c}"' for c in POST_COLUMNS) + " FROM posts"
+SELECT_EVENTS = "SELECT event_id, post_id, at, kind, data FROM events"
+
+#: Fields ``Journal.transition`` may change along with the state.
+TRANSITION_FIELDS = frozenset(
+    {
+        "upload_url",
+        "offset",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+        "sha256",
+        "upload_expires_at",
+        "extra",
+        "size",
+        "mtime_ns",
+    }
+)
+#: Fields ``Journal.checkpoint`` may change while an upload holds its lease.
+CHECKPOINT_FIELDS = frozenset(
+    {"upload_url", "offset", "sha256", "upload_expires_at", "extra", "attempts"}
+)
+
+MAX_ERROR_CHARS = 4000
+_MAX_POST_ID_CHARS = 128
+
+
+# --- JSON -------------------------------------------------------------------------
+
+
+def _json_default(obj: object) -> object:
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj, key=repr)
+    raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
+
+
+def dumps(value: Mapping[str, Any]) -> str:
+    """Compact, key-sorted JSON; raises ``ValueError`` for anything JSON cannot hold."""
+    try:
+        return json.dumps(
+            value,
+            default=_json_default,
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+        )
+    except TypeError as exc:
+        raise ValueError(f"not JSON-serialisable: {exc}") from exc
+
+
+def freeze(value: Any) -> Any:
+    """Deep read-only copy of decoded JSON: dicts become mapping proxies, lists tuples."""
+    if isinstance(value, dict):
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def loads_frozen(text: str) -> Mapping[str, Any]:
+    value = freeze(json.loads(text))
+    if not isinstance(value, Mapping):
+        raise ValueError("expected a JSON object")
+    return value
+
+
+# --- rows ---------------------------------------------------------------------------
+
+
+def post_from_row(row: Sequence[Any]) -> Post:
+    r = dict(zip(POST_COLUMNS, row))
+    return Post(
+        post_id=r["post_id"],
+        platform=r["platform"],
+        endpoint=r["endpoint"],
+        path=r["path"],
+        identity=FileIdentity(size=r["size"], mtime_ns=r["mtime_ns"], sha256=r["sha256"]),
+        state=PostState(r["state"]),
+        metadata=loads_frozen(r["metadata"]),
+        upload_url=r["upload_url"],
+        offset=r["offset"],
+        attempts=r["attempts"],
+        next_attempt_at=r["next_attempt_at"],
+        last_error=r["last_error"],
+        lease_owner=r["lease_owner"],
+        lease_expires_at=r["lease_expires_at"],
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
+        upload_expires_at=r["upload_expires_at"],
+        extra=loads_frozen(r["extra"]),
+    )
+
+
+def event_from_row(row: Sequence[Any]) -> JournalEvent:
+    event_id, post_id, at, kind, data = row
+    return JournalEvent(
+        event_id=event_id, post_id=post_id, at=at, kind=kind, data=loads_frozen(data)
+    )
+
+
+# --- validation ---------------------------------------------------------------------
+
+
+def _count(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative int, not {value!r}")
+    return value
+
+
+def _int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an int, not {value!r}")
+    return value
+
+
+def _time(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be epoch seconds or None, not {value!r}")
+    return float(value)
+
+
+def _text(name: str, value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{name} must be a str or None, not {type(value).__name__}")
+    return value
+
+
+def sha256_hex(value: Any) -> str | None:
+    text = _text("sha256", value)
+    if text is None:
+        return None
+    text = text.lower()
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise ValueError(f"sha256 must be 64 hex digits, not {value!r}")
+    return text
+
+
+_CONVERTERS: Mapping[str, Callable[[str, Any], Any]] = MappingProxyType(
+    {
+        "upload_url": _text,
+        "offset": _count,
+        "attempts": _count,
+        "size": _count,
+        "mtime_ns": _int,
+        "next_attempt_at": _time,
+        "upload_expires_at": _time,
+        "last_error": lambda n, v: None
+        if v is None
+        else redact_text(str(v))[:MAX_ERROR_CHARS],
+        "sha256": lambda n, v: sha256_hex(v),
+        "extra": lambda n, v: dumps(v if v is not None else {}),
+    }
+)
+
+
+def field_values(fields: Mapping[str, Any], allowed: frozenset[str], *, what: str) -> dict[str, Any]:
+    """Validate caller-supplied post fields and convert them to column values.
+
+    Unknown names raise ``TypeError`` (like an unexpected keyword argument); bad
+    values raise ``ValueError``. ``last_error`` is stored with secrets redacted.
+    """
+    unknown = sorted(set(fields) - allowed)
+    if unknown:
+        raise TypeError(f"{what}() cannot set {', '.join(unknown)}; allowed: {sorted(allowed)}")
+    return {name: _CONVERTERS[name](name, value) for name, value in fields.items()}
+
+
+def metadata_json(metadata: Mapping[str, str]) -> str:
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise ValueError(f"metadata must map str to str, got {key!r}: {value!r}")
+    return dumps(metadata)
+
+
+def check_post_id(post_id: str) -> str:
+    if not isinstance(post_id, str) or not post_id or len(post_id) > _MAX_POST_ID_CHARS:
+        raise ValueError(f"post_id must be a non-empty str of at most 128 chars: {post_id!r}")
+    if not post_id.isprintable() or post_id.strip() != post_id:
+        raise ValueError(f"post_id must be printable without surrounding spaces: {post_id!r}")
+    return post_id
+
+
+# --- ids ----------------------------------------------------------------------------
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_RANDOM_BITS = 80
+_id_lock = threading.Lock()
+_last_id: tuple[int, int, int] = (0, -1, 0)  # (pid, millis, random): reset in a forked child
+
+
+def new_post_id(*, clock: Callable[[], float] = time.time) -> str:
+    """A new ULID-style post id: 26 Crockford base32 chars that sort by creation time.
+
+    48 bits of milliseconds from ``clock`` then 80 random bits from ``os.urandom``.
+    Within one process ids are strictly increasing, even for many ids in the same
+    millisecond or a clock that steps back (the random part is incremented then).
+    Use it as the idempotency key sent to platforms that accept one.
+    """
+    global _last_id
+    millis = max(0, int(clock() * 1000)) & ((1 << 48) - 1)
+    with _id_lock:
+        pid = os.getpid()
+        last_pid, last_ms, last_rand = _last_id
+        if pid == last_pid and millis <= last_ms:
+            millis, rand = last_ms, last_rand + 1
+            if rand >> _RANDOM_BITS:  # 2**80 ids in one millisecond: borrow the next one
+                millis, rand = millis + 1, int.from_bytes(os.urandom(10), "big")
+        else:
+            rand = int.from_bytes(os.urandom(10), "big")
+        _last_id = (pid, millis, rand)
+    value = (millis << _RANDOM_BITS) | rand
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def make_owner() -> str:
+    """A lease owner name for this process: ``hostname:pid:random-hex``.
+
+    Make one per worker (process, thread or task) and pass it to ``claim()``.
+    """
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"

@@ -1,0 +1,153 @@
+"""The two drivers that pump a flow: one sync, one async. No protocol logic here.
+
+A driver takes each effect the flow yields, carries it out, and sends the
+answer back (or throws the translated failure in):
+
+* :class:`~steadypost.flow.Request` -> the HTTP layer's ``send``;
+* :class:`~steadypost.flow.Sleep` -> the injected sleeper (a test passes a fake);
+* :class:`~steadypost.flow.Digest` -> a checksum of part of the file;
+* :class:`~steadypost.flow.Emit` -> the observer.
+
+The observer sees every exchange, wait and event *before* the flow goes on,
+which is what lets the journal write intent before the next request.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, Protocol, TypeVar
+
+from .errors import SteadypostError
+from .flow import Digest, Emit, Flow, Request, Response, Sleep
+from .transport import AsyncHttp, SyncHttp, digest_body
+
+T = TypeVar("T")
+
+
+class Observer(Protocol):
+    """Receives what happens while a flow runs. Methods must not raise."""
+
+    def on_exchange(
+        self,
+        request: Request,
+        response: Response | None,
+        error: BaseException | None,
+        elapsed_s: float,
+    ) -> None: ...
+
+    def on_wait(self, sleep: Sleep) -> None: ...
+
+    def on_event(self, event: object) -> None: ...
+
+
+class NullObserver:
+    def on_exchange(
+        self,
+        request: Request,
+        response: Response | None,
+        error: BaseException | None,
+        elapsed_s: float,
+    ) -> None:
+        return None
+
+    def on_wait(self, sleep: Sleep) -> None:
+        return None
+
+    def on_event(self, event: object) -> None:
+        return None
+
+
+class _Pump(Generic[T]):
+    """Steps a flow, handling the effects that need no network or sleeping itself."""
+
+    def __init__(self, flow: Flow[T], observer: Observer, check_cancelled: Callable[[], None]):
+        self.flow = flow
+        self.observer = observer
+        self.check_cancelled = check_cancelled
+        self.answer: Any = None
+        self.failure: BaseException | None = None
+        self.result: T | None = None
+
+    def next_io(self) -> Request | Sleep | None:
+        """The next request or sleep the flow wants, or ``None`` when it returned."""
+        while True:
+            try:
+                self.check_cancelled()
+                if self.failure is None:
+                    effect = self.flow.send(self.answer)
+                else:
+                    effect = self.flow.throw(self.failure)
+            except StopIteration as stop:
+                self.result = stop.value
+                return None
+            self.answer, self.failure = None, None
+            if isinstance(effect, Request | Sleep):
+                if isinstance(effect, Sleep):
+                    self.observer.on_wait(effect)
+                return effect
+            if isinstance(effect, Digest):
+                try:
+                    self.answer = digest_body(effect.body, effect.algorithm)
+                except SteadypostError as exc:
+                    self.failure = exc
+            elif isinstance(effect, Emit):
+                self.observer.on_event(effect.event)
+            else:  # pragma: no cover - a flow bug
+                raise TypeError(f"unknown effect {effect!r}")
+
+    def settle(
+        self,
+        request: Request,
+        response: Response | None,
+        failure: SteadypostError | None,
+        started: float,
+    ) -> None:
+        self.answer, self.failure = response, failure
+        self.observer.on_exchange(request, response, failure, time.monotonic() - started)
+
+
+def run_sync(
+    flow: Flow[T],
+    *,
+    http: SyncHttp,
+    sleep: Callable[[float], None],
+    observer: Observer,
+    check_cancelled: Callable[[], None] = lambda: None,
+) -> T:
+    """Pump ``flow`` to completion with blocking I/O; return its value."""
+    pump = _Pump(flow, observer, check_cancelled)
+    while (effect := pump.next_io()) is not None:
+        if isinstance(effect, Sleep):
+            sleep(effect.seconds)
+            continue
+        started = time.monotonic()
+        try:
+            response, error = http.send(effect), None
+        except SteadypostError as exc:
+            response, error = None, exc
+        pump.settle(effect, response, error, started)
+    return pump.result  # type: ignore[return-value]
+
+
+async def run_async(
+    flow: Flow[T],
+    *,
+    http: AsyncHttp,
+    sleep: Callable[[float], Awaitable[None]],
+    observer: Observer,
+    check_cancelled: Callable[[], None] = lambda: None,
+) -> T:
+    """Pump ``flow`` to completion with asyncio I/O; return its value."""
+    pump = _Pump(flow, observer, check_cancelled)
+    while (effect := pump.next_io()) is not None:
+        if isinstance(effect, Sleep):
+            await sleep(effect.seconds)
+            continue
+        started = time.monotonic()
+        try:
+            response, error = await http.send(effect), None
+        except SteadypostError as exc:
+            response, error = None, exc
+        pump.settle(effect, response, error, started)
+    return pump.result  # type: ignore[return-value]

@@ -1,0 +1,169 @@
+"""Every error steadypost raises, under one root: :class:`SteadypostError`.
+
+A creator tool usually needs one question answered: *may this post already be
+live?*  Every error therefore carries an :class:`Outcome`:
+
+``Outcome.NOT_DELIVERED``
+    The server certainly did not act on the request (connection refused, a 503
+    before the body was read, ...). Retrying later is safe.
+``Outcome.AMBIGUOUS``
+    The request may have been processed (a timeout after the last byte, a
+    connection reset, a 5xx on a publish). Do **not** resend blindly: the post
+    becomes ``unconfirmed`` and is verified later.
+``Outcome.REJECTED``
+    The server said no for a reason a retry cannot fix (a 4xx, a revoked token,
+    a changed file). The post is ``failed``.
+
+httpx and sqlite3 exceptions are translated at a single boundary
+(:mod:`steadypost.transport` and :mod:`steadypost.journal`); the original is
+kept as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Outcome(str, enum.Enum):
+    """What a failure says about whether the server acted on the request."""
+
+    NOT_DELIVERED = "not_delivered"
+    AMBIGUOUS = "ambiguous"
+    REJECTED = "rejected"
+
+
+class SteadypostError(Exception):
+    """The root of every error raised by steadypost."""
+
+    outcome: Outcome = Outcome.REJECTED
+
+
+# --- network ----------------------------------------------------------------
+
+
+class TransportError(SteadypostError):
+    """The HTTP exchange did not complete (no status line was received)."""
+
+    outcome = Outcome.AMBIGUOUS
+
+
+class ConnectFailedError(TransportError):
+    """The connection could not be opened (refused, DNS, connect/pool timeout).
+
+    Nothing reached the server, so the request is safe to send again.
+    """
+
+    outcome = Outcome.NOT_DELIVERED
+
+
+class ConnectionLostError(TransportError):
+    """The request was (perhaps partly) sent, then the exchange broke.
+
+    A read or write timeout, a reset, a half-closed connection. The server may
+    have acted on what it received.
+    """
+
+    outcome = Outcome.AMBIGUOUS
+
+
+class StatusError(SteadypostError):
+    """The server answered with a status the flow cannot accept.
+
+    ``retry_after`` is the server's ``Retry-After`` in seconds (already parsed,
+    ``None`` when absent); ``request_id`` is the server's request-id header when
+    it sent one, for support tickets.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        method: str = "",
+        url: str = "",
+        retry_after: float | None = None,
+        request_id: str | None = None,
+        outcome: Outcome = Outcome.REJECTED,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.method = method
+        self.url = url
+        self.retry_after = retry_after
+        self.request_id = request_id
+        self.outcome = outcome
+
+
+class ChecksumMismatchError(StatusError):
+    """The server computed a different checksum for a chunk (tus status 460)."""
+
+
+class UploadGoneError(SteadypostError):
+    """The upload resource no longer exists (404, 410, or ``Upload-Expires`` passed).
+
+    The upload is started again from byte 0 under a new URL.
+    """
+
+    outcome = Outcome.NOT_DELIVERED
+
+
+class ProtocolError(SteadypostError):
+    """The server answered something that breaks the protocol.
+
+    For example an ``Upload-Offset`` beyond the file size or going backwards, a
+    missing header, or HTML where JSON was expected. steadypost stops rather
+    than send bytes that could corrupt the video.
+    """
+
+    outcome = Outcome.REJECTED
+
+
+# --- giving up ----------------------------------------------------------------
+
+
+class RetriesExhaustedError(SteadypostError):
+    """The retry attempts or the deadline ran out.
+
+    ``outcome`` is that of the last failure: ``NOT_DELIVERED`` means the
+    post can simply be tried again later (it waits in the journal);
+    ``AMBIGUOUS`` means the last bytes may have been processed.
+    """
+
+    def __init__(self, message: str, *, outcome: Outcome, attempts: int) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+        self.attempts = attempts
+
+
+class UploadCancelledError(SteadypostError):
+    """The upload was cancelled by the caller (``cancel()`` or a signal)."""
+
+    outcome = Outcome.NOT_DELIVERED
+
+
+# --- local problems -------------------------------------------------------------
+
+
+class FileProblemError(SteadypostError):
+    """The file to upload is missing, unreadable, a directory, or changed.
+
+    A changed file is never resumed into an upload begun with other bytes.
+    """
+
+    outcome = Outcome.REJECTED
+
+
+class JournalError(SteadypostError):
+    """The journal could not be opened, read or written (corrupt, disk full, ...)."""
+
+    outcome = Outcome.NOT_DELIVERED
+
+
+class IllegalTransitionError(JournalError):
+    """A post was asked to move between states the lifecycle does not allow."""
+
+    outcome = Outcome.REJECTED
+
+
+class LeaseHeldError(JournalError):
+    """Another process or thread holds the post's lease and is working on it."""

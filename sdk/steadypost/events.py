@@ -1,0 +1,54 @@
+"""What flows report while they run (carried by :class:`~steadypost.flow.Emit`).
+
+The drivers hand these to an observer: the progress callback turns them into
+:class:`~steadypost.models.Progress`, and the journal stores the upload URL and
+the acknowledged offset the moment they are known (before the next request).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ServerDiscovered:
+    """The endpoint's capabilities were read (``OPTIONS``)."""
+
+    endpoint: str
+    info: Any
+    """A :class:`~steadypost.platforms.tus.ServerInfo`."""
+
+
+@dataclass(frozen=True)
+class UploadCreated:
+    """The server made an upload resource; its URL must be journaled now."""
+
+    upload_url: str
+    expires_at: float | None
+    offset: int
+
+
+@dataclass(frozen=True)
+class UploadExpiresChanged:
+    """The server announced a new ``Upload-Expires`` for the upload."""
+
+    upload_url: str
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class OffsetAcknowledged:
+    """The server holds ``offset`` of ``total`` bytes (from a PATCH answer or a HEAD)."""
+
+    upload_url: str
+    offset: int
+    total: int
+
+
+@dataclass(frozen=True)
+class UploadRestarted:
+    """The old upload is gone (404/410/expired): a new one is begun from byte 0."""
+
+    old_upload_url: str | None
+    reason: str

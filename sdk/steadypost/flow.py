@@ -1,0 +1,283 @@
+"""The sans-I/O core: flows are generators that *yield effects*.
+
+A flow (creating a tus upload, sending its chunks, publishing a post, ...) is
+written once, as a generator. It yields what it needs done and receives the
+answer::
+
+    response = yield Request("HEAD", url, headers)   # the driver sends it
+    yield Sleep(12.5, "server busy (503)")           # the driver waits
+    yield Emit(OffsetAcknowledged(...))              # the driver reports it
+
+The sync driver (:mod:`steadypost.drivers`) pumps the generator with
+``httpx.Client``, the async driver with ``httpx.AsyncClient``; neither holds any
+protocol logic. A failed exchange is *thrown into* the generator as a
+:class:`~steadypost.errors.TransportError`, so flows handle network failures
+with ordinary ``try``/``except``.
+
+:func:`with_retries` runs one attempt-flow under tenacity's retry state
+machine, turning tenacity's "sleep" decisions into :class:`Sleep` effects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from collections.abc import Callable, Generator, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+import tenacity
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base
+
+from .errors import Outcome, RetriesExhaustedError, SteadypostError
+from .policy import RetryPolicy, describe, is_transient, retry_wait
+
+log = logging.getLogger("steadypost")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class FileBody:
+    """A request body streamed from disk: ``length`` bytes of ``path`` from ``offset``.
+
+    The driver reads it in small blocks, so memory does not grow with the
+    chunk or file size. It checks that the file still has ``expect_size`` bytes
+    and ``expect_mtime_ns`` (a file changed mid-upload is a
+    :class:`~steadypost.errors.FileProblemError`). ``digest``, when given, is fed
+    every block read, so the file's SHA-256 comes out of the upload pass.
+    """
+
+    path: str
+    offset: int
+    length: int
+    expect_size: int
+    expect_mtime_ns: int
+    digest: RunningDigest | None = None
+
+
+@dataclass(frozen=True)
+class Request:
+    """An HTTP request a flow wants sent. ``headers`` keep their order."""
+
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes | FileBody | None = None
+    timeout_s: float | None = None
+    """Overrides the read timeout for this request (e.g. a long final PATCH)."""
+
+    def header(self, name: str) -> str | None:
+        lname = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lname:
+                return value
+        return None
+
+    @property
+    def body_length(self) -> int:
+        if self.body is None:
+            return 0
+        if isinstance(self.body, FileBody):
+            return self.body.length
+        return len(self.body)
+
+
+@dataclass(frozen=True)
+class Response:
+    """The answer to a :class:`Request`. Header names are lower-cased."""
+
+    status: int
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    content: bytes = b""
+    url: str = ""
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """Wait ``seconds`` before going on; ``reason`` is shown to the user."""
+
+    seconds: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class Digest:
+    """Read ``body`` from disk and answer its raw digest (``hashlib`` name ``algorithm``).
+
+    Used for the tus checksum extension, whose header must precede the body.
+    """
+
+    body: FileBody
+    algorithm: str
+
+
+@dataclass(frozen=True)
+class Emit:
+    """Tell the driver's observer something happened (progress, a new upload URL)."""
+
+    event: object
+
+
+Effect = Request | Sleep | Digest | Emit
+Flow = Generator[Effect, Any, T]
+
+
+def make_headers(
+    *groups: Iterable[tuple[str, str]] | Mapping[str, str],
+) -> tuple[tuple[str, str], ...]:
+    """Merge header groups into a tuple; later groups win, names compared case-insensitively."""
+    merged: dict[str, tuple[str, str]] = {}
+    for group in groups:
+        items = group.items() if isinstance(group, Mapping) else group
+        for key, value in items:
+            merged[key.lower()] = (key, value)
+    return tuple(merged.values())
+
+
+class RunningDigest:
+    """SHA-256 of a file built from the blocks the upload reads, in order.
+
+    Blocks that arrive out of order (a resume that skips bytes already on the
+    server) leave a gap; then :attr:`hexdigest` is ``None`` and the caller may
+    hash the missing prefix with :meth:`feed` itself before the upload.
+    """
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self.position = 0
+        self.broken = False
+
+    def feed(self, offset: int, data: bytes | memoryview) -> None:
+        if self.broken:
+            return
+        end = offset + len(data)
+        if end <= self.position:
+            return  # re-sent bytes already hashed
+        if offset > self.position:
+            self.broken = True
+            return
+        self._hash.update(memoryview(data)[self.position - offset :])
+        self.position = end
+
+    def hexdigest(self, size: int) -> str | None:
+        """The digest once exactly ``size`` bytes have been fed in order."""
+        if self.broken or self.position != size:
+            return None
+        return self._hash.hexdigest()
+
+
+# --- retries under tenacity ---------------------------------------------------------
+
+
+class _PoliteWait(wait_base):
+    """Full-jitter backoff, or the server's ``Retry-After`` when it is longer."""
+
+    def __init__(self, policy: RetryPolicy, rng: random.Random) -> None:
+        self._policy = policy
+        self._rng = rng
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        return retry_wait(
+            self._policy, retry_state.attempt_number, retry_after=retry_after, rng=self._rng
+        )
+
+
+class _DeadlineStop(stop_base):
+    """Stop when the next wait would end past the deadline (on the injected clock)."""
+
+    def __init__(self, clock: Callable[[], float], deadline: float | None) -> None:
+        self._clock = clock
+        self._deadline = deadline
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        if self._deadline is None:
+            return False
+        return self._clock() + retry_state.upcoming_sleep > self._deadline
+
+
+def _give_up(retry_state: tenacity.RetryCallState) -> None:
+    exc = retry_state.outcome.exception() if retry_state.outcome else None
+    outcome = exc.outcome if isinstance(exc, SteadypostError) else Outcome.NOT_DELIVERED
+    raise RetriesExhaustedError(
+        f"gave up after {retry_state.attempt_number} attempt(s): {describe(exc) if exc else '?'}",
+        outcome=outcome,
+        attempts=retry_state.attempt_number,
+    ) from exc
+
+
+def _log_retry(retry_state: tenacity.RetryCallState) -> None:
+    exc = retry_state.outcome.exception() if retry_state.outcome else None
+    log.warning(
+        "retrying in %.1f s (attempt %d failed: %s)",
+        retry_state.upcoming_sleep,
+        retry_state.attempt_number,
+        describe(exc) if exc else "?",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryContext:
+    """What a flow needs to retry politely: the policy, a clock, a random source."""
+
+    policy: RetryPolicy
+    clock: Callable[[], float]
+    rng: random.Random
+    deadline: float | None = None
+    """Absolute time (on ``clock``) after which no new wait is started."""
+
+
+def with_retries(
+    attempt: Callable[[], Flow[T]],
+    ctx: RetryContext,
+    *,
+    retry_if: Callable[[BaseException], bool] | None = None,
+) -> Flow[T]:
+    """Run ``attempt()`` until it succeeds, yielding a :class:`Sleep` between tries.
+
+    ``retry_if`` decides which failures are retried (default: transient network
+    failures and the policy's retryable statuses). A failure that is not retried
+    propagates unchanged; running out of attempts or time raises
+    :class:`~steadypost.errors.RetriesExhaustedError` with the last failure as
+    its cause and its outcome.
+    """
+    policy = ctx.policy
+
+    def _should_retry(exc: BaseException) -> bool:
+        return retry_if(exc) if retry_if is not None else is_transient(policy, exc)
+
+    retrying = tenacity.Retrying(
+        sleep=lambda _s: None,  # never used: sleeping is an effect
+        stop=tenacity.stop_after_attempt(policy.max_attempts)
+        | _DeadlineStop(ctx.clock, ctx.deadline),
+        wait=_PoliteWait(policy, ctx.rng),
+        retry=tenacity.retry_if_exception(_should_retry),
+        before_sleep=_log_retry,
+        retry_error_callback=_give_up,
+    )
+    retrying.begin()
+    state = tenacity.RetryCallState(retrying, fn=None, args=(), kwargs={})
+    while True:
+        action = retrying.iter(state)
+        if isinstance(action, tenacity.DoAttempt):
+            try:
+                value = yield from attempt()
+            except SteadypostError as exc:
+                state.set_exception((type(exc), exc, exc.__traceback__))
+            else:
+                state.set_result(value)
+        elif isinstance(action, tenacity.DoSleep):
+            last = state.outcome.exception() if state.outcome else None
+            reason = describe(last) if last else "retrying"
+            state.prepare_for_next_attempt()
+            yield Sleep(float(action), reason)
+        else:
+            return action  # type: ignore[no-any-return]

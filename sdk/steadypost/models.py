@@ -1,0 +1,185 @@
+"""Value objects shared by every layer: frozen dataclasses and enums only.
+
+The post lifecycle (see ``DESIGN.md``)::
+
+    queued ─► uploading ─► unconfirmed ─► confirmed
+      │          │  ▲           │
+      │          ▼  │           ▼ platform says: not processed / retryable failure
+      │        waiting          queued again (same post id)
+      ▼
+    cancelled            failed (terminal)
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+
+class PostState(str, enum.Enum):
+    """Where a post is in its lifecycle. Stored by value in the journal."""
+
+    QUEUED = "queued"
+    """Journaled, not started yet (or sent back by a verification)."""
+    UPLOADING = "uploading"
+    """A process holds the lease and is sending bytes."""
+    WAITING = "waiting"
+    """Interrupted by something temporary; ``next_attempt_at`` says when to go on."""
+    UNCONFIRMED = "unconfirmed"
+    """Every byte may have been processed, but no answer said so: verify later."""
+    CONFIRMED = "confirmed"
+    """The platform confirmed the post (terminal)."""
+    FAILED = "failed"
+    """Rejected for good: auth revoked, file changed, media refused (terminal)."""
+    CANCELLED = "cancelled"
+    """Cancelled by the user (terminal)."""
+
+    @property
+    def finished(self) -> bool:
+        """True for the terminal states (confirmed, failed, cancelled)."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({PostState.CONFIRMED, PostState.FAILED, PostState.CANCELLED})
+
+#: The legal transitions; anything else raises ``IllegalTransitionError``.
+#: Staying in the same state (e.g. uploading -> uploading to record an offset)
+#: is always allowed for non-terminal states.
+TRANSITIONS: Mapping[PostState, frozenset[PostState]] = MappingProxyType(
+    {
+        PostState.QUEUED: frozenset(
+            {PostState.UPLOADING, PostState.WAITING, PostState.CANCELLED, PostState.FAILED}
+        ),
+        PostState.UPLOADING: frozenset(
+            {
+                PostState.WAITING,
+                PostState.UNCONFIRMED,
+                PostState.CONFIRMED,
+                PostState.FAILED,
+                PostState.CANCELLED,
+                # A lease that expired (dead process) hands the post back.
+                PostState.QUEUED,
+            }
+        ),
+        PostState.WAITING: frozenset(
+            {PostState.UPLOADING, PostState.QUEUED, PostState.CANCELLED, PostState.FAILED}
+        ),
+        PostState.UNCONFIRMED: frozenset(
+            {PostState.CONFIRMED, PostState.QUEUED, PostState.FAILED, PostState.CANCELLED}
+        ),
+        PostState.CONFIRMED: frozenset(),
+        PostState.FAILED: frozenset(),
+        PostState.CANCELLED: frozenset(),
+    }
+)
+
+
+def can_transition(src: PostState, dst: PostState) -> bool:
+    """Whether the lifecycle allows ``src -> dst``."""
+    if src == dst:
+        return not src.finished
+    return dst in TRANSITIONS[src]
+
+
+def _frozen(mapping: Mapping[str, str] | None) -> Mapping[str, str]:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """What a post remembers of its file, so a changed file is never resumed."""
+
+    size: int
+    mtime_ns: int
+    sha256: str | None = None
+    """Hex digest; ``None`` until the file has been read once."""
+
+
+@dataclass(frozen=True)
+class Post:
+    """One video that the user wants published once (a journal row)."""
+
+    post_id: str
+    platform: str
+    endpoint: str
+    path: str
+    identity: FileIdentity
+    state: PostState
+    metadata: Mapping[str, str] = field(default_factory=lambda: _frozen(None))
+    upload_url: str | None = None
+    offset: int = 0
+    attempts: int = 0
+    next_attempt_at: float | None = None
+    """UTC epoch seconds of the next upload attempt or verification."""
+    last_error: str | None = None
+    lease_owner: str | None = None
+    lease_expires_at: float | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    upload_expires_at: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    """Platform-specific state (e.g. TikTok's ``publish_id``), JSON-serialisable."""
+
+
+@dataclass(frozen=True)
+class JournalEvent:
+    """One line of a post's append-only evidence log."""
+
+    event_id: int
+    post_id: str
+    at: float
+    """UTC epoch seconds."""
+    kind: str
+    """``state``, ``request``, ``response``, ``error``, ``wait``, ``note``."""
+    data: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Per-request timeouts in seconds; every request has all four."""
+
+    connect: float = 10.0
+    read: float = 60.0
+    write: float = 60.0
+    pool: float = 10.0
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """What a finished (or resumed and finished) tus upload produced."""
+
+    upload_url: str
+    size: int
+    offset: int
+    sha256: str | None = None
+    """SHA-256 of the bytes sent in this run when the whole file was read."""
+    bytes_sent: int = 0
+    """Bytes put on the wire by this run (re-sent bytes included)."""
+    requests: int = 0
+
+
+class ProgressKind(str, enum.Enum):
+    BYTES = "bytes"
+    WAIT = "wait"
+    INFO = "info"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Reported to the ``on_progress`` callback.
+
+    ``kind == BYTES``: ``acknowledged`` of ``total`` bytes are on the server.
+    ``kind == WAIT``: the upload waits ``wait_s`` seconds; ``message`` says
+    why ("server busy (503), retrying in 42 s").
+    """
+
+    kind: ProgressKind
+    acknowledged: int
+    total: int
+    sent: int = 0
+    """Bytes handed to the network so far (>= ``acknowledged`` while a chunk is in flight)."""
+    wait_s: float = 0.0
+    message: str = ""

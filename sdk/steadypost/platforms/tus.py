@@ -1,0 +1,514 @@
+"""The tus 1.0.0 protocol as flows (generators, no I/O).
+
+Covers the core protocol (HEAD for the offset, PATCH with
+``application/offset+octet-stream``) and the creation, creation-with-upload,
+checksum, termination and expiration extensions.
+
+How failures are handled (see DESIGN.md):
+
+* a transient failure (connection trouble, 408/423/425/429/5xx) waits with
+  full-jitter backoff (or the server's longer ``Retry-After``), then asks the
+  server for its offset with HEAD and continues from there: bytes the server
+  already holds are never sent again;
+* 409 (offset mismatch): HEAD at once, then continue;
+* 460 (checksum mismatch): resend that chunk, a bounded number of times;
+* 404/410, or ``Upload-Expires`` passed: begin a new upload from byte 0;
+* an offset beyond the file, going backwards, or a missing ``Upload-Offset``:
+  :class:`~steadypost.errors.ProtocolError`; never a guess.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import mimetypes
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import httpx
+
+from ..errors import (
+    ChecksumMismatchError,
+    ConnectionLostError,
+    Outcome,
+    ProtocolError,
+    StatusError,
+    UploadGoneError,
+)
+from ..events import (
+    OffsetAcknowledged,
+    ServerDiscovered,
+    UploadCreated,
+    UploadExpiresChanged,
+    UploadRestarted,
+)
+from ..flow import (
+    Digest,
+    Emit,
+    FileBody,
+    Flow,
+    Request,
+    Response,
+    RetryContext,
+    RunningDigest,
+    make_headers,
+    with_retries,
+)
+from ..models import UploadResult
+from ..policy import is_transient, parse_retry_after
+
+TUS_VERSION = "1.0.0"
+OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
+DEFAULT_CHUNK_SIZE = 32 * 1024 * 1024
+DEFAULT_CREATION_WITH_UPLOAD_MAX = 4 * 1024 * 1024
+DEFAULT_MAX_RESTARTS = 3
+MAX_CONFLICTS_PER_CHUNK = 3
+#: Strongest first; the first one the server offers is used.
+CHECKSUM_PREFERENCE = ("sha256", "sha1", "md5")
+#: Headers servers use to name a request in their logs; kept in the journal.
+REQUEST_ID_HEADERS = (
+    "x-request-id",
+    "x-amz-request-id",
+    "x-tt-logid",
+    "cf-ray",
+    "x-cloud-trace-context",
+)
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What an endpoint's ``OPTIONS`` answer advertised."""
+
+    versions: tuple[str, ...] = (TUS_VERSION,)
+    extensions: frozenset[str] = frozenset()
+    max_size: int | None = None
+    checksum_algorithms: frozenset[str] = frozenset()
+
+    def supports(self, extension: str) -> bool:
+        return extension in self.extensions
+
+    @property
+    def checksum_algorithm(self) -> str | None:
+        """The strongest algorithm both sides know, or ``None``."""
+        if not self.supports("checksum"):
+            return None
+        for name in CHECKSUM_PREFERENCE:
+            if name in self.checksum_algorithms:
+                return name
+        return None
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A snapshot of the file being uploaded (taken by the caller with ``os.stat``)."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+    @property
+    def filename(self) -> str:
+        return os.path.basename(self.path)
+
+    @property
+    def filetype(self) -> str:
+        return mimetypes.guess_type(self.path)[0] or "application/octet-stream"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TusOptions:
+    """Options of one tus upload. Every field has a named default."""
+
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    """Bytes per PATCH. Memory use does not depend on it (bodies stream from disk)."""
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """Your own headers (e.g. ``Authorization``), sent only to trusted origins."""
+    allowed_origins: frozenset[str] = frozenset()
+    """Origins besides the endpoint's (``"https://cdn.example.com"``) that may get ``headers``."""
+    metadata: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """``Upload-Metadata`` pairs; ``filename`` and ``filetype`` are added unless given."""
+    checksum: bool = True
+    """Use the checksum extension when the server advertises it."""
+    creation_with_upload_max: int = DEFAULT_CREATION_WITH_UPLOAD_MAX
+    """Files up to this size go in the creation request when the server allows it."""
+    max_restarts: int = DEFAULT_MAX_RESTARTS
+    """How many times a vanished or expired upload is begun again."""
+
+    def __post_init__(self) -> None:
+        if self.chunk_size < 1:
+            raise ValueError("chunk_size must be at least 1 byte")
+        for key in self.metadata:
+            if not key or not key.isascii() or any(c in key for c in " ,") or not key.isprintable():
+                raise ValueError(f"invalid Upload-Metadata key {key!r}: ASCII, no spaces or commas")
+
+
+# --- helpers ------------------------------------------------------------------------
+
+
+def origin_of(url: str) -> str:
+    u = httpx.URL(url)
+    port = u.port or {"http": 80, "https": 443}.get(u.scheme, 0)
+    return f"{u.scheme}://{u.host}:{port}"
+
+
+def encode_metadata(pairs: Mapping[str, str]) -> str:
+    """``Upload-Metadata``: ``key base64(value)`` pairs joined by commas."""
+    return ",".join(
+        f"{key} {base64.b64encode(value.encode()).decode()}" if value else key
+        for key, value in pairs.items()
+    )
+
+
+def request_id(response: Response) -> str | None:
+    for name in REQUEST_ID_HEADERS:
+        value = response.header(name)
+        if value:
+            return value
+    return None
+
+
+def status_error(request: Request, response: Response, *, now: float, what: str) -> StatusError:
+    """A :class:`StatusError` for an unexpected answer, with ``Retry-After`` parsed."""
+    body = response.content[:200].decode("utf-8", "replace").strip()
+    hint = f": {body}" if body and "<html" not in body.lower() else ""
+    return StatusError(
+        f"{what}: {request.method} {request.url} answered {response.status}{hint}",
+        status=response.status,
+        method=request.method,
+        url=request.url,
+        retry_after=parse_retry_after(response.header("retry-after"), now=now),
+        request_id=request_id(response),
+    )
+
+
+def _parse_int_header(response: Response, name: str, request: Request) -> int:
+    raw = response.header(name)
+    if raw is None:
+        raise ProtocolError(f"{request.method} {request.url}: the answer has no {name} header")
+    raw = raw.strip()
+    if not raw.isdigit():
+        raise ProtocolError(f"{request.method} {request.url}: {name} is not a number: {raw!r}")
+    return int(raw)
+
+
+def _parse_expires(response: Response) -> float | None:
+    raw = response.header("upload-expires")
+    if not raw:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(raw).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+# --- the flow -----------------------------------------------------------------------
+
+
+class TusUpload:
+    """One upload of one file to one tus endpoint, as a flow.
+
+    ``run()`` returns a generator; a driver pumps it. ``upload_url`` and
+    ``known_offset`` (from the journal) resume an earlier upload: the offset is
+    then asked of the server with HEAD, and a server offset lower than
+    ``known_offset`` (bytes it had acknowledged) is a protocol error.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        file: LocalFile,
+        options: TusOptions,
+        retry: RetryContext,
+        *,
+        info: ServerInfo | None = None,
+        upload_url: str | None = None,
+        known_offset: int = 0,
+        expires_at: float | None = None,
+        digest: RunningDigest | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.file = file
+        self.options = options
+        self.retry = retry
+        self.info = info
+        self.upload_url = upload_url
+        self.acknowledged = known_offset if upload_url else 0
+        self.expires_at = expires_at
+        self.digest = digest
+        self._trusted = {origin_of(endpoint), *map(origin_of, options.allowed_origins)}
+
+    # -- requests --
+
+    def _headers(self, url: str, *extra: tuple[str, str]) -> tuple[tuple[str, str], ...]:
+        custom = self.options.headers if origin_of(url) in self._trusted else {}
+        return make_headers(custom, [("Tus-Resumable", TUS_VERSION)], extra)
+
+    def _body(self, offset: int, length: int) -> FileBody:
+        f = self.file
+        return FileBody(f.path, offset, length, f.size, f.mtime_ns, self.digest)
+
+    def _exchange(self, request: Request) -> Flow[Response]:
+        response: Response = yield request
+        expires = _parse_expires(response)
+        if expires is not None and self.upload_url and expires != self.expires_at:
+            self.expires_at = expires
+            yield Emit(UploadExpiresChanged(self.upload_url, expires))
+        return response
+
+    # -- protocol steps --
+
+    def discover(self) -> Flow[ServerInfo]:
+        """``OPTIONS``: the server's versions, extensions, size limit and checksums."""
+        req = Request("OPTIONS", self.endpoint, self._headers(self.endpoint))
+        resp = yield from self._exchange(req)
+        if resp.status not in (200, 204):
+            raise status_error(req, resp, now=self.retry.clock(), what="discovery failed")
+
+        def listed(name: str) -> tuple[str, ...]:
+            raw = resp.header(name) or ""
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+        versions = listed("tus-version") or (TUS_VERSION,)
+        if TUS_VERSION not in versions:
+            raise ProtocolError(f"{self.endpoint} speaks tus {', '.join(versions)}, not 1.0.0")
+        raw_max = (resp.header("tus-max-size") or "").strip()
+        return ServerInfo(
+            versions=versions,
+            extensions=frozenset(listed("tus-extension")),
+            max_size=int(raw_max) if raw_max.isdigit() else None,
+            checksum_algorithms=frozenset(a.lower() for a in listed("tus-checksum-algorithm")),
+        )
+
+    def create(self, info: ServerInfo) -> Flow[tuple[str, int | None]]:
+        """``POST``: a new upload resource; returns its URL and the offset if data went along."""
+        size = self.file.size
+        meta = {"filename": self.file.filename, "filetype": self.file.filetype}
+        meta.update(self.options.metadata)
+        extra = [("Upload-Length", str(size)), ("Upload-Metadata", encode_metadata(meta))]
+        body = None
+        with_data = (
+            info.supports("creation-with-upload")
+            and 0 < size <= self.options.creation_with_upload_max
+        )
+        if with_data:
+            body = self._body(0, size)
+            extra.append(("Content-Type", OFFSET_CONTENT_TYPE))
+        req = Request("POST", self.endpoint, self._headers(self.endpoint, *extra), body)
+        resp: Response = yield req
+        if resp.status != 201:
+            raise status_error(req, resp, now=self.retry.clock(), what="creating the upload failed")
+        location = resp.header("location")
+        if not location:
+            raise ProtocolError(f"POST {self.endpoint} answered 201 without a Location header")
+        url = str(httpx.URL(self.endpoint).join(location.strip()))
+        offset = None
+        if with_data and resp.header("upload-offset") is not None:
+            offset = self._check_offset(_parse_int_header(resp, "upload-offset", req), req)
+        elif not with_data:
+            offset = 0
+        self.expires_at = _parse_expires(resp)
+        return url, offset
+
+    def head(self, url: str) -> Flow[int]:
+        """``HEAD``: the server's offset for ``url``, checked against the file and the past."""
+        req = Request("HEAD", url, self._headers(url, ("Cache-Control", "no-store")))
+        resp = yield from self._exchange(req)
+        if resp.status in (404, 410):
+            raise UploadGoneError(f"the upload {url} is gone ({resp.status})")
+        if resp.status not in (200, 204):
+            raise status_error(
+                req, resp, now=self.retry.clock(), what="asking for the offset failed"
+            )
+        length = resp.header("upload-length")
+        if length is not None and length.strip() != str(self.file.size):
+            raise ProtocolError(
+                f"the upload {url} is for {length.strip()} bytes but the file has "
+                f"{self.file.size}: it belongs to another file"
+            )
+        return self._check_offset(_parse_int_header(resp, "upload-offset", req), req)
+
+    def _check_offset(self, offset: int, req: Request, *, sent_to: int | None = None) -> int:
+        if offset > self.file.size:
+            raise ProtocolError(
+                f"{req.method} {req.url}: server offset {offset} is beyond the file size "
+                f"{self.file.size}"
+            )
+        if sent_to is not None and offset > sent_to:
+            raise ProtocolError(
+                f"{req.method} {req.url}: server claims offset {offset} "
+                f"but only {sent_to} bytes were sent"
+            )
+        if offset < self.acknowledged:
+            raise ProtocolError(
+                f"{req.method} {req.url}: server offset went backwards from "
+                f"{self.acknowledged} to {offset}"
+            )
+        return offset
+
+    def patch(self, url: str, offset: int, info: ServerInfo) -> Flow[int]:
+        """``PATCH`` one chunk from ``offset``; returns the server's new offset."""
+        length = min(self.options.chunk_size, self.file.size - offset)
+        body = self._body(offset, length)
+        extra = [("Upload-Offset", str(offset)), ("Content-Type", OFFSET_CONTENT_TYPE)]
+        algorithm = info.checksum_algorithm if self.options.checksum else None
+        if algorithm is not None:
+            raw: bytes = yield Digest(body, algorithm)
+            extra.append(("Upload-Checksum", f"{algorithm} {base64.b64encode(raw).decode()}"))
+        req = Request("PATCH", url, self._headers(url, *extra), body)
+        resp = yield from self._exchange(req)
+        if resp.status in (404, 410):
+            raise UploadGoneError(f"the upload {url} is gone ({resp.status})")
+        if resp.status == 460:
+            raise ChecksumMismatchError(
+                f"PATCH {url}: the server's {algorithm} of bytes "
+                f"{offset}-{offset + length - 1} differs",
+                status=460,
+                method="PATCH",
+                url=url,
+                request_id=request_id(resp),
+                outcome=Outcome.NOT_DELIVERED,
+            )
+        if resp.status not in (200, 204):
+            raise status_error(req, resp, now=self.retry.clock(), what="sending bytes failed")
+        new = _parse_int_header(resp, "upload-offset", req)
+        return self._check_offset(new, req, sent_to=offset + length)
+
+    def terminate(self, url: str) -> Flow[None]:
+        """``DELETE`` (termination extension): the server frees the upload."""
+        req = Request("DELETE", url, self._headers(url))
+        resp: Response = yield req
+        if resp.status not in (200, 204, 404, 410):
+            raise status_error(
+                req, resp, now=self.retry.clock(), what="cancelling the upload failed"
+            )
+
+    # -- the whole upload --
+
+    def run(self) -> Flow[UploadResult]:
+        if self.info is None:
+            self.info = yield from with_retries(self.discover, self.retry)
+            yield Emit(ServerDiscovered(self.endpoint, self.info))
+        info = self.info
+        if info.max_size is not None and self.file.size > info.max_size:
+            raise StatusError(
+                f"{self.file.path} is {self.file.size} bytes; {self.endpoint} accepts at most "
+                f"{info.max_size}",
+                status=413,
+            )
+        restarts = 0
+        while True:
+            try:
+                if self.upload_url and self._expired():
+                    raise UploadGoneError(f"the upload {self.upload_url} expired")
+                if self.upload_url is None:
+                    yield from self._begin(info)
+                    offset: int | None = self.acknowledged
+                else:
+                    offset = None  # ask the server
+                yield from self._send_all(info, offset)
+                assert self.upload_url is not None
+                return UploadResult(
+                    upload_url=self.upload_url,
+                    size=self.file.size,
+                    offset=self.acknowledged,
+                    sha256=self.digest.hexdigest(self.file.size) if self.digest else None,
+                )
+            except UploadGoneError as exc:
+                restarts += 1
+                if restarts > self.options.max_restarts:
+                    raise
+                yield Emit(UploadRestarted(self.upload_url, str(exc)))
+                self.upload_url, self.acknowledged, self.expires_at = None, 0, None
+
+    def _expired(self) -> bool:
+        return self.expires_at is not None and self.retry.clock() >= self.expires_at
+
+    def _begin(self, info: ServerInfo) -> Flow[None]:
+        def attempt() -> Flow[tuple[str, int | None]]:
+            return self.create(info)
+
+        url, offset = yield from with_retries(attempt, self.retry)
+        self.upload_url = url
+        if offset is None:
+            offset = yield from with_retries(lambda: self.head(url), self.retry)
+        self.acknowledged = offset
+        yield Emit(UploadCreated(url, self.expires_at, offset))
+        yield Emit(OffsetAcknowledged(url, offset, self.file.size))
+
+    def _send_all(self, info: ServerInfo, offset: int | None) -> Flow[None]:
+        """PATCH chunks until the server holds every byte.
+
+        Each chunk is one retry cycle: the attempt counter starts again once
+        the offset advances.
+        """
+        url = self.upload_url
+        assert url is not None
+        state = {"offset": offset}
+
+        def attempt() -> Flow[int]:
+            start = state["offset"]
+            if start is None:
+                start = yield from self.head(url)
+                state["offset"] = start
+                if start > self.acknowledged:
+                    self.acknowledged = start
+                    yield Emit(OffsetAcknowledged(url, start, self.file.size))
+                    return start  # progress: a fresh retry cycle
+            if start >= self.file.size:
+                return start
+            return (yield from self._patch_with_resync(url, start, info, state))
+
+        while True:
+            if self._expired():
+                raise UploadGoneError(f"the upload {url} expired")
+            new = yield from with_retries(attempt, self.retry, retry_if=self._retryable(state))
+            if new > self.acknowledged:
+                self.acknowledged = new
+                yield Emit(OffsetAcknowledged(url, new, self.file.size))
+            state["offset"] = new
+            if new >= self.file.size:
+                return
+
+    def _patch_with_resync(
+        self, url: str, start: int, info: ServerInfo, state: dict[str, int | None]
+    ) -> Flow[int]:
+        """PATCH from ``start``; on 409 re-read the offset, on 460 resend (both bounded)."""
+        conflicts = checksum_failures = 0
+        while True:
+            try:
+                return (yield from self.patch(url, start, info))
+            except ChecksumMismatchError:
+                checksum_failures += 1
+                if checksum_failures > self.retry.policy.checksum_retries:
+                    raise
+            except StatusError as exc:
+                if exc.status != 409:
+                    raise
+                conflicts += 1
+                if conflicts > MAX_CONFLICTS_PER_CHUNK:
+                    raise ProtocolError(
+                        f"PATCH {url}: the server keeps answering 409 (offset conflict)"
+                    ) from exc
+                start = yield from self.head(url)
+                state["offset"] = start
+                if start >= self.file.size:
+                    return start
+
+    def _retryable(self, state: dict[str, int | None]) -> _RetryThenHead:
+        return _RetryThenHead(self, state)
+
+
+class _RetryThenHead:
+    """Retry predicate for chunk cycles: transient failures retry after a HEAD."""
+
+    def __init__(self, upload: TusUpload, state: dict[str, int | None]) -> None:
+        self._upload = upload
+        self._state = state
+
+    def __call__(self, exc: BaseException) -> bool:
+        if is_transient(self._upload.retry.policy, exc) or isinstance(exc, ConnectionLostError):
+            self._state["offset"] = None  # the server decides where we are
+            return True
+        return False

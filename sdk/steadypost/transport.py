@@ -1,0 +1,241 @@
+"""The httpx boundary: send a :class:`~steadypost.flow.Request`, get a
+:class:`~steadypost.flow.Response`, and translate every httpx error.
+
+This is the only module that catches httpx exceptions. Connect-phase failures
+become :class:`~steadypost.errors.ConnectFailedError` (nothing reached the
+server); failures after the request started become
+:class:`~steadypost.errors.ConnectionLostError` (it may have been processed).
+The original exception is kept as ``__cause__``.
+
+File bodies are streamed from disk in ``block_size`` pieces with an explicit
+``Content-Length``, so memory does not grow with the chunk or the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from types import MappingProxyType
+
+import httpx
+
+from .errors import (
+    ConnectFailedError,
+    ConnectionLostError,
+    FileProblemError,
+    SteadypostError,
+    TransportError,
+)
+from .flow import FileBody, Request, Response
+from .models import Timeouts
+
+DEFAULT_BLOCK_SIZE = 1024 * 1024
+#: Answers are small JSON or empty; a server sending more is cut off here.
+MAX_RESPONSE_BYTES = 1024 * 1024
+
+BodyProgress = Callable[[FileBody, int], None]
+"""Called with the body and the file position reached after each block is handed to httpx."""
+
+
+def translate(exc: httpx.HTTPError, request: Request) -> TransportError:
+    """Map an httpx exception to a steadypost one (the caller raises it ``from exc``)."""
+    what = f"{request.method} {request.url}"
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return ConnectFailedError(f"{what}: could not connect ({type(exc).__name__}: {exc})")
+    if isinstance(exc, httpx.TimeoutException):
+        return ConnectionLostError(f"{what}: timed out ({type(exc).__name__})")
+    return ConnectionLostError(f"{what}: connection lost ({type(exc).__name__}: {exc})")
+
+
+def to_httpx_timeout(timeouts: Timeouts, read_override: float | None = None) -> httpx.Timeout:
+    return httpx.Timeout(
+        connect=timeouts.connect,
+        read=read_override if read_override is not None else timeouts.read,
+        write=timeouts.write,
+        pool=timeouts.pool,
+    )
+
+
+class _FileReader:
+    """Reads a :class:`FileBody` block by block, checking the file did not change."""
+
+    def __init__(self, body: FileBody, block_size: int) -> None:
+        self.body = body
+        self.block_size = block_size
+
+    def open(self) -> int:
+        b = self.body
+        try:
+            fd = os.open(b.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        except FileNotFoundError as exc:
+            raise FileProblemError(f"{b.path}: the file is gone") from exc
+        except OSError as exc:
+            raise FileProblemError(f"{b.path}: cannot read the file ({exc.strerror})") from exc
+        st = os.fstat(fd)
+        if st.st_size != b.expect_size or st.st_mtime_ns != b.expect_mtime_ns:
+            os.close(fd)
+            raise FileProblemError(
+                f"{b.path} changed since its upload began (size {b.expect_size} -> {st.st_size}); "
+                "it will not be resumed into the old upload"
+            )
+        return fd
+
+    def blocks(self, fd: int) -> Iterator[bytes]:
+        b = self.body
+        position, end = b.offset, b.offset + b.length
+        while position < end:
+            data = os.pread(fd, min(self.block_size, end - position), position)
+            if not data:
+                raise FileProblemError(f"{b.path} became shorter while it was being uploaded")
+            if b.digest is not None:
+                b.digest.feed(position, data)
+            position += len(data)
+            yield data
+
+    def digest(self, algorithm: str) -> bytes:
+        fd = self.open()
+        try:
+            h = hashlib.new(algorithm)
+            for block in self.blocks(fd):
+                h.update(block)
+            return h.digest()
+        finally:
+            os.close(fd)
+
+
+def digest_body(body: FileBody, algorithm: str, block_size: int = DEFAULT_BLOCK_SIZE) -> bytes:
+    """The raw digest of a file body (for ``Upload-Checksum``), without feeding ``body.digest``."""
+    plain = FileBody(body.path, body.offset, body.length, body.expect_size, body.expect_mtime_ns)
+    return _FileReader(plain, block_size).digest(algorithm)
+
+
+def _iter_file(
+    body: FileBody,
+    block_size: int,
+    on_body: BodyProgress | None,
+    check_cancelled: Callable[[], None] | None,
+) -> Iterator[bytes]:
+    reader = _FileReader(body, block_size)
+    fd = reader.open()
+    try:
+        position = body.offset
+        for block in reader.blocks(fd):
+            if check_cancelled is not None:
+                check_cancelled()
+            yield block
+            position += len(block)
+            if on_body is not None:
+                on_body(body, position)
+    finally:
+        os.close(fd)
+
+
+def _response(resp: httpx.Response, content: bytes) -> Response:
+    return Response(
+        status=resp.status_code,
+        headers=MappingProxyType({k.lower(): v for k, v in resp.headers.items()}),
+        content=content,
+        url=str(resp.url),
+    )
+
+
+def _build(
+    client: httpx.Client | httpx.AsyncClient, request: Request, content: object, timeouts: Timeouts
+) -> httpx.Request:
+    headers = dict(request.headers)
+    if request.body is not None:
+        headers["Content-Length"] = str(request.body_length)
+    return client.build_request(
+        request.method,
+        request.url,
+        headers=headers,
+        content=content,  # type: ignore[arg-type]
+        timeout=to_httpx_timeout(timeouts, request.timeout_s),
+    )
+
+
+class SyncHttp:
+    """Sends requests with an ``httpx.Client`` (pooled, keep-alive)."""
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        *,
+        timeouts: Timeouts,
+        block_size: int = DEFAULT_BLOCK_SIZE,
+        on_body: BodyProgress | None = None,
+        check_cancelled: Callable[[], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.timeouts = timeouts
+        self.block_size = block_size
+        self.on_body = on_body
+        self.check_cancelled = check_cancelled
+
+    def send(self, request: Request) -> Response:
+        body = request.body
+        content = (
+            _iter_file(body, self.block_size, self.on_body, self.check_cancelled)
+            if isinstance(body, FileBody)
+            else body
+        )
+        req = _build(self.client, request, content, self.timeouts)
+        try:
+            resp = self.client.send(req, stream=True)
+            try:
+                content_bytes = b""
+                for part in resp.iter_bytes():
+                    content_bytes += part
+                    if len(content_bytes) > MAX_RESPONSE_BYTES:
+                        break
+            finally:
+                resp.close()
+        except httpx.HTTPError as exc:
+            raise translate(exc, request) from exc
+        return _response(resp, content_bytes[:MAX_RESPONSE_BYTES])
+
+
+class AsyncHttp:
+    """Sends requests with an ``httpx.AsyncClient`` (pooled, keep-alive)."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        timeouts: Timeouts,
+        block_size: int = DEFAULT_BLOCK_SIZE,
+        on_body: BodyProgress | None = None,
+        check_cancelled: Callable[[], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.timeouts = timeouts
+        self.block_size = block_size
+        self.on_body = on_body
+        self.check_cancelled = check_cancelled
+
+    async def _stream(self, body: FileBody) -> AsyncIterator[bytes]:
+        # Reading one block from local disk is short; it runs inline, not in a thread.
+        for block in _iter_file(body, self.block_size, self.on_body, self.check_cancelled):
+            yield block
+
+    async def send(self, request: Request) -> Response:
+        body = request.body
+        content = self._stream(body) if isinstance(body, FileBody) else body
+        req = _build(self.client, request, content, self.timeouts)
+        try:
+            resp = await self.client.send(req, stream=True)
+            try:
+                content_bytes = b""
+                async for part in resp.aiter_bytes():
+                    content_bytes += part
+                    if len(content_bytes) > MAX_RESPONSE_BYTES:
+                        break
+            finally:
+                await resp.aclose()
+        except httpx.HTTPError as exc:
+            raise translate(exc, request) from exc
+        return _response(resp, content_bytes[:MAX_RESPONSE_BYTES])
+
+
+__all__ = ["AsyncHttp", "SteadypostError", "SyncHttp", "digest_body", "translate"]
