@@ -67,6 +67,8 @@ DEFAULT_MAX_RESTARTS = 3
 MAX_CONFLICTS_PER_CHUNK = 3
 #: Strongest first; the first one the server offers is used.
 CHECKSUM_PREFERENCE = ("sha256", "sha1", "md5")
+#: Answers that say the server did not act on the request (it was busy or locked).
+NOT_PROCESSED_STATUSES = frozenset({408, 423, 425, 429, 503})
 #: Headers servers use to name a request in their logs; kept in the journal.
 REQUEST_ID_HEADERS = (
     "x-request-id",
@@ -173,9 +175,17 @@ def status_error(request: Request, response: Response, *, now: float, what: str)
     """A :class:`StatusError` for an unexpected answer, with ``Retry-After`` parsed."""
     body = response.content[:200].decode("utf-8", "replace").strip()
     hint = f": {body}" if body and "<html" not in body.lower() else ""
+    status = response.status
+    if status in NOT_PROCESSED_STATUSES:
+        outcome = Outcome.NOT_DELIVERED
+    elif status >= 500:
+        outcome = Outcome.AMBIGUOUS
+    else:
+        outcome = Outcome.REJECTED
     return StatusError(
-        f"{what}: {request.method} {request.url} answered {response.status}{hint}",
-        status=response.status,
+        f"{what}: {request.method} {request.url} answered {status}{hint}",
+        outcome=outcome,
+        status=status,
         method=request.method,
         url=request.url,
         retry_after=parse_retry_after(response.header("retry-after"), now=now),
