@@ -392,7 +392,11 @@ def bench(args: argparse.Namespace) -> int:
         log(f"server at {server.endpoint}")
 
         results: dict[str, list[Run]] = {c.name: [] for c in clients}
-        for i in range(args.runs):
+        rounds = [("warm-up", i) for i in range(args.warmup)] + [
+            ("run", i) for i in range(args.runs)
+        ]
+        for phase, i in rounds:
+            total = args.warmup if phase == "warm-up" else args.runs
             for client in clients:  # interleaved, so drift hits every client alike
                 cpu0 = sum(server_proc.cpu_times()[:2])
                 if client.kind == "curl":
@@ -401,16 +405,17 @@ def bench(args: argparse.Namespace) -> int:
                     run = run_python_client(client, file, server.endpoint, env, args.timeout)
                 run.server_cpu_s = sum(server_proc.cpu_times()[:2]) - cpu0
                 verify_and_remove(server, run, args.size, sha)
-                results[client.name].append(run)
+                if phase == "run":
+                    results[client.name].append(run)
                 log(
-                    f"run {i + 1}/{args.runs} {client.name:<15} "
+                    f"{phase} {i + 1}/{total} {client.name:<15} "
                     f"{args.size / run.seconds / 1e6:8.1f} MB/s  "
                     f"rss {run.peak_rss_mib:7.1f} MiB  cpu {run.cpu_s:6.2f} s  sha256 ok"
                 )
 
         rows = [median_row(c, results[c.name], args.size) for c in clients]
         if args.json:
-            meta = {"size_bytes": args.size, "runs": args.runs, "sha256": sha}
+            meta = {"size_bytes": args.size, "runs": args.runs, "warmup": args.warmup}
             print(json.dumps({"rows": rows, **meta}, indent=2))
         else:
             print_table(rows, args.size, args.runs)
@@ -427,7 +432,10 @@ def bench(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=parse_size, default=parse_size("256M"))
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per client")
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="untimed (but verified) rounds first (default 1)"
+    )
     parser.add_argument(
         "--clients",
         default=DEFAULT_CLIENTS,

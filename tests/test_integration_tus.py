@@ -9,7 +9,6 @@ from pathlib import Path
 import httpx
 import pytest
 from tusclient import client as tus_client
-from tusd import TusServer
 
 from steadypost import (
     AsyncUploader,
@@ -19,6 +18,7 @@ from steadypost import (
     UploadCancelledError,
     Uploader,
 )
+from tusd import TusServer
 
 CHUNK = 64 * 1024
 MiB = 1024 * 1024
@@ -53,7 +53,8 @@ def test_sizes_around_the_chunk_size(tus_server: TusServer, tmp_path: Path, size
     with Uploader(chunk_size=CHUNK, sleep=no_sleep) as up:
         result = up.upload(video, tus_server.endpoint, metadata={"caption": "size test"})
     [stored] = tus_server.uploads()
-    assert stored.completed and stored.length == size
+    assert stored.completed
+    assert stored.length == size
     assert tus_server.sha256(stored.id) == sha(video) == result.sha256
     assert stored.metadata["filename"] == "v.mp4"
     assert stored.metadata["caption"] == "size test"
@@ -86,7 +87,8 @@ def test_server_killed_and_restarted_mid_upload(tus_server: TusServer, tmp_path:
 
     with Uploader(chunk_size=8 * MiB, sleep=restart_instead_of_waiting) as up:
         result = up.upload(video, tus_server.endpoint, on_progress=kill_at_10_mib)
-    assert killed and sleeps
+    assert killed
+    assert sleeps
     [stored] = tus_server.uploads()  # the same upload resource, no second one
     assert stored.completed
     assert result.upload_url.endswith(stored.id)
@@ -146,7 +148,8 @@ def test_tuspy_begins_steadypost_finishes(tus_server: TusServer, tmp_path: Path)
     assert result.upload_url == begun.url
     assert result.bytes_sent == 8 * CHUNK + 5  # only what the server lacked
     [stored] = tus_server.uploads()
-    assert stored.completed and tus_server.sha256(stored.id) == sha(video)
+    assert stored.completed
+    assert tus_server.sha256(stored.id) == sha(video)
 
 
 def test_steadypost_begins_tuspy_finishes(tus_server: TusServer, tmp_path: Path) -> None:
@@ -168,7 +171,8 @@ def test_steadypost_begins_tuspy_finishes(tus_server: TusServer, tmp_path: Path)
     assert finisher.offset == 3 * MiB
     finisher.upload()
     [stored] = tus_server.uploads()
-    assert stored.id in seen and stored.completed
+    assert stored.id in seen
+    assert stored.completed
     assert tus_server.sha256(stored.id) == sha(video)
 
 

@@ -59,7 +59,8 @@ async def test_sync_and_async_send_the_same_requests(video: Path) -> None:
         async_result = await aup.upload(video, ENDPOINT)
 
     assert trace(sync_tus) == trace(async_tus)
-    assert sync_time.sleeps == async_time.sleeps and len(sync_time.sleeps) == 3
+    assert sync_time.sleeps == async_time.sleeps
+    assert len(sync_time.sleeps) == 3
     assert sync_result == async_result
     digest = hashlib.sha256(video.read_bytes()).hexdigest()
     assert sync_result.sha256 == digest == sync_tus.sha256(sync_result.upload_url)

@@ -77,7 +77,8 @@ def test_full_upload_in_chunks(httpx_mock: HTTPXMock, video: Path, ft: FakeTime)
     assert "Transfer-Encoding" not in patch.headers
     assert all(r.headers["Tus-Resumable"] == "1.0.0" for r in tus.requests)
     acked = [p.acknowledged for p in progress if p.kind is ProgressKind.BYTES]
-    assert acked[-1] == 10_240 and acked == sorted(acked)
+    assert acked[-1] == 10_240
+    assert acked == sorted(acked)
     assert ft.sleeps == []
 
 
@@ -147,7 +148,8 @@ def test_503_with_retry_after_seconds_waits_then_heads(
     with make_uploader(ft) as up:
         up.upload(video, ENDPOINT, on_progress=lambda p: waits.append(p) if p.wait_s else None)
     assert tus.methods() == ["OPTIONS", "POST", "PATCH", "HEAD", "PATCH", "PATCH", "PATCH"]
-    assert len(ft.sleeps) == 1 and ft.sleeps[0] >= 42
+    assert len(ft.sleeps) == 1
+    assert ft.sleeps[0] >= 42
     assert waits[0].message == f"server busy (503), retrying in {ft.sleeps[0]:.0f} s"
 
 
@@ -187,7 +189,8 @@ def test_other_4xx_are_rejected_without_retry(
     tus.queue("PATCH", Canned(status, content=b"<html><body>nope</body></html>"))
     with make_uploader(ft) as up, pytest.raises(StatusError) as info:
         up.upload(video, ENDPOINT)
-    assert info.value.status == status and info.value.outcome is Outcome.REJECTED
+    assert info.value.status == status
+    assert info.value.outcome is Outcome.REJECTED
     assert "<html" not in str(info.value)
     assert ft.sleeps == []
 
@@ -289,7 +292,7 @@ def test_expired_upload_is_not_resumed(httpx_mock: HTTPXMock, video: Path, ft: F
     with make_uploader(ft) as up:
         result = up.upload(video, ENDPOINT)
     # The first upload had already expired: no PATCH was sent into it.
-    assert [str(r.url) for r in tus.requests if r.method == "PATCH"][0] == result.upload_url
+    assert next(str(r.url) for r in tus.requests if r.method == "PATCH") == result.upload_url
     assert result.upload_url != ENDPOINT + "u9"
 
 
@@ -365,7 +368,8 @@ def test_credentials_do_not_leak_to_another_origin(
     by_host = {(r.method, r.url.host): r for r in tus.requests}
     assert by_host[("POST", "up.example.com")].headers["Authorization"] == "Bearer s3cret"
     patches = [r for r in tus.requests if r.method == "PATCH"]
-    assert patches and all("Authorization" not in r.headers for r in patches)
+    assert patches
+    assert all("Authorization" not in r.headers for r in patches)
 
 
 def test_credentials_go_to_an_allowed_origin(
@@ -391,7 +395,8 @@ def test_retries_are_bounded_and_say_not_delivered(
     with make_uploader(ft, retry=RetryPolicy(max_attempts=4, deadline_s=None)) as up:
         with pytest.raises(RetriesExhaustedError) as info:
             up.upload(video, ENDPOINT)
-    assert info.value.attempts == 4 and len(ft.sleeps) == 3
+    assert info.value.attempts == 4
+    assert len(ft.sleeps) == 3
     assert info.value.outcome is Outcome.NOT_DELIVERED  # a 503 says: not processed
     assert isinstance(info.value.__cause__, StatusError)
 

@@ -146,7 +146,7 @@ def event_from_row(row: Sequence[Any]) -> JournalEvent:
 # --- validation ---------------------------------------------------------------------
 
 
-def _count(name: str, value: Any) -> int:
+def non_negative(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{name} must be a non-negative int, not {value!r}")
     return value
@@ -185,9 +185,9 @@ def sha256_hex(value: Any) -> str | None:
 _CONVERTERS: Mapping[str, Callable[[str, Any], Any]] = MappingProxyType(
     {
         "upload_url": _text,
-        "offset": _count,
-        "attempts": _count,
-        "size": _count,
+        "offset": non_negative,
+        "attempts": non_negative,
+        "size": non_negative,
         "mtime_ns": _int,
         "next_attempt_at": _time,
         "upload_expires_at": _time,

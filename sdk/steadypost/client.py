@@ -28,10 +28,11 @@ from typing import Any
 
 import httpx
 
+from .digest import RunningDigest
 from .drivers import run_async, run_sync
 from .errors import FileProblemError, UploadCancelledError
 from .events import OffsetAcknowledged, ServerDiscovered
-from .flow import FileBody, Request, Response, RetryContext, RunningDigest, Sleep
+from .flow import FileBody, Request, Response, RetryContext, Sleep
 from .models import Progress, ProgressKind, Timeouts, UploadResult
 from .platforms.tus import DEFAULT_CHUNK_SIZE, LocalFile, ServerInfo, TusOptions, TusUpload
 from .policy import RetryPolicy
@@ -249,13 +250,16 @@ class Uploader(_UploaderBase):
             on_body=obs.on_body,
             check_cancelled=self._check_cancelled,
         )
-        value = run_sync(
-            upload.run(),
-            http=http,
-            sleep=self._sleep,
-            observer=obs,
-            check_cancelled=self._check_cancelled,
-        )
+        try:
+            value = run_sync(
+                upload.run(),
+                http=http,
+                sleep=self._sleep,
+                observer=obs,
+                check_cancelled=self._check_cancelled,
+            )
+        finally:
+            upload.close()
         return self._result(upload, value, obs)
 
     def upload(
@@ -353,13 +357,16 @@ class AsyncUploader(_UploaderBase):
             on_body=obs.on_body,
             check_cancelled=self._check_cancelled,
         )
-        value = await run_async(
-            upload.run(),
-            http=http,
-            sleep=self._sleep,
-            observer=obs,
-            check_cancelled=self._check_cancelled,
-        )
+        try:
+            value = await run_async(
+                upload.run(),
+                http=http,
+                sleep=self._sleep,
+                observer=obs,
+                check_cancelled=self._check_cancelled,
+            )
+        finally:
+            upload.close()
         return self._result(upload, value, obs)
 
     async def upload(

@@ -20,7 +20,6 @@ machine, turning tenacity's "sleep" decisions into :class:`Sleep` effects.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 from collections.abc import Callable, Generator, Iterable, Mapping
@@ -32,6 +31,7 @@ import tenacity
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
+from .digest import RunningDigest
 from .errors import Outcome, RetriesExhaustedError, SteadypostError
 from .policy import RetryPolicy, describe, is_transient, retry_wait
 
@@ -139,38 +139,6 @@ def make_headers(
         for key, value in items:
             merged[key.lower()] = (key, value)
     return tuple(merged.values())
-
-
-class RunningDigest:
-    """SHA-256 of a file built from the blocks the upload reads, in order.
-
-    Blocks that arrive out of order (a resume that skips bytes already on the
-    server) leave a gap; then :attr:`hexdigest` is ``None`` and the caller may
-    hash the missing prefix with :meth:`feed` itself before the upload.
-    """
-
-    def __init__(self) -> None:
-        self._hash = hashlib.sha256()
-        self.position = 0
-        self.broken = False
-
-    def feed(self, offset: int, data: bytes | memoryview) -> None:
-        if self.broken:
-            return
-        end = offset + len(data)
-        if end <= self.position:
-            return  # re-sent bytes already hashed
-        if offset > self.position:
-            self.broken = True
-            return
-        self._hash.update(memoryview(data)[self.position - offset :])
-        self.position = end
-
-    def hexdigest(self, size: int) -> str | None:
-        """The digest once exactly ``size`` bytes have been fed in order."""
-        if self.broken or self.position != size:
-            return None
-        return self._hash.hexdigest()
 
 
 # --- retries under tenacity ---------------------------------------------------------

@@ -29,6 +29,7 @@ from types import MappingProxyType
 
 import httpx
 
+from ..digest import RunningDigest
 from ..errors import (
     ChecksumMismatchError,
     ConnectionLostError,
@@ -52,7 +53,6 @@ from ..flow import (
     Request,
     Response,
     RetryContext,
-    RunningDigest,
     make_headers,
     with_retries,
 )
@@ -248,6 +248,11 @@ class TusUpload:
         self.expires_at = expires_at
         self.digest = digest
         self._trusted = {origin_of(endpoint), *map(origin_of, options.allowed_origins)}
+
+    def close(self) -> None:
+        """Release the digest's helper thread."""
+        if self.digest is not None:
+            self.digest.close()
 
     # -- requests --
 
