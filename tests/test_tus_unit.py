@@ -112,7 +112,10 @@ def test_creation_with_upload_when_advertised(
     tus = serve(httpx_mock, extensions="creation,creation-with-upload")
     with make_uploader(ft) as up:
         result = up.upload(video, ENDPOINT)
-    assert tus.methods() == ["OPTIONS", "POST"]
+    # The first chunk rides on the POST; the rest follows in PATCHes.
+    assert tus.methods() == ["OPTIONS", "POST", "PATCH", "PATCH"]
+    assert len(tus.requests[1].content) == 4 * KiB
+    assert tus.requests[2].headers["Upload-Offset"] == str(4 * KiB)
     assert tus.sha256(result.upload_url) == sha(video)
 
 

@@ -40,7 +40,7 @@ POST_COLUMNS: tuple[str, ...] = (
     "upload_expires_at",
     "extra",
 )
-SELECT_POSTS = "SELECT " + ", ".join(f'"{c}"' for c in POST_COLUMNS) + " FROM posts"
+SELECT_POSTS = "SELECT " + ", ".join(f'"{c}"' for c in POST_COLUMNS) + " FROM posts"  # noqa: S608
 SELECT_EVENTS = "SELECT event_id, post_id, at, kind, data FROM events"
 
 #: Fields ``Journal.transition`` may change along with the state.
@@ -113,7 +113,7 @@ def loads_frozen(text: str) -> Mapping[str, Any]:
 
 
 def post_from_row(row: Sequence[Any]) -> Post:
-    r = dict(zip(POST_COLUMNS, row))
+    r = dict(zip(POST_COLUMNS, row, strict=True))
     return Post(
         post_id=r["post_id"],
         platform=r["platform"],
@@ -200,7 +200,9 @@ _CONVERTERS: Mapping[str, Callable[[str, Any], Any]] = MappingProxyType(
 )
 
 
-def field_values(fields: Mapping[str, Any], allowed: frozenset[str], *, what: str) -> dict[str, Any]:
+def field_values(
+    fields: Mapping[str, Any], allowed: frozenset[str], *, what: str
+) -> dict[str, Any]:
     """Validate caller-supplied post fields and convert them to column values.
 
     Unknown names raise ``TypeError`` (like an unexpected keyword argument); bad

@@ -45,23 +45,28 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import json
 import math
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
-from steadypost import _journal_codec as codec
 from steadypost._journal_codec import make_owner, new_post_id
-from steadypost._journal_redact import redact_url, sanitize
-from steadypost.errors import IllegalTransitionError, JournalError, LeaseHeldError
-from steadypost.migrations import APPLICATION_ID, SchemaTooNewError, migrate, schema_version
-from steadypost.models import FileIdentity, JournalEvent, Post, PostState, can_transition
+from steadypost._journal_posts import (
+    DEFAULT_LEASE_S,
+    EVENT_KINDS,
+    JournalCorruptError,
+    Params,
+    PostExistsError,
+    PostNotFoundError,
+)
+from steadypost._journal_redact import redact_url
+from steadypost._journal_schedule import DEFAULT_RETENTION_S, ScheduleAPI
+from steadypost.errors import JournalError
+from steadypost.migrations import APPLICATION_ID, SchemaTooNewError, migrate
 from steadypost.paths import default_journal_path
 
 __all__ = [
@@ -81,42 +86,19 @@ __all__ = [
 
 DEFAULT_BUSY_TIMEOUT_S = 10.0
 """How long a write waits for another process's write to finish."""
-DEFAULT_LEASE_S = 300.0
-"""How long a claimed post stays reserved without a checkpoint or renew."""
-DEFAULT_RETENTION_S = 30 * 24 * 3600.0
-"""How long finished posts are kept before :meth:`Journal.purge` may delete them."""
-EVENT_KINDS = frozenset({"request", "response", "error", "wait", "note", "verify"})
-"""Kinds accepted by :meth:`Journal.record` (``state`` events come from transitions)."""
 
-
-class PostNotFoundError(JournalError):
-    """No post with this id is in the journal (never added, or purged)."""
-
-
-class PostExistsError(JournalError):
-    """A post with this id is already in the journal (ids are idempotency keys)."""
-
-
-class JournalCorruptError(JournalError):
-    """The file is corrupt or is not a steadypost journal; it was left untouched."""
-
-
-_EMPTY: Mapping[str, str] = MappingProxyType({})
-_UP, _Q = PostState.UPLOADING, PostState.QUEUED
-_FINISHED = "(" + ", ".join(f"'{s.value}'" for s in PostState if s.finished) + ")"
-# When a post next needs a worker: now for queued, at lease expiry for uploading,
-# else next_attempt_at. due(), claim() and next_due_at() all use this.
-_DUE_AT = """CASE state WHEN 'queued' THEN updated_at
-    WHEN 'uploading' THEN COALESCE(lease_expires_at, updated_at)
-    ELSE COALESCE(next_attempt_at, updated_at) END"""
-_ACTIVE = "state IN ('queued', 'waiting', 'unconfirmed', 'uploading')"
-_IS_DUE = f"(state = 'queued' OR ({_DUE_AT}) <= :now)"
-_BY_DUE = f" ORDER BY ({_DUE_AT}), created_at, post_id"
-# sqlite3 primary result codes (sqlite_errorcode only exists from Python 3.11).
+# sqlite3 primary result codes (``sqlite_errorcode`` only exists from Python 3.11).
 _FULL, _CORRUPT, _NOTADB, _BUSY, _LOCKED = 13, 11, 26, 5, 6
 _ACCESS = frozenset({3, 8, 10, 14, 23})  # PERM, READONLY, IOERR, CANTOPEN, AUTH
-_BY_MESSAGE = (("disk is full", _FULL), ("not a database", _NOTADB), ("malformed", _CORRUPT),
-               ("locked", _BUSY), ("unable to open", 14), ("readonly", 8), ("i/o error", 10))
+_BY_MESSAGE = (
+    ("disk is full", _FULL),
+    ("not a database", _NOTADB),
+    ("malformed", _CORRUPT),
+    ("locked", _BUSY),
+    ("unable to open", 14),
+    ("readonly", 8),
+    ("i/o error", 10),
+)
 
 
 def _result_code(exc: sqlite3.Error) -> int | None:
@@ -127,21 +109,39 @@ def _result_code(exc: sqlite3.Error) -> int | None:
     return next((c for needle, c in _BY_MESSAGE if needle in text), None)
 
 
-def _positive(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-        math.isfinite(value) and value > 0
-    ):
-        raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
-    return float(value)
+def _switch_to_wal(conn: sqlite3.Connection, timeout_s: float) -> str:
+    """``PRAGMA journal_mode = WAL``, waiting out other first openers of a new file.
+
+    Switching a new file to WAL needs it to itself for an instant; SQLite answers
+    "locked" at once rather than calling its busy handler while other openers
+    hold read locks, so this does the waiting instead (bounded by the busy timeout).
+    """
+    deadline = time.monotonic() + timeout_s
+    pause = 0.001
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+        except sqlite3.OperationalError as exc:
+            if _result_code(exc) not in (_BUSY, _LOCKED) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
-class Journal:
+class Journal(ScheduleAPI):
     """The SQLite journal of posts and events; see the module docstring.
 
     ``path`` defaults to :func:`steadypost.paths.default_journal_path`; missing
     directories are created (0700) and a new file is created 0600. ``clock``
     returns UTC epoch seconds and stamps every row and event. Use it as a
     context manager, or call :meth:`close`.
+
+    Posts: :meth:`add`, :meth:`get`, :meth:`list`, :meth:`events`,
+    :meth:`record`, :meth:`transition`, :meth:`checkpoint`. Workers:
+    :meth:`claim`, :meth:`renew`, :meth:`release`, :meth:`due`,
+    :meth:`next_due_at`. Housekeeping: :meth:`counts`, :meth:`purge`,
+    :meth:`check`, :meth:`atomic`. Hosts: :meth:`get_host_state`,
+    :meth:`put_host_state`, :meth:`update_host_state`.
     """
 
     def __init__(
@@ -151,16 +151,19 @@ class Journal:
         clock: Callable[[], float] = time.time,
         busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
     ) -> None:
+        if not (isinstance(busy_timeout_s, (int, float)) and math.isfinite(busy_timeout_s)
+                and busy_timeout_s >= 0):
+            raise ValueError(f"busy_timeout_s must be >= 0 seconds, not {busy_timeout_s!r}")
         self._path = Path(os.path.abspath(path if path is not None else default_journal_path()))
         self._clock = clock
-        self._busy_timeout_s = _positive("busy_timeout_s", busy_timeout_s)
+        self._busy_timeout_s = float(busy_timeout_s)
         self._lock = threading.RLock()
         self._depth = 0
         self._conn: sqlite3.Connection | None = None
         with self._translated("open"):
             self._conn = self._open()
 
-    # --- the one boundary where sqlite3 and OS errors become JournalError -------------
+    # --- the one boundary where sqlite3 and OS errors become JournalError ----------------
 
     @contextlib.contextmanager
     def _translated(self, action: str) -> Iterator[None]:
@@ -179,8 +182,8 @@ class Journal:
         code = _result_code(exc)
         if code == _FULL:
             return JournalError(
-                f"{where}: the disk is full, could not {action} ({exc}); nothing of this "
-                "step was saved and everything saved before is intact: free some space"
+                f"cannot {action} {where}: the disk is full ({exc}). Nothing of this step "
+                "was saved and everything saved before is intact: free some space and retry"
             )
         if code in (_CORRUPT, _NOTADB):
             return JournalCorruptError(
@@ -189,15 +192,14 @@ class Journal:
             )
         if code in (_BUSY, _LOCKED):
             return JournalError(
-                f"{where} stayed locked by another process for over "
-                f"{self._busy_timeout_s:g} s; could not {action}"
+                f"cannot {action} {where}: another process kept it locked for over "
+                f"{self._busy_timeout_s:g} s"
             )
         if code in _ACCESS:
             return JournalError(
-                f"cannot {action} {where}: {exc} (can this user write the file "
-                "and its directory?)"
+                f"cannot {action} {where}: {exc} (can this user write the file and its directory?)"
             )
-        return JournalError(f"{where}: could not {action}: {exc}")
+        return JournalError(f"cannot {action} {where}: {exc}")
 
     def _open(self) -> sqlite3.Connection:
         self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -205,7 +207,7 @@ class Journal:
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
             os.close(os.open(self._path, flags, 0o600))
         conn = sqlite3.connect(
-            self._path.as_uri() + "?mode=rw",  # never create: the file exists by now
+            self._path.as_uri() + "?mode=rw",  # never let SQLite create or replace the file
             uri=True,
             timeout=self._busy_timeout_s,
             isolation_level=None,
@@ -213,8 +215,8 @@ class Journal:
         )
         try:
             self._identify(conn)  # before anything writes to a file that may not be ours
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
+            mode = _switch_to_wal(conn, self._busy_timeout_s)
+            if mode != "wal":
                 raise JournalError(f"journal {self._path}: cannot use WAL mode (got {mode})")
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
@@ -225,9 +227,13 @@ class Journal:
         return conn
 
     def _identify(self, conn: sqlite3.Connection) -> None:
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-        if app_id == APPLICATION_ID or (app_id == 0 and not tables and not schema_version(conn)):
+        # One statement, so one consistent snapshot while another process migrates.
+        app_id, version, tables = conn.execute(
+            "SELECT (SELECT application_id FROM pragma_application_id),"
+            " (SELECT user_version FROM pragma_user_version),"
+            " (SELECT count(*) FROM sqlite_master)"
+        ).fetchone()
+        if app_id == APPLICATION_ID or (app_id == 0 and not tables and not version):
             return
         raise JournalCorruptError(
             f"{self._path} is an SQLite database of another application, not a steadypost "
@@ -239,19 +245,19 @@ class Journal:
             raise JournalError(f"journal {self._path} is closed")
         return self._conn
 
-    def _rows(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Any]:
+    def _rows(self, sql: str, params: Params = ()) -> builtins.list[Any]:
         with self._lock, self._translated("read"):
             return self._connection().execute(sql, params).fetchall()
 
-    def _run(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> int:
-        with self._lock, self._translated("write"):
+    def _run(self, sql: str, params: Params = ()) -> int:
+        with self._lock, self._translated("write to"):
             return self._connection().execute(sql, params).rowcount
 
-    def _rollback(self, sql: str) -> None:
+    def _quietly(self, sql: str) -> None:
         with contextlib.suppress(sqlite3.Error):
             self._connection().execute(sql)
 
-    # --- lifecycle -----------------------------------------------------------------------
+    # --- lifecycle ------------------------------------------------------------------------
 
     @property
     def path(self) -> Path:
@@ -260,7 +266,7 @@ class Journal:
 
     @property
     def schema_version(self) -> int:
-        """The schema version of the file (``PRAGMA user_version``)."""
+        """The file's schema version (``PRAGMA user_version``)."""
         return int(self._rows("PRAGMA user_version")[0][0])
 
     def close(self) -> None:
@@ -285,26 +291,27 @@ class Journal:
         """A ``BEGIN IMMEDIATE`` transaction: commit on success, roll back on error.
 
         Every public method already runs in its own transaction; use this to group
-        several (e.g. read host state and write it back) so other processes see all
-        or nothing. Nested use joins the outer transaction through a savepoint. Other
-        threads wait while it is held, so keep it short and never span an ``await``.
+        several so other processes see all or nothing. Nested use joins the outer
+        transaction (through a savepoint, so an inner error caught inside the outer
+        block undoes only the inner part). Other threads wait while it is held:
+        keep it short and never span an ``await``.
         """
         with self._lock:
             conn = self._connection()
             if self._depth:
                 name = f"nested_{self._depth}"
-                with self._translated("write"):
+                with self._translated("write to"):
                     conn.execute(f"SAVEPOINT {name}")
                 self._depth += 1
                 try:
                     yield
                 except BaseException:
-                    self._rollback(f"ROLLBACK TO {name}")
-                    self._rollback(f"RELEASE {name}")
+                    self._quietly(f"ROLLBACK TO {name}")
+                    self._quietly(f"RELEASE {name}")
                     raise
                 finally:
                     self._depth -= 1
-                with self._translated("write"):
+                with self._translated("write to"):
                     conn.execute(f"RELEASE {name}")
                 return
             with self._translated("start writing to"):
@@ -316,45 +323,14 @@ class Journal:
                     conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
-                    self._rollback("ROLLBACK")
+                    self._quietly("ROLLBACK")
                 raise
             finally:
                 self._depth = 0
 
     def check(self) -> None:
-        """Run SQLite's integrity and foreign-key checks; raise ``JournalCorruptError``."""
+        """Run SQLite's integrity and foreign-key checks; ``JournalCorruptError`` on a problem."""
         problems = [row[0] for row in self._rows("PRAGMA integrity_check") if row[0] != "ok"]
-        problems += [f"dangling row {row}" for row in self._rows("PRAGMA foreign_key_check")]
+        problems += [f"dangling row {tuple(row)}" for row in self._rows("PRAGMA foreign_key_check")]
         if problems:
             raise JournalCorruptError(f"journal {self._path} failed its check: {problems[:5]}")
-
-    # --- internal row helpers --------------------------------------------------------------
-
-    def _load(self, post_id: str) -> Post:
-        rows = self._rows(codec.SELECT_POSTS + " WHERE post_id = ?", (post_id,))
-        if not rows:
-            raise PostNotFoundError(f"no post {post_id!r} in journal {self._path}")
-        return codec.post_from_row(rows[0])
-
-    def _event(self, post_id: str, at: float, kind: str, data: Mapping[str, Any]) -> None:
-        self._run(
-            "INSERT INTO events (post_id, at, kind, data) VALUES (?, ?, ?, ?)",
-            (post_id, at, kind, codec.dumps(sanitize(data))),
-        )
-
-    def _write(self, post: Post, values: dict[str, Any]) -> None:
-        """UPDATE a post; a new upload URL starts at offset 0 unless one is given."""
-        if values.get("upload_url", post.upload_url) != post.upload_url:
-            values.setdefault("offset", 0)
-        size = values.get("size", post.identity.size)
-        if values.get("offset", post.offset) > size:
-            raise ValueError(f"offset {values.get('offset', post.offset)} is beyond size {size}")
-        columns = ", ".join(f'"{name}" = ?' for name in values)  # names are whitelisted
-        self._run(f"UPDATE posts SET {columns} WHERE post_id = ?", (*values.values(), post.post_id))  # noqa: S608
-
-    def _require_lease(self, post: Post, owner: str) -> None:
-        if post.lease_owner != owner:
-            raise LeaseHeldError(
-                f"post {post.post_id} ({post.state.value}) is not leased by {owner}; "
-                f"lease holder: {post.lease_owner or 'nobody'}"
-            )

@@ -27,7 +27,7 @@ import contextlib
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Union
+from typing import TypeAlias
 
 from steadypost.errors import JournalError
 
@@ -35,7 +35,7 @@ from steadypost.errors import JournalError
 #: application's SQLite file is recognised and left alone.
 APPLICATION_ID = 0x5374506A
 
-MigrationStep = Union[tuple[str, ...], Callable[[sqlite3.Connection], None]]
+MigrationStep: TypeAlias = "tuple[str, ...] | Callable[[sqlite3.Connection], None]"
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,7 @@ class TusOptions:
     checksum: bool = True
     """Use the checksum extension when the server advertises it."""
     creation_with_upload_max: int = DEFAULT_CREATION_WITH_UPLOAD_MAX
-    """Files up to this size go in the creation request when the server allows it."""
+    """At most this many bytes go in the creation request when the server allows it."""
     max_restarts: int = DEFAULT_MAX_RESTARTS
     """How many times a vanished or expired upload is begun again."""
 
@@ -303,12 +303,12 @@ class TusUpload:
         meta.update(self.options.metadata)
         extra = [("Upload-Length", str(size)), ("Upload-Metadata", encode_metadata(meta))]
         body = None
-        with_data = (
-            info.supports("creation-with-upload")
-            and 0 < size <= self.options.creation_with_upload_max
-        )
+        # The first chunk may ride on the creation request (creation-with-upload).
+        # It is kept small: if the answer is lost, its bytes are sent again.
+        first = min(size, self.options.chunk_size, self.options.creation_with_upload_max)
+        with_data = info.supports("creation-with-upload") and first > 0
         if with_data:
-            body = self._body(0, size)
+            body = self._body(0, first)
             extra.append(("Content-Type", OFFSET_CONTENT_TYPE))
         req = Request("POST", self.endpoint, self._headers(self.endpoint, *extra), body)
         resp: Response = yield req
@@ -320,7 +320,8 @@ class TusUpload:
         url = str(httpx.URL(self.endpoint).join(location.strip()))
         offset = None
         if with_data and resp.header("upload-offset") is not None:
-            offset = self._check_offset(_parse_int_header(resp, "upload-offset", req), req)
+            offset = _parse_int_header(resp, "upload-offset", req)
+            offset = self._check_offset(offset, req, sent_to=first)
         elif not with_data:
             offset = 0
         self.expires_at = _parse_expires(resp)

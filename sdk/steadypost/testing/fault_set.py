@@ -82,7 +82,7 @@ class Faults:
     def take(
         self, kind: type[R], now: float, accept: Callable[[R], bool] = lambda _rule: True
     ) -> R | None:
-        """The first usable rule of ``kind`` that ``accept``\\ s, counted as fired.
+        """The first usable rule of ``kind`` that ``accept`` approves, counted as fired.
 
         Used by the simulator for each request; tests rarely need it.
         """

@@ -3,7 +3,9 @@
 Without ``Upload-Checksum`` every byte counts as soon as it is stored, so a
 connection that breaks mid-chunk leaves the offset where the bytes stopped
 (as tusd and @tus/server do). With a checksum the chunk counts only once the
-digest matches; a mismatch or a broken connection discards it.
+digest matches; a mismatch or a broken connection discards it. A streamed
+(chunked) body that runs past ``Upload-Length`` is stored up to the length and
+answered ``400``.
 """
 
 from __future__ import annotations
@@ -98,9 +100,8 @@ class ChunkSink:
                 upload.offset = self._start + self._written
             final = self._written > 0 and upload.completed
             step = "create" if self._created is not None else "patch"
-            done = Done(self._reply(mismatch), step=step, final=final,
+            return Done(self._reply(mismatch), step=step, final=final,
                         length=upload.length, acknowledged=self._start)
-            return done
 
     def _reply(self, mismatch: bool) -> Reply:
         offset = (("Upload-Offset", str(self._upload.offset)),)

@@ -1,0 +1,94 @@
+"""Rehearse a platform outage in your own tests: a fake platform with fault injection.
+
+:class:`PlatformSimulator` is a tus 1.0.0 upload server plus a small post API
+(publish, then check status) whose misbehaviour you script with fault rules,
+on a :class:`FakeClock` that your client shares, so a 30-minute outage takes
+microseconds. It needs nothing but httpx, and serves requests in process
+(``sim.transport()``) or on 127.0.0.1 (:class:`SimulatorServer`)::
+
+    import httpx
+    from steadypost import Uploader
+    from steadypost.testing import FakeClock, Outage, PlatformSimulator
+
+    clock = FakeClock()
+    sim = PlatformSimulator(clock=clock, faults=[        # down for 30 minutes
+        Outage(clock.now(), clock.now() + 1800, retry_after=600)])
+    client = httpx.Client(transport=sim.transport(), base_url="https://platform.test")
+    with Uploader(client=client, sleep=clock.sleep, clock=clock.now) as uploader:
+        result = uploader.upload("clip.mp4", "https://platform.test/files")
+    client.post("/posts", json={"upload_url": result.upload_url}, headers={"Idempotency-Key": "p1"})
+    assert sim.published_copies("p1") == 1                # posted exactly once
+    assert len([r for r in sim.requests if r.fault]) <= 4  # and it did not hammer the server
+
+Fault rules (see :mod:`steadypost.testing.faults`): :class:`Outage`,
+:class:`Respond`, :class:`ResetMidChunk`, :class:`ProcessedButError`,
+:class:`ProcessedButTimeout`, :class:`BadUploadOffset`,
+:class:`SlowProcessing`, :class:`RejectMedia`. Inspect what happened with
+``sim.uploads``, ``sim.posts`` / ``sim.published`` and ``sim.requests``.
+"""
+
+from .clock import FakeClock
+from .fault_set import Faults
+from .faults import (
+    DEFAULT_HOLD_S,
+    DEFAULT_REJECT_REASON,
+    STEPS,
+    BadUploadOffset,
+    Fault,
+    Outage,
+    ProcessedButError,
+    ProcessedButTimeout,
+    RejectMedia,
+    ResetMidChunk,
+    Respond,
+    SlowProcessing,
+)
+from .messages import HTML_ERROR_PAGE, http_date
+from .records import PostInfo, RequestRecord, UploadInfo
+from .server import SimulatorServer
+from .simulator import DEFAULT_PROCESSING_S, PlatformSimulator
+from .storage import DirectoryStorage, MemoryStorage, UploadStorage
+from .transport import SimTransport
+from .tus import (
+    DEFAULT_CHECKSUM_ALGORITHMS,
+    DEFAULT_EXPIRE_AFTER_S,
+    DEFAULT_EXTENSIONS,
+    DEFAULT_MAX_SIZE,
+    TusApp,
+    TusConfig,
+)
+
+__all__ = [
+    "DEFAULT_CHECKSUM_ALGORITHMS",
+    "DEFAULT_EXPIRE_AFTER_S",
+    "DEFAULT_EXTENSIONS",
+    "DEFAULT_HOLD_S",
+    "DEFAULT_MAX_SIZE",
+    "DEFAULT_PROCESSING_S",
+    "DEFAULT_REJECT_REASON",
+    "HTML_ERROR_PAGE",
+    "STEPS",
+    "BadUploadOffset",
+    "DirectoryStorage",
+    "FakeClock",
+    "Fault",
+    "Faults",
+    "MemoryStorage",
+    "Outage",
+    "PlatformSimulator",
+    "PostInfo",
+    "ProcessedButError",
+    "ProcessedButTimeout",
+    "RejectMedia",
+    "RequestRecord",
+    "ResetMidChunk",
+    "Respond",
+    "SimTransport",
+    "SimulatorServer",
+    "SlowProcessing",
+    "TusApp",
+    "TusConfig",
+    "UploadInfo",
+    "UploadStorage",
+    "http_date",
+]

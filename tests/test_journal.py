@@ -1,0 +1,613 @@
+"""The journal's post API: add/get/list, the state machine, leases, scheduling, purge."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from steadypost import paths
+from steadypost.errors import IllegalTransitionError, JournalError, LeaseHeldError
+from steadypost.journal import (
+    DEFAULT_LEASE_S,
+    DEFAULT_RETENTION_S,
+    Journal,
+    PostExistsError,
+    PostNotFoundError,
+)
+from steadypost.models import TRANSITIONS, FileIdentity, Post, PostState
+
+S = PostState
+T0 = 1_700_000_000.0
+SHA = "ab" * 32
+
+
+class FakeClock:
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def journal(tmp_path: Path, clock: FakeClock) -> Iterator[Journal]:
+    with Journal(tmp_path / "journal.sqlite3", clock=clock) as j:
+        yield j
+
+
+def add(journal: Journal, **kw: Any) -> Post:
+    kw.setdefault("path", "video.mp4")
+    kw.setdefault("endpoint", "https://uploads.example/files/")
+    kw.setdefault("identity", FileIdentity(size=1000, mtime_ns=123))
+    return journal.add(**kw)
+
+
+def state_kinds(journal: Journal, post_id: str) -> list[tuple[Any, Any]]:
+    return [(e.data["from"], e.data["to"]) for e in journal.events(post_id) if e.kind == "state"]
+
+
+# --- add / get / list / events -------------------------------------------------------------
+
+
+def test_add_journals_a_queued_post_with_its_creation_event(
+    journal: Journal, clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    post = add(
+        journal,
+        identity=FileIdentity(size=1000, mtime_ns=-5, sha256=SHA.upper()),
+        metadata={"caption": "hello"},
+        platform="vimeo",
+        extra={"nested": {"list": [1, 2]}},
+    )
+    assert post.state is S.QUEUED
+    assert post.path == str(tmp_path / "video.mp4")
+    assert post.identity == FileIdentity(size=1000, mtime_ns=-5, sha256=SHA)
+    assert post.platform == "vimeo"
+    assert dict(post.metadata) == {"caption": "hello"}
+    assert post.extra["nested"]["list"] == (1, 2)
+    assert post.created_at == post.updated_at == T0
+    assert (post.offset, post.attempts, post.upload_url, post.lease_owner) == (0, 0, None, None)
+    assert len(post.post_id) == 26
+    assert journal.get(post.post_id) == post
+    [event] = journal.events(post.post_id)
+    assert (event.kind, event.at, dict(event.data)) == ("state", T0, {"from": None, "to": "queued"})
+    with pytest.raises(TypeError):
+        post.metadata["caption"] = "changed"  # type: ignore[index]
+
+
+def test_add_with_own_id_is_idempotent_key(journal: Journal) -> None:
+    add(journal, post_id="0b7b3c1e-1d1f-4c4b-9b1e-2a3f4c5d6e7f")
+    with pytest.raises(PostExistsError):
+        add(journal, post_id="0b7b3c1e-1d1f-4c4b-9b1e-2a3f4c5d6e7f")
+    assert len(journal.list()) == 1
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"post_id": ""},
+        {"post_id": " padded "},
+        {"metadata": {"n": 1}},
+        {"endpoint": ""},
+        {"identity": FileIdentity(size=-1, mtime_ns=0)},
+        {"identity": FileIdentity(size=1, mtime_ns=0, sha256="nothex")},
+        {"extra": {"x": float("nan")}},
+        {"extra": {"x": object()}},
+    ],
+)
+def test_add_rejects_bad_values_and_writes_nothing(journal: Journal, kw: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        add(journal, **kw)
+    assert journal.list() == []
+
+
+def test_unknown_post_is_post_not_found(journal: Journal) -> None:
+    for call in (
+        lambda: journal.get("nope"),
+        lambda: journal.events("nope"),
+        lambda: journal.record("nope", "note", {}),
+        lambda: journal.transition("nope", S.CANCELLED),
+        lambda: journal.claim(owner="o", post_id="nope"),
+    ):
+        with pytest.raises(PostNotFoundError) as info:
+            call()
+        assert isinstance(info.value, JournalError)
+
+
+def test_list_orders_by_creation_and_filters(journal: Journal, clock: FakeClock) -> None:
+    posts = []
+    for _ in range(4):
+        posts.append(add(journal))
+        clock.advance(1)
+    journal.transition(posts[1].post_id, S.CANCELLED)
+    journal.transition(posts[2].post_id, S.WAITING)
+    ids = [p.post_id for p in posts]
+    assert [p.post_id for p in journal.list()] == ids
+    assert [p.post_id for p in journal.list(limit=2)] == ids[:2]
+    assert [p.post_id for p in journal.list(state=S.QUEUED)] == [ids[0], ids[3]]
+    assert [p.post_id for p in journal.list(state=[S.WAITING, S.CANCELLED])] == ids[1:3]
+    assert journal.list(state=[]) == []
+    with pytest.raises(ValueError):
+        journal.list(limit=-1)
+
+
+def test_counts_every_state(journal: Journal) -> None:
+    a, _b = add(journal), add(journal)
+    journal.transition(a.post_id, S.FAILED, last_error="rejected")
+    counts = journal.counts()
+    assert set(counts) == set(PostState)
+    assert counts[S.QUEUED] == 1 and counts[S.FAILED] == 1 and counts[S.CONFIRMED] == 0
+
+
+# --- the state machine -------------------------------------------------------------------
+
+OWNER = "host:1:aa"
+
+
+def post_in(journal: Journal, state: PostState) -> Post:
+    """A post driven to ``state`` through legal moves (uploading leased to OWNER)."""
+    post = add(journal)
+    pid = post.post_id
+    if state is S.QUEUED:
+        return post
+    if state in (S.WAITING, S.CANCELLED, S.FAILED):
+        return journal.transition(pid, state)
+    journal.claim(owner=OWNER, post_id=pid)
+    if state is S.UPLOADING:
+        return journal.get(pid)
+    return journal.transition(pid, state, owner=OWNER)
+
+
+LEGAL = sorted(
+    [(src, dst) for src, dsts in TRANSITIONS.items() for dst in dsts]
+    + [(s, s) for s in PostState if not s.finished],
+    key=lambda pair: (pair[0].value, pair[1].value),
+)
+ILLEGAL = [
+    (src, dst)
+    for src in PostState
+    for dst in PostState
+    if (src, dst) not in LEGAL
+]
+
+
+@pytest.mark.parametrize(("src", "dst"), LEGAL, ids=[f"{a.value}->{b.value}" for a, b in LEGAL])
+def test_every_legal_transition(
+    journal: Journal, clock: FakeClock, src: PostState, dst: PostState
+) -> None:
+    post = post_in(journal, src)
+    clock.advance(10)
+    owner = OWNER if S.UPLOADING in (src, dst) else None
+    moved = journal.transition(post.post_id, dst, owner=owner, event={"why": "test"})
+    assert moved.state is dst
+    assert moved.updated_at == clock.now
+    if dst is S.UPLOADING:
+        assert moved.lease_owner == OWNER
+        assert moved.lease_expires_at is not None and moved.lease_expires_at > clock.now
+    else:
+        assert (moved.lease_owner, moved.lease_expires_at) == (None, None)
+    last = journal.events(post.post_id)[-1]
+    assert last.kind == "state" and last.at == clock.now
+    assert (last.data["from"], last.data["to"], last.data["why"]) == (src.value, dst.value, "test")
+
+
+@pytest.mark.parametrize(
+    ("src", "dst"), ILLEGAL, ids=[f"{a.value}->{b.value}" for a, b in ILLEGAL]
+)
+def test_every_illegal_transition_is_refused_and_changes_nothing(
+    journal: Journal, src: PostState, dst: PostState
+) -> None:
+    post = post_in(journal, src)
+    before = journal.events(post.post_id)
+    with pytest.raises(IllegalTransitionError):
+        journal.transition(post.post_id, dst, owner=OWNER if src is S.UPLOADING else None)
+    assert journal.get(post.post_id) == post
+    assert journal.events(post.post_id) == before
+
+
+def test_transition_updates_whitelisted_fields_only(journal: Journal) -> None:
+    post = post_in(journal, S.UPLOADING)
+    with pytest.raises(TypeError, match="lease_owner"):
+        journal.transition(post.post_id, S.WAITING, lease_owner="me")
+    with pytest.raises(TypeError, match="state"):
+        journal.transition(post.post_id, S.WAITING, state="confirmed")
+    with pytest.raises(ValueError):
+        journal.transition(post.post_id, S.WAITING, offset=-1)
+    with pytest.raises(ValueError, match="beyond size"):
+        journal.transition(post.post_id, S.WAITING, offset=1001)
+    moved = journal.transition(
+        post.post_id,
+        S.WAITING,
+        owner=OWNER,
+        upload_url="https://uploads.example/files/1",
+        offset=400,
+        attempts=2,
+        next_attempt_at=T0 + 60,
+        last_error="503 from https://uploads.example/files/1?token=s3cret",
+        upload_expires_at=T0 + 86400,
+        extra={"publish_id": "p1"},
+        sha256=SHA,
+        size=2000,
+        mtime_ns=99,
+    )
+    assert (moved.upload_url, moved.offset, moved.attempts) == (
+        "https://uploads.example/files/1", 400, 2)
+    assert (moved.next_attempt_at, moved.upload_expires_at) == (T0 + 60, T0 + 86400)
+    assert moved.last_error == "503 from https://uploads.example/files/1?token=REDACTED"
+    assert moved.identity == FileIdentity(size=2000, mtime_ns=99, sha256=SHA)
+    assert dict(moved.extra) == {"publish_id": "p1"}
+    event = journal.events(post.post_id)[-1]
+    assert "s3cret" not in str(event.data)
+    # A new upload URL without an offset starts that upload at 0; extra is replaced whole.
+    again = journal.transition(post.post_id, S.QUEUED, upload_url=None, extra={"b": 1})
+    assert (again.upload_url, again.offset, dict(again.extra)) == (None, 0, {"b": 1})
+
+
+def test_event_data_cannot_fake_from_and_to(journal: Journal) -> None:
+    post = add(journal)
+    journal.transition(post.post_id, S.CANCELLED, event={"from": "x", "to": "y", "by": "user"})
+    data = journal.events(post.post_id)[-1].data
+    assert (data["from"], data["to"], data["by"]) == ("queued", "cancelled", "user")
+
+
+def test_entering_uploading_needs_an_owner(journal: Journal) -> None:
+    post = add(journal)
+    with pytest.raises(ValueError, match="owner"):
+        journal.transition(post.post_id, S.UPLOADING)
+    assert journal.get(post.post_id).state is S.QUEUED
+
+
+def test_transition_with_owner_checks_the_lease(journal: Journal) -> None:
+    post = post_in(journal, S.UPLOADING)
+    with pytest.raises(LeaseHeldError):
+        journal.transition(post.post_id, S.UNCONFIRMED, owner="someone-else")
+    assert journal.get(post.post_id).state is S.UPLOADING
+    # Without an owner the move is administrative (the user cancels) and frees the lease.
+    cancelled = journal.transition(post.post_id, S.CANCELLED)
+    assert (cancelled.state, cancelled.lease_owner) == (S.CANCELLED, None)
+    # The uploader finds out at its next checkpoint.
+    with pytest.raises(IllegalTransitionError):
+        journal.checkpoint(post.post_id, owner=OWNER, offset=10)
+
+
+# --- checkpoints and leases -------------------------------------------------------------------
+
+
+def test_checkpoint_saves_progress_and_renews_the_lease(
+    journal: Journal, clock: FakeClock
+) -> None:
+    post = add(journal)
+    journal.claim(owner=OWNER, lease_s=30)
+    clock.advance(20)
+    url = "https://uploads.example/files/abc"
+    cp = journal.checkpoint(post.post_id, owner=OWNER, lease_s=30, upload_url=url, offset=0)
+    assert (cp.upload_url, cp.offset, cp.lease_expires_at) == (url, 0, clock.now + 30)
+    cp = journal.checkpoint(post.post_id, owner=OWNER, offset=500, sha256=SHA, attempts=1)
+    assert (cp.offset, cp.identity.sha256, cp.attempts) == (500, SHA, 1)
+    assert cp.lease_expires_at == clock.now + DEFAULT_LEASE_S
+    assert cp.state is S.UPLOADING
+    note = journal.events(post.post_id)[-1]
+    assert (note.kind, note.data["upload_url"]) == ("note", url)
+
+
+def test_checkpoint_offset_never_goes_back_within_one_upload(journal: Journal) -> None:
+    post = post_in(journal, S.UPLOADING)
+    pid = post.post_id
+    journal.checkpoint(pid, owner=OWNER, upload_url="https://u/1", offset=600)
+    with pytest.raises(JournalError, match="back"):
+        journal.checkpoint(pid, owner=OWNER, offset=599)
+    with pytest.raises(JournalError, match="back"):
+        journal.checkpoint(pid, owner=OWNER, upload_url="https://u/1", offset=0)
+    assert journal.get(pid).offset == 600
+    # A new upload (new URL) may start again from 0, and does so by default.
+    assert journal.checkpoint(pid, owner=OWNER, upload_url="https://u/2").offset == 0
+    assert journal.checkpoint(pid, owner=OWNER, offset=700).offset == 700
+    assert journal.checkpoint(pid, owner=OWNER, upload_url="https://u/3", offset=5).offset == 5
+
+
+def test_checkpoint_rejects_other_fields_and_foreign_owners(journal: Journal) -> None:
+    post = post_in(journal, S.UPLOADING)
+    with pytest.raises(TypeError, match="last_error"):
+        journal.checkpoint(post.post_id, owner=OWNER, last_error="x")
+    with pytest.raises(LeaseHeldError):
+        journal.checkpoint(post.post_id, owner="intruder", offset=1)
+    with pytest.raises(LeaseHeldError):
+        journal.renew(post.post_id, owner="intruder")
+    with pytest.raises(ValueError):
+        journal.renew(post.post_id, owner=OWNER, lease_s=0)
+
+
+def test_claim_scans_oldest_first_and_returns_none_when_idle(
+    journal: Journal, clock: FakeClock
+) -> None:
+    assert journal.claim(owner="a") is None
+    first, second = add(journal), None
+    clock.advance(1)
+    second = add(journal)
+    got = journal.claim(owner="a", lease_s=60)
+    assert got is not None and got.post_id == first.post_id
+    assert (got.state, got.lease_owner, got.lease_expires_at) == (S.UPLOADING, "a", clock.now + 60)
+    assert got.attempts == 0
+    got2 = journal.claim(owner="b")
+    assert got2 is not None and got2.post_id == second.post_id
+    assert journal.claim(owner="c") is None  # both leases are live
+    assert state_kinds(journal, first.post_id) == [(None, "queued"), ("queued", "uploading")]
+    assert journal.events(first.post_id)[-1].data["owner"] == "a"
+
+
+def test_dead_owners_lease_expires_and_hands_the_post_over(
+    journal: Journal, clock: FakeClock
+) -> None:
+    post = add(journal)
+    journal.claim(owner="dead", lease_s=60)
+    journal.checkpoint(
+        post.post_id, owner="dead", lease_s=60, upload_url="https://u/1", offset=300
+    )
+    clock.advance(59)
+    assert journal.claim(owner="alive") is None
+    with pytest.raises(LeaseHeldError, match="dead"):
+        journal.claim(owner="alive", post_id=post.post_id)
+    clock.advance(1)  # expired exactly now
+    taken = journal.claim(owner="alive")
+    assert taken is not None and taken.post_id == post.post_id
+    assert (taken.lease_owner, taken.upload_url, taken.offset) == ("alive", "https://u/1", 300)
+    last = journal.events(post.post_id)[-1]
+    assert (last.data["previous_owner"], last.data["owner"]) == ("dead", "alive")
+    # The old owner, should it wake up, can no longer write.
+    with pytest.raises(LeaseHeldError):
+        journal.checkpoint(post.post_id, owner="dead", offset=400)
+    with pytest.raises(LeaseHeldError):
+        journal.release(post.post_id, owner="dead")
+
+
+def test_renew_keeps_the_lease_alive(journal: Journal, clock: FakeClock) -> None:
+    post = add(journal)
+    journal.claim(owner="a", lease_s=60)
+    for _ in range(5):
+        clock.advance(50)
+        assert journal.renew(post.post_id, owner="a", lease_s=60).lease_expires_at == clock.now + 60
+        assert journal.claim(owner="b") is None
+
+
+def test_reclaim_by_the_same_owner_renews_without_a_new_event(
+    journal: Journal, clock: FakeClock
+) -> None:
+    post = add(journal)
+    journal.claim(owner="a", post_id=post.post_id, lease_s=10)
+    n = len(journal.events(post.post_id))
+    clock.advance(5)
+    again = journal.claim(owner="a", post_id=post.post_id, lease_s=10)
+    assert again is not None and again.lease_expires_at == clock.now + 10
+    assert len(journal.events(post.post_id)) == n
+
+
+def test_waiting_post_is_claimable_when_its_time_comes(
+    journal: Journal, clock: FakeClock
+) -> None:
+    post = add(journal)
+    journal.claim(owner="a")
+    journal.release(post.post_id, owner="a", next_attempt_at=clock.now + 100, last_error="503")
+    assert journal.get(post.post_id).state is S.WAITING
+    assert journal.claim(owner="b") is None
+    assert journal.claim(owner="b", now=clock.now + 100) is not None
+
+
+def test_claim_by_id_ignores_backoff_but_not_the_lifecycle(
+    journal: Journal, clock: FakeClock
+) -> None:
+    waiting = journal.transition(add(journal).post_id, S.WAITING, next_attempt_at=T0 + 999)
+    got = journal.claim(owner="a", post_id=waiting.post_id)
+    assert got is not None and got.state is S.UPLOADING
+    for state in (S.UNCONFIRMED, S.CONFIRMED, S.FAILED, S.CANCELLED):
+        post = post_in(journal, state)
+        with pytest.raises(IllegalTransitionError):
+            journal.claim(owner="a", post_id=post.post_id)
+
+
+def test_unconfirmed_posts_are_never_claimed(journal: Journal, clock: FakeClock) -> None:
+    post_in(journal, S.UNCONFIRMED)
+    assert journal.claim(owner="z", now=clock.now + 10**9) is None
+
+
+# --- scheduling ---------------------------------------------------------------------------------
+
+
+def test_due_and_next_due_at(journal: Journal, clock: FakeClock) -> None:
+    assert journal.due() == [] and journal.next_due_at() is None
+    waiting = journal.transition(add(journal).post_id, S.WAITING, next_attempt_at=T0 + 100)
+    unconfirmed = post_in(journal, S.UNCONFIRMED)
+    journal.transition(unconfirmed.post_id, S.UNCONFIRMED, next_attempt_at=T0 + 50)
+    uploading = add(journal)
+    journal.claim(owner="x", post_id=uploading.post_id, lease_s=200)
+    post_in(journal, S.CONFIRMED)
+    assert journal.due() == []
+    assert journal.next_due_at() == T0 + 50
+    assert [p.post_id for p in journal.due(now=T0 + 50)] == [unconfirmed.post_id]
+    assert [p.post_id for p in journal.due(now=T0 + 200)] == [
+        unconfirmed.post_id, waiting.post_id, uploading.post_id]
+    assert len(journal.due(now=T0 + 200, limit=1)) == 1
+    queued = add(journal)
+    assert [p.post_id for p in journal.due()] == [queued.post_id]
+    assert journal.next_due_at() == T0
+
+
+def test_waiting_without_a_time_is_due_at_once(journal: Journal) -> None:
+    post = journal.transition(add(journal).post_id, S.WAITING)
+    assert [p.post_id for p in journal.due()] == [post.post_id]
+
+
+# --- events -------------------------------------------------------------------------------------
+
+
+def test_record_appends_sanitised_events(journal: Journal, clock: FakeClock) -> None:
+    post = add(journal)
+    clock.advance(3)
+    journal.record(
+        post.post_id,
+        "request",
+        {
+            "method": "PATCH",
+            "url": "https://u.example/files/1?access_token=AT&part=2&X-Amz-Signature=SIG",
+            "headers": {"Authorization": "Bearer sekrit-token-value", "Upload-Offset": "0"},
+            "token": "TOKEN",
+            "pairs": [("Cookie", "c=1"), ("Accept", "*/*")],
+        },
+    )
+    journal.record(post.post_id, "error", {"message": "failed: Bearer abcdefghijk123 rejected"})
+    request, error = journal.events(post.post_id)[1:]
+    assert (request.kind, request.at) == ("request", T0 + 3)
+    assert request.data["url"] == (
+        "https://u.example/files/1?access_token=REDACTED&part=2&X-Amz-Signature=REDACTED"
+    )
+    assert dict(request.data["headers"]) == {"Upload-Offset": "0"}
+    assert "token" not in request.data
+    assert request.data["pairs"] == (("Accept", "*/*"),)
+    assert error.data["message"] == "failed: Bearer REDACTED rejected"
+    stored = str([dict(e.data) for e in journal.events(post.post_id)])
+    for secret in ("=AT", "SIG", "sekrit", "TOKEN", "c=1", "abcdefghijk123"):
+        assert secret not in stored
+
+
+@pytest.mark.parametrize("kind", ["state", "bogus", ""])
+def test_record_refuses_other_kinds(journal: Journal, kind: str) -> None:
+    post = add(journal)
+    with pytest.raises(ValueError):
+        journal.record(post.post_id, kind, {})
+
+
+def test_events_are_append_only(journal: Journal) -> None:
+    post = add(journal)
+    raw = sqlite3.connect(journal.path)
+    try:
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            raw.execute("UPDATE events SET kind = 'note'")
+        with pytest.raises(sqlite3.IntegrityError, match="never deleted"):
+            raw.execute("DELETE FROM posts")
+    finally:
+        raw.close()
+    assert journal.events(post.post_id)[0].kind == "state"
+
+
+# --- purge --------------------------------------------------------------------------------------
+
+
+def test_purge_deletes_only_old_finished_posts(journal: Journal, clock: FakeClock) -> None:
+    old = {state: post_in(journal, state) for state in PostState}
+    clock.advance(DEFAULT_RETENTION_S + 1)
+    recent = post_in(journal, S.CONFIRMED)
+    assert journal.purge() == 3
+    left = {p.post_id for p in journal.list()}
+    assert left == {old[s].post_id for s in PostState if not s.finished} | {recent.post_id}
+    for state in (S.CONFIRMED, S.FAILED, S.CANCELLED):
+        with pytest.raises(PostNotFoundError):
+            journal.events(old[state].post_id)
+    # Even with a zero retention and years later, unfinished posts stay.
+    clock.advance(10 * 365 * 86400)
+    assert journal.purge(older_than_s=0) == 1
+    assert {p.state for p in journal.list()} == {s for s in PostState if not s.finished}
+    journal.check()
+    with pytest.raises(ValueError):
+        journal.purge(older_than_s=-1)
+
+
+# --- host state ---------------------------------------------------------------------------------
+
+
+def test_host_state_round_trip(journal: Journal) -> None:
+    assert journal.get_host_state("api.example", "breaker") is None
+    journal.put_host_state("API.Example", "breaker", {"state": "open", "until": T0 + 30})
+    assert journal.get_host_state("api.example", "breaker") == {"state": "open", "until": T0 + 30}
+    assert journal.get_host_state("api.example", "budget") is None
+    journal.put_host_state("api.example", "breaker", {"state": "closed"})
+    assert journal.get_host_state("api.example", "breaker") == {"state": "closed"}
+    with pytest.raises(ValueError):
+        journal.put_host_state("h", "k", {"bad": object()})
+
+
+def test_update_host_state_is_read_modify_write(journal: Journal) -> None:
+    def bump(state: dict[str, Any] | None) -> dict[str, Any]:
+        return {"tokens": (state or {"tokens": 0})["tokens"] + 1}
+
+    for _ in range(3):
+        journal.update_host_state("h", "budget", bump)
+    assert journal.get_host_state("h", "budget") == {"tokens": 3}
+
+
+# --- transactions -------------------------------------------------------------------------------
+
+
+def test_atomic_groups_writes_and_rolls_back_on_error(journal: Journal) -> None:
+    with pytest.raises(RuntimeError), journal.atomic():
+        add(journal)
+        journal.put_host_state("h", "k", {"a": 1})
+        raise RuntimeError("boom")
+    assert journal.list() == []
+    assert journal.get_host_state("h", "k") is None
+
+
+def test_nested_atomic_joins_the_outer_transaction(tmp_path: Path, journal: Journal) -> None:
+    other = Journal(journal.path)
+    try:
+        with journal.atomic():
+            kept = add(journal)
+            with pytest.raises(RuntimeError), journal.atomic():
+                add(journal, post_id="inner")
+                raise RuntimeError("inner fails")
+            with journal.atomic():
+                add(journal, post_id="inner-ok")
+            with pytest.raises(PostNotFoundError):  # nothing is visible before the commit
+                other.get(kept.post_id)
+        assert {p.post_id for p in other.list()} == {kept.post_id, "inner-ok"}
+    finally:
+        other.close()
+
+
+def test_closed_journal_refuses_work(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.sqlite3")
+    j.close()
+    j.close()
+    with pytest.raises(JournalError, match="closed"):
+        j.list()
+    with pytest.raises(JournalError, match="closed"), j.atomic():
+        pass
+
+
+def test_check_passes_on_a_healthy_journal(journal: Journal) -> None:
+    post_in(journal, S.UNCONFIRMED)
+    assert journal.check() is None
+
+
+# --- paths --------------------------------------------------------------------------------------
+
+
+def test_paths_follow_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STEADYPOST_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("STEADYPOST_CONFIG_DIR", str(tmp_path / "cfg"))
+    assert paths.data_dir() == tmp_path / "home"
+    assert paths.config_dir() == tmp_path / "cfg"
+    assert paths.default_journal_path() == tmp_path / "home" / "journal.sqlite3"
+    with Journal() as j:  # the default location, created on first use
+        assert j.path == tmp_path / "home" / "journal.sqlite3"
+    assert (tmp_path / "home").stat().st_mode & 0o777 == 0o700
+
+
+def test_paths_fall_back_to_platformdirs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("STEADYPOST_HOME", raising=False)
+    monkeypatch.setenv("STEADYPOST_CONFIG_DIR", "")
+    monkeypatch.setattr(paths.platformdirs, "user_data_dir", lambda *a, **k: str(tmp_path / "d"))
+    monkeypatch.setattr(paths.platformdirs, "user_config_dir", lambda *a, **k: str(tmp_path / "c"))
+    assert paths.data_dir() == tmp_path / "d"
+    assert paths.config_dir() == tmp_path / "c"

@@ -1,0 +1,177 @@
+"""Schema migrations: from an empty file, from every earlier version, and refusals."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from steadypost import migrations
+from steadypost.errors import JournalError
+from steadypost.journal import Journal, SchemaTooNewError
+from steadypost.migrations import LATEST_VERSION, MIGRATIONS, Migration, migrate, schema_version
+from steadypost.models import FileIdentity, PostState
+
+T0 = 1_700_000_000.0
+
+
+def raw(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, isolation_level=None)
+
+
+@pytest.fixture
+def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    c = raw(tmp_path / "raw.sqlite3")
+    yield c
+    c.close()
+
+
+def tables(c: sqlite3.Connection) -> set[str]:
+    rows = c.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return {name for (name,) in rows if not name.startswith("sqlite_")}
+
+
+def ledger(c: sqlite3.Connection) -> list[tuple[int, float]]:
+    return c.execute("SELECT version, applied_at FROM schema_migrations ORDER BY version").fetchall()
+
+
+def test_migrations_are_numbered_in_order() -> None:
+    assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
+    assert LATEST_VERSION == len(MIGRATIONS) >= 2
+    assert all(m.description for m in MIGRATIONS)
+
+
+@pytest.mark.parametrize("precreate", [True, False], ids=["empty-file", "no-file"])
+def test_a_new_journal_gets_every_migration(tmp_path: Path, precreate: bool) -> None:
+    path = tmp_path / "journal.sqlite3"
+    if precreate:
+        path.touch()
+    with Journal(path, clock=lambda: T0) as j:
+        assert j.schema_version == LATEST_VERSION
+    c = raw(path)
+    try:
+        assert schema_version(c) == LATEST_VERSION
+        assert {"posts", "events", "hosts", "schema_migrations"} <= tables(c)
+        assert ledger(c) == [(m.version, T0) for m in MIGRATIONS]
+        assert c.execute("PRAGMA application_id").fetchone()[0] == migrations.APPLICATION_ID
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("version", range(1, LATEST_VERSION))
+def test_upgrade_from_every_earlier_version_keeps_data(tmp_path: Path, version: int) -> None:
+    path = tmp_path / "old.sqlite3"
+    c = raw(path)
+    c.execute("PRAGMA journal_mode = WAL")
+    assert migrate(c, now=T0, target=version) == version
+    assert "hosts" not in tables(c)
+    # A post as an old steadypost would have written it (only v1 columns exist then).
+    c.execute(
+        "INSERT INTO posts (post_id, platform, endpoint, path, size, mtime_ns, metadata,"
+        ' state, upload_url, "offset", created_at, updated_at, extra)'
+        " VALUES ('old-1', 'tus', 'https://e/', '/v.mp4', 100, 7, '{\"caption\":\"hi\"}',"
+        " 'waiting', 'https://e/1', 40, ?, ?, '{}')",
+        (T0, T0),
+    )
+    c.execute(
+        "INSERT INTO events (post_id, at, kind, data) VALUES ('old-1', ?, 'state', ?)",
+        (T0, '{"from":null,"to":"queued"}'),
+    )
+    c.close()
+
+    with Journal(path, clock=lambda: T0 + 1) as j:
+        assert j.schema_version == LATEST_VERSION
+        post = j.get("old-1")
+        assert (post.state, post.upload_url, post.offset) == (PostState.WAITING, "https://e/1", 40)
+        assert dict(post.metadata) == {"caption": "hi"}
+        assert [e.kind for e in j.events("old-1")] == ["state"]
+        j.put_host_state("e", "breaker", {"open": False})  # the new table works
+        assert [p.post_id for p in j.due()] == ["old-1"]
+        j.check()
+    c = raw(path)
+    try:
+        assert ledger(c) == [(m.version, T0 if m.version <= version else T0 + 1) for m in MIGRATIONS]
+    finally:
+        c.close()
+
+
+def test_a_newer_journal_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "future.sqlite3"
+    with Journal(path) as j:
+        j.add(path="v.mp4", endpoint="https://e/", identity=FileIdentity(1, 1))
+    c = raw(path)
+    c.execute(f"PRAGMA user_version = {LATEST_VERSION + 1}")
+    c.close()
+    before = path.read_bytes()
+    with pytest.raises(SchemaTooNewError, match="upgrade steadypost") as info:
+        Journal(path)
+    assert isinstance(info.value, JournalError)
+    assert str(path) in str(info.value)
+    assert path.read_bytes() == before
+
+
+def test_a_failing_migration_rolls_back_completely(conn: sqlite3.Connection) -> None:
+    broken = (*MIGRATIONS, Migration(
+        LATEST_VERSION + 1, "broken", ("CREATE TABLE half_done (x)", "THIS IS NOT SQL")
+    ))
+    with pytest.raises(sqlite3.OperationalError):
+        migrate(conn, now=T0, migrations=broken)
+    assert schema_version(conn) == LATEST_VERSION  # the good ones stuck
+    assert "half_done" not in tables(conn)
+    assert [v for v, _ in ledger(conn)] == [m.version for m in MIGRATIONS]
+    assert not conn.in_transaction
+
+
+def test_callable_migration_and_rerun_is_a_no_op(conn: sqlite3.Connection) -> None:
+    calls: list[int] = []
+
+    def add_column(c: sqlite3.Connection) -> None:
+        calls.append(1)
+        c.execute("ALTER TABLE hosts ADD COLUMN note TEXT")
+
+    more = (*MIGRATIONS, Migration(LATEST_VERSION + 1, "callable", add_column))
+    assert migrate(conn, now=T0, migrations=more) == LATEST_VERSION + 1
+    assert migrate(conn, now=T0, migrations=more) == LATEST_VERSION + 1
+    assert calls == [1]
+    # Code that knows only the older list now refuses this journal.
+    with pytest.raises(SchemaTooNewError):
+        migrate(conn, now=T0)
+
+
+def test_migrate_refuses_misuse(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="numbered"):
+        migrate(conn, now=T0, migrations=(MIGRATIONS[1],))
+    managed = sqlite3.connect(tmp_path / "managed.sqlite3")  # default isolation level
+    try:
+        with pytest.raises(ValueError, match="autocommit"):
+            migrate(managed, now=T0)
+    finally:
+        managed.close()
+
+
+def test_many_openers_of_a_new_journal_migrate_it_once(tmp_path: Path) -> None:
+    path = tmp_path / "race.sqlite3"
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            barrier.wait()
+            Journal(path).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    c = raw(path)
+    try:
+        assert [v for v, _ in ledger(c)] == [m.version for m in MIGRATIONS]
+    finally:
+        c.close()
