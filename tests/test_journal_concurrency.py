@@ -127,4 +127,6 @@ def test_make_owner_names_this_process() -> None:
     a, b = make_owner(), make_owner()
     assert a != b
     host, pid, token = a.rsplit(":", 2)
-    assert host and pid == str(os.getpid()) and len(token) == 8
+    assert host
+    assert pid == str(os.getpid())
+    assert len(token) == 8

@@ -214,7 +214,7 @@ def test_unwritable_directory_is_a_clear_error_and_data_survives() -> None:
         subprocess.run(["rm", "-rf", str(base)], check=False)
 
 
-# --- kill -9 ----------------------------------------------------------------------------------------
+# --- kill -9 ---------------------------------------------------------------------------------
 
 _WRITE_FOREVER = """
 import sys
@@ -275,8 +275,8 @@ def test_sigkill_mid_write_loses_nothing_committed(tmp_path: Path, kill_after: i
         assert len(posts) <= len(seen["added"]) + 1  # at most the one in flight
         for post_id in seen.get("checkpointed", set()):
             post = posts[post_id]
-            assert post.upload_url is not None and post.state in (
-                PostState.UPLOADING, PostState.UNCONFIRMED)
+            assert post.upload_url is not None
+            assert post.state in (PostState.UPLOADING, PostState.UNCONFIRMED)
             assert [e.kind for e in j.events(post_id)][-1] in ("response", "state")
         for post_id in seen.get("unconfirmed", set()):
             assert posts[post_id].state is PostState.UNCONFIRMED

@@ -86,7 +86,8 @@ def test_post_ids_are_ulids_sorted_by_time() -> None:
         ids.append(new_post_id(clock=lambda: t[0]))
         ids.append(new_post_id(clock=lambda: t[0]))  # same millisecond: still increasing
         t[0] += 0.0005
-    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
     assert all(len(i) == 26 and set(i) <= CROCKFORD for i in ids)
     assert ids[0][:10] == crockford(4_000_000_000_000, 10)  # 48-bit millisecond prefix
     assert ids[-1][:10] == crockford(4_000_000_000_024, 10)

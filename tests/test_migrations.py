@@ -35,7 +35,8 @@ def tables(c: sqlite3.Connection) -> set[str]:
 
 
 def ledger(c: sqlite3.Connection) -> list[tuple[int, float]]:
-    return c.execute("SELECT version, applied_at FROM schema_migrations ORDER BY version").fetchall()
+    sql = "SELECT version, applied_at FROM schema_migrations ORDER BY version"
+    return c.execute(sql).fetchall()
 
 
 def test_migrations_are_numbered_in_order() -> None:
@@ -93,7 +94,8 @@ def test_upgrade_from_every_earlier_version_keeps_data(tmp_path: Path, version: 
         j.check()
     c = raw(path)
     try:
-        assert ledger(c) == [(m.version, T0 if m.version <= version else T0 + 1) for m in MIGRATIONS]
+        expected = [(m.version, T0 if m.version <= version else T0 + 1) for m in MIGRATIONS]
+        assert ledger(c) == expected
     finally:
         c.close()
 
