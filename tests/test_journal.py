@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import platformdirs
 import pytest
 
 from steadypost import paths
@@ -106,10 +107,11 @@ def test_add_with_own_id_is_idempotent_key(journal: Journal) -> None:
         {"identity": FileIdentity(size=1, mtime_ns=0, sha256="nothex")},
         {"extra": {"x": float("nan")}},
         {"extra": {"x": object()}},
+        {"extra": ["not", "an", "object"]},
     ],
 )
 def test_add_rejects_bad_values_and_writes_nothing(journal: Journal, kw: dict[str, Any]) -> None:
-    with pytest.raises(ValueError, match=r"must|JSON"):
+    with pytest.raises(ValueError, match=r"must|JSON|mapping"):
         add(journal, **kw)
     assert journal.list() == []
 
@@ -601,7 +603,7 @@ def test_closed_journal_refuses_work(tmp_path: Path) -> None:
 
 def test_check_passes_on_a_healthy_journal(journal: Journal) -> None:
     post_in(journal, S.UNCONFIRMED)
-    assert journal.check() is None
+    journal.check()  # raises on any problem
 
 
 # --- paths --------------------------------------------------------------------------------------
@@ -621,7 +623,7 @@ def test_paths_follow_the_environment(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_paths_fall_back_to_platformdirs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("STEADYPOST_HOME", raising=False)
     monkeypatch.setenv("STEADYPOST_CONFIG_DIR", "")
-    monkeypatch.setattr(paths.platformdirs, "user_data_dir", lambda *a, **k: str(tmp_path / "d"))
-    monkeypatch.setattr(paths.platformdirs, "user_config_dir", lambda *a, **k: str(tmp_path / "c"))
+    monkeypatch.setattr(platformdirs, "user_data_dir", lambda *a, **k: str(tmp_path / "d"))
+    monkeypatch.setattr(platformdirs, "user_config_dir", lambda *a, **k: str(tmp_path / "c"))
     assert paths.data_dir() == tmp_path / "d"
     assert paths.config_dir() == tmp_path / "c"

@@ -191,18 +191,21 @@ def test_unwritable_directory_is_a_clear_error_and_data_survives() -> None:
         path = folder / "journal.sqlite3"
         with Journal(path) as j:
             ids = [add(j) for _ in range(3)]
+        Journal(folder / "unreadable.sqlite3").close()
+        (folder / "unreadable.sqlite3").chmod(0)  # root keeps it; nobody cannot read it
         if os.geteuid() == 0:
             os.chown(path, 65534, 65534)  # the file is theirs; only the directory is not
         folder.chmod(0o555)
+        names = [path.name, "new.sqlite3", "unreadable.sqlite3"]
         proc = subprocess.run(
-            [sys.executable, "-c", _OPEN_AS_SOMEONE_ELSE, str(folder), path.name, "new.sqlite3"],
+            [sys.executable, "-c", _OPEN_AS_SOMEONE_ELSE, str(folder), *names],
             capture_output=True, text=True, env=child_env(), timeout=60, check=False,
         )
         if proc.returncode != 0 and "Operation not permitted" in proc.stderr:
             pytest.skip("cannot drop privileges here")
         assert proc.returncode == 0, proc.stderr
         result = json.loads(proc.stdout)
-        for name in (path.name, "new.sqlite3"):
+        for name in names:
             assert result[name].startswith("JournalError: cannot open journal"), result
             assert str(folder / name) in result[name]
         folder.chmod(0o755)
@@ -288,3 +291,16 @@ def test_sigkill_mid_write_loses_nothing_committed(tmp_path: Path, kill_after: i
                 assert post.lease_owner is not None
         # And the journal is fully usable afterwards.
         assert add(j) in {p.post_id for p in j.list()}
+
+
+def test_a_writer_that_waits_too_long_gets_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    with Journal(path) as holder, Journal(path, busy_timeout_s=0.01) as impatient:
+        kept = add(holder)
+        with holder.atomic():  # another process is in the middle of a write
+            with pytest.raises(JournalError, match="locked") as info:
+                add(impatient)
+            assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+            assert impatient.get(kept).state is PostState.QUEUED  # readers never wait
+        assert [p.post_id for p in impatient.list()] == [kept]
+        add(impatient)  # and it works again once the lock is free

@@ -79,7 +79,9 @@ def _json_default(obj: object) -> object:
 
 
 def dumps(value: Mapping[str, Any]) -> str:
-    """Compact, key-sorted JSON; raises ``ValueError`` for anything JSON cannot hold."""
+    """Compact, key-sorted JSON of an object; ``ValueError`` for anything JSON cannot hold."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"expected a mapping (a JSON object), not {type(value).__name__}")
     try:
         return json.dumps(
             value,

@@ -104,10 +104,13 @@ class ScheduleAPI(PostsAPI):
         """Give up ``owner``'s lease, moving the post to ``to`` (default ``waiting``).
 
         Shorthand for ``transition(post_id, to, owner=owner, ...)``; a ``waiting``
-        post with ``next_attempt_at=None`` is due again at once.
+        post with ``next_attempt_at=None`` is due again at once. ``last_error`` is
+        only changed when given.
         """
-        return self.transition(post_id, to, owner=owner, event=event,
-                               next_attempt_at=next_attempt_at, last_error=last_error)
+        fields: dict[str, Any] = {"next_attempt_at": next_attempt_at}
+        if last_error is not None:
+            fields["last_error"] = last_error
+        return self.transition(post_id, to, owner=owner, event=event, **fields)
 
     def due(self, *, now: float | None = None, limit: int | None = None) -> builtins.list[Post]:
         """Posts whose next action has come, most overdue first.

@@ -116,6 +116,8 @@ def _switch_to_wal(conn: sqlite3.Connection, timeout_s: float) -> str:
     "locked" at once rather than calling its busy handler while other openers
     hold read locks, so this does the waiting instead (bounded by the busy timeout).
     """
+    if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return "wal"  # the usual case: nothing to change
     deadline = time.monotonic() + timeout_s
     pause = 0.001
     while True:
@@ -197,7 +199,8 @@ class Journal(ScheduleAPI):
             )
         if code in _ACCESS:
             return JournalError(
-                f"cannot {action} {where}: {exc} (can this user write the file and its directory?)"
+                f"cannot {action} {where}: {exc} (can this user read and write the file, "
+                "and write to its directory?)"
             )
         return JournalError(f"cannot {action} {where}: {exc}")
 
