@@ -20,7 +20,7 @@ again), ``AMBIGUOUS`` (may have been processed: verify before resending) or
 ``REJECTED`` (a retry will not help).
 """
 
-from .client import AsyncUploader, Uploader, snapshot_file
+from .client import AsyncUploader, Uploader
 from .errors import (
     ChecksumMismatchError,
     ConnectFailedError,
@@ -38,6 +38,8 @@ from .errors import (
     UploadCancelledError,
     UploadGoneError,
 )
+from .files import snapshot_file
+from .journal import Journal
 from .models import (
     FileIdentity,
     JournalEvent,
@@ -50,6 +52,7 @@ from .models import (
 )
 from .platforms.tus import DEFAULT_CHUNK_SIZE, ServerInfo
 from .policy import RetryPolicy
+from .posting import PostOptions
 
 __version__ = "0.1.0"
 
@@ -62,11 +65,13 @@ __all__ = [
     "FileIdentity",
     "FileProblemError",
     "IllegalTransitionError",
+    "Journal",
     "JournalError",
     "JournalEvent",
     "LeaseHeldError",
     "Outcome",
     "Post",
+    "PostOptions",
     "PostState",
     "Progress",
     "ProgressKind",

@@ -1,0 +1,112 @@
+"""Observers the drivers report to: progress for the caller, and a fan-out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from .events import OffsetAcknowledged, ServerDiscovered
+from .flow import FileBody, Request, Response, Sleep
+from .models import Progress, ProgressKind
+from .platforms.tus import ServerInfo
+
+log = logging.getLogger("steadypost")
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class UploadObserver(Protocol):
+    """What the drivers report to, plus each block of body handed to the network.
+
+    An exception raised here stops the upload (the journal uses that when a
+    post was cancelled or taken over by another process).
+    """
+
+    def on_exchange(
+        self, request: Request, response: Response | None,
+        error: BaseException | None, elapsed_s: float,
+    ) -> None: ...  # fmt: skip
+
+    def on_wait(self, sleep: Sleep) -> None: ...
+
+    def on_event(self, event: object) -> None: ...
+
+    def on_body(self, body: FileBody, position: int) -> None: ...
+
+
+class RunObserver:
+    """Turns flow events into progress reports, logs and counters for one upload."""
+
+    def __init__(
+        self, total: int, on_progress: ProgressCallback | None, info_cache: dict[str, ServerInfo]
+    ) -> None:
+        self.total = total
+        self.on_progress = on_progress
+        self.info_cache = info_cache
+        self.acknowledged = 0
+        self.bytes_sent = 0
+        self.requests = 0
+        self._last_body: tuple[int, int] | None = None
+
+    def _report(self, progress: Progress) -> None:
+        if self.on_progress is not None:
+            self.on_progress(progress)
+
+    def on_exchange(
+        self, request: Request, response: Response | None,
+        error: BaseException | None, elapsed_s: float,
+    ) -> None:  # fmt: skip
+        self.requests += 1
+        outcome = response.status if response is not None else f"failed: {error}"
+        log.debug("%s %s -> %s (%.3f s)", request.method, request.url, outcome, elapsed_s)
+
+    def on_wait(self, sleep: Sleep) -> None:
+        message = f"{sleep.reason}, retrying in {sleep.seconds:.0f} s"
+        log.info("%s", message)
+        self._report(
+            Progress(ProgressKind.WAIT, self.acknowledged, self.total, sent=self.acknowledged,
+                     wait_s=sleep.seconds, message=message)
+        )  # fmt: skip
+
+    def on_event(self, event: object) -> None:
+        if isinstance(event, OffsetAcknowledged):
+            self.acknowledged = event.offset
+            self._report(Progress(ProgressKind.BYTES, event.offset, self.total, sent=event.offset))
+        elif isinstance(event, ServerDiscovered):
+            self.info_cache[event.endpoint] = event.info
+        log.debug("event %s", event)
+
+    def on_body(self, body: FileBody, position: int) -> None:
+        key = id(body)
+        last = self._last_body
+        previous = last[1] if last is not None and last[0] == key else body.offset
+        self.bytes_sent += position - previous
+        self._last_body = (key, position)
+        self._report(Progress(ProgressKind.BYTES, self.acknowledged, self.total, sent=position))
+
+
+class Tee:
+    """Forwards every report to several observers, in order (the journal first)."""
+
+    def __init__(self, *observers: UploadObserver) -> None:
+        self.observers = observers
+
+    def on_exchange(
+        self, request: Request, response: Response | None,
+        error: BaseException | None, elapsed_s: float,
+    ) -> None:  # fmt: skip
+        for o in self.observers:
+            o.on_exchange(request, response, error, elapsed_s)
+
+    def on_wait(self, sleep: Sleep) -> None:
+        for o in self.observers:
+            o.on_wait(sleep)
+
+    def on_event(self, event: object) -> None:
+        for o in self.observers:
+            o.on_event(event)
+
+    def on_body(self, body: FileBody, position: int) -> None:
+        for o in self.observers:
+            o.on_body(body, position)

@@ -1,0 +1,242 @@
+"""One journaled post upload: claim, journal every step, decide the outcome.
+
+:class:`PostRun` holds everything about uploading a claimed post *except* the
+I/O, so the sync and the async uploader share it and only differ in how they
+pump the flow. The journal sees each step before the flow goes on:
+
+* the upload URL, the moment the creation answer names it (before any PATCH);
+* the offset after each acknowledged chunk;
+* every request (method, URL without secrets, status, request id, error) and
+  every wait (seconds and reason) as events: the creator's evidence;
+* the outcome: ``confirmed``; ``unconfirmed`` when the last bytes may have
+  been processed but no answer said so (checked 15-30 minutes later);
+  ``waiting`` with a jittered next attempt when nothing was lost but the
+  server was unavailable; ``failed`` when a retry cannot help.
+
+The lease is renewed while the upload runs (on each block, request and
+wait), so a second process never uploads the same post, and a dead
+process's post is taken up again once its lease expires.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .digest import RunningDigest
+from .errors import (
+    FileProblemError,
+    Outcome,
+    ProtocolError,
+    RetriesExhaustedError,
+    StatusError,
+    SteadypostError,
+    UploadCancelledError,
+)
+from .events import OffsetAcknowledged, UploadCreated, UploadExpiresChanged, UploadRestarted
+from .files import hash_prefix, snapshot_file
+from .flow import FileBody, Request, Response, Sleep
+from .journal import DEFAULT_LEASE_S, Journal
+from .models import Post, PostState
+from .platforms.tus import LocalFile, request_id
+from .policy import RetryPolicy, retry_wait
+
+DEFAULT_VERIFY_WINDOW_S = (15 * 60.0, 30 * 60.0)
+DEFAULT_MAX_PROTOCOL_FAILURES = 5
+
+
+@dataclass(frozen=True, kw_only=True)
+class PostOptions:
+    """How journaled posts behave. Every field has a named default."""
+
+    lease_s: float = DEFAULT_LEASE_S
+    """How long a claim holds without renewal (a dead process's post is free after it)."""
+    verify_window_s: tuple[float, float] = DEFAULT_VERIFY_WINDOW_S
+    """An ``unconfirmed`` post is first checked at a uniformly random moment in this window."""
+    restart_if_changed: bool = False
+    """A file changed since its post began starts over from byte 0 instead of failing."""
+    max_protocol_failures: int = DEFAULT_MAX_PROTOCOL_FAILURES
+    """A server answering nonsense this many times in a row fails the post."""
+
+    def __post_init__(self) -> None:
+        low, high = self.verify_window_s
+        if not 0 <= low <= high:
+            raise ValueError(
+                "PostOptions.verify_window_s must be (low, high) with 0 <= low <= high"
+            )
+
+
+class PostRun:
+    """A claimed post, from the file check to the journaled outcome."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        post: Post,
+        *,
+        owner: str,
+        clock: Callable[[], float],
+        rng: random.Random,
+        policy: RetryPolicy,
+        options: PostOptions,
+    ) -> None:
+        self.journal = journal
+        self.post = post
+        self.owner = owner
+        self.clock = clock
+        self.rng = rng
+        self.policy = policy
+        self.options = options
+        self.upload_url = post.upload_url
+        self.offset = post.offset if post.upload_url else 0
+        self.last_byte_sent = False
+        self._renewed_at = clock()
+
+    # -- before the upload --
+
+    def local_file(self) -> LocalFile:
+        """The file as it is now; a changed file fails the post or starts it over."""
+        file = snapshot_file(self.post.path)
+        known = self.post.identity
+        if (file.size, file.mtime_ns) == (known.size, known.mtime_ns):
+            return file
+        if not self.options.restart_if_changed:
+            raise FileProblemError(
+                f"{file.path} changed since its post began (size {known.size} -> {file.size}); "
+                "it is never resumed into the old upload. Post it again, or pass "
+                "restart_if_changed=True to start over"
+            )
+        self.post = self.journal.transition(
+            self.post.post_id, PostState.UPLOADING, owner=self.owner,
+            upload_url=None, offset=0, sha256=None, size=file.size, mtime_ns=file.mtime_ns,
+            event={"note": "the file changed: starting over from byte 0"},
+        )  # fmt: skip
+        self.upload_url, self.offset = None, 0
+        return file
+
+    def digest(self, file: LocalFile) -> RunningDigest:
+        """A digest primed with the bytes the server already holds (if resuming)."""
+        digest = RunningDigest()
+        if self.upload_url and self.offset:
+            hash_prefix(file.path, self.offset, digest)
+        return digest
+
+    # -- while it runs (the driver's observer) --
+
+    def _renew(self, extra_s: float = 0.0) -> None:
+        now = self.clock()
+        if extra_s or now - self._renewed_at > self.options.lease_s / 3:
+            self.journal.renew(
+                self.post.post_id, owner=self.owner, lease_s=self.options.lease_s + extra_s
+            )
+            self._renewed_at = now
+
+    def on_exchange(
+        self, request: Request, response: Response | None,
+        error: BaseException | None, elapsed_s: float,
+    ) -> None:  # fmt: skip
+        data: dict[str, object] = {
+            "method": request.method, "url": request.url, "elapsed_ms": round(elapsed_s * 1000),
+        }  # fmt: skip
+        if request.body_length:
+            data["body_bytes"] = request.body_length
+        if response is not None:
+            data["status"] = response.status
+            rid = request_id(response)
+            if rid:
+                data["request_id"] = rid
+        if error is not None:
+            data["error"] = str(error)
+        self.journal.record(self.post.post_id, "request", data)
+        self._renew()
+
+    def on_wait(self, sleep: Sleep) -> None:
+        self.journal.record(
+            self.post.post_id, "wait", {"seconds": round(sleep.seconds, 3), "reason": sleep.reason}
+        )
+        self._renew(extra_s=sleep.seconds)
+
+    def on_event(self, event: object) -> None:
+        post_id, owner = self.post.post_id, self.owner
+        if isinstance(event, UploadCreated):
+            self.upload_url, self.offset, self.last_byte_sent = (
+                event.upload_url,
+                event.offset,
+                False,
+            )
+            self.journal.checkpoint(
+                post_id, owner=owner, upload_url=event.upload_url, offset=event.offset,
+                upload_expires_at=event.expires_at, lease_s=self.options.lease_s,
+            )  # fmt: skip
+        elif isinstance(event, OffsetAcknowledged) and event.offset > self.offset:
+            self.offset = event.offset
+            self.journal.checkpoint(
+                post_id, owner=owner, offset=event.offset, lease_s=self.options.lease_s
+            )
+        elif isinstance(event, UploadExpiresChanged):
+            self.journal.checkpoint(
+                post_id, owner=owner, upload_expires_at=event.expires_at,
+                lease_s=self.options.lease_s,
+            )  # fmt: skip
+        elif isinstance(event, UploadRestarted):
+            self.journal.record(
+                post_id, "note", {"message": f"starting a new upload: {event.reason}"}
+            )
+
+    def on_body(self, body: FileBody, position: int) -> None:
+        if position >= body.expect_size:
+            self.last_byte_sent = True
+        self._renew()
+
+    # -- the outcome --
+
+    def succeeded(self, sha256: str | None, size: int) -> Post:
+        """The server holds every byte (tus: its offset equals the length): confirmed."""
+        self.post = self.journal.transition(
+            self.post.post_id, PostState.CONFIRMED, owner=self.owner,
+            offset=size, sha256=sha256, last_error=None, next_attempt_at=None,
+            event={"reason": "the server holds every byte"},
+        )  # fmt: skip
+        return self.post
+
+    def failed(self, exc: SteadypostError) -> Post:
+        """Journal a failed run: waiting, unconfirmed or failed, never lost."""
+        now = self.clock()
+        attempts = self.post.attempts + 1
+        message = str(exc)
+        to, when = self._classify(exc, attempts, now)
+        event = {"error": message, "outcome": exc.outcome.value, "type": type(exc).__name__}
+        self.post = self.journal.transition(
+            self.post.post_id, to, owner=self.owner, attempts=attempts,
+            next_attempt_at=when, last_error=message, event=event,
+        )  # fmt: skip
+        return self.post
+
+    def _classify(
+        self, exc: SteadypostError, attempts: int, now: float
+    ) -> tuple[PostState, float | None]:
+        if isinstance(exc, UploadCancelledError):
+            return PostState.WAITING, now
+        if isinstance(exc, FileProblemError):
+            return PostState.FAILED, None
+        if isinstance(exc, ProtocolError) and attempts >= self.options.max_protocol_failures:
+            return PostState.FAILED, None
+        if exc.outcome is Outcome.REJECTED and not isinstance(exc, ProtocolError):
+            return PostState.FAILED, None
+        if exc.outcome is Outcome.AMBIGUOUS and self.last_byte_sent:
+            low, high = self.options.verify_window_s
+            return PostState.UNCONFIRMED, now + self.rng.uniform(low, high)
+        cause = exc.__cause__ if isinstance(exc, RetriesExhaustedError) else exc
+        retry_after = cause.retry_after if isinstance(cause, StatusError) else None
+        return PostState.WAITING, now + retry_wait(
+            self.policy, attempts, retry_after=retry_after, rng=self.rng
+        )
+
+    def interrupted(self, why: str) -> Post:
+        """The run was stopped from outside (Ctrl-C, task cancelled): resumable at once."""
+        self.post = self.journal.release(
+            self.post.post_id, owner=self.owner, to=PostState.WAITING,
+            next_attempt_at=self.clock(), last_error=why,
+        )  # fmt: skip
+        return self.post
