@@ -47,6 +47,19 @@ class OffsetAcknowledged:
 
 
 @dataclass(frozen=True)
+class OffsetReported:
+    """A HEAD answered: the server holds ``offset`` of ``total`` bytes right now.
+
+    Sent on every HEAD, progress or not: it settles whether bytes sent before a
+    failure arrived.
+    """
+
+    upload_url: str
+    offset: int
+    total: int
+
+
+@dataclass(frozen=True)
 class UploadRestarted:
     """The old upload is gone (404/410/expired): a new one is begun from byte 0."""
 

@@ -34,7 +34,13 @@ from .errors import (
     SteadypostError,
     UploadCancelledError,
 )
-from .events import OffsetAcknowledged, UploadCreated, UploadExpiresChanged, UploadRestarted
+from .events import (
+    OffsetAcknowledged,
+    OffsetReported,
+    UploadCreated,
+    UploadExpiresChanged,
+    UploadRestarted,
+)
 from .files import hash_prefix, snapshot_file
 from .flow import FileBody, Request, Response, Sleep
 from .journal import DEFAULT_LEASE_S, Journal
@@ -174,6 +180,8 @@ class PostRun:
             self.journal.checkpoint(
                 post_id, owner=owner, offset=event.offset, lease_s=self.options.lease_s
             )
+        elif isinstance(event, OffsetReported) and event.offset < event.total:
+            self.last_byte_sent = False  # the server says what it lacks: nothing is ambiguous
         elif isinstance(event, UploadExpiresChanged):
             self.journal.checkpoint(
                 post_id, owner=owner, upload_expires_at=event.expires_at,
@@ -224,7 +232,8 @@ class PostRun:
             return PostState.FAILED, None
         if exc.outcome is Outcome.REJECTED and not isinstance(exc, ProtocolError):
             return PostState.FAILED, None
-        if exc.outcome is Outcome.AMBIGUOUS and self.last_byte_sent:
+        if self.last_byte_sent:
+            # Every byte went out and no answer said whether it was processed.
             low, high = self.options.verify_window_s
             return PostState.UNCONFIRMED, now + self.rng.uniform(low, high)
         cause = exc.__cause__ if isinstance(exc, RetriesExhaustedError) else exc

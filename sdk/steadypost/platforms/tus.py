@@ -32,7 +32,6 @@ import httpx
 from ..digest import RunningDigest
 from ..errors import (
     ChecksumMismatchError,
-    ConnectionLostError,
     Outcome,
     ProtocolError,
     StatusError,
@@ -40,6 +39,7 @@ from ..errors import (
 )
 from ..events import (
     OffsetAcknowledged,
+    OffsetReported,
     ServerDiscovered,
     UploadCreated,
     UploadExpiresChanged,
@@ -343,7 +343,9 @@ class TusUpload:
                 f"the upload {url} is for {length.strip()} bytes but the file has "
                 f"{self.file.size}: it belongs to another file"
             )
-        return self._check_offset(_parse_int_header(resp, "upload-offset", req), req)
+        offset = self._check_offset(_parse_int_header(resp, "upload-offset", req), req)
+        yield Emit(OffsetReported(url, offset, self.file.size))
+        return offset
 
     def _check_offset(self, offset: int, req: Request, *, sent_to: int | None = None) -> int:
         if offset > self.file.size:
@@ -463,6 +465,13 @@ class TusUpload:
         assert url is not None
         state = {"offset": offset}
 
+        def retry_after_head(exc: BaseException) -> bool:
+            """Transient failures are retried; the server's offset is asked first."""
+            if is_transient(self.retry.policy, exc):
+                state["offset"] = None
+                return True
+            return False
+
         def attempt() -> Flow[int]:
             start = state["offset"]
             if start is None:
@@ -479,7 +488,7 @@ class TusUpload:
         while True:
             if self._expired():
                 raise UploadGoneError(f"the upload {url} expired")
-            new = yield from with_retries(attempt, self.retry, retry_if=self._retryable(state))
+            new = yield from with_retries(attempt, self.retry, retry_if=retry_after_head)
             if new > self.acknowledged:
                 self.acknowledged = new
                 yield Emit(OffsetAcknowledged(url, new, self.file.size))
@@ -511,20 +520,3 @@ class TusUpload:
                 state["offset"] = start
                 if start >= self.file.size:
                     return start
-
-    def _retryable(self, state: dict[str, int | None]) -> _RetryThenHead:
-        return _RetryThenHead(self, state)
-
-
-class _RetryThenHead:
-    """Retry predicate for chunk cycles: transient failures retry after a HEAD."""
-
-    def __init__(self, upload: TusUpload, state: dict[str, int | None]) -> None:
-        self._upload = upload
-        self._state = state
-
-    def __call__(self, exc: BaseException) -> bool:
-        if is_transient(self._upload.retry.policy, exc) or isinstance(exc, ConnectionLostError):
-            self._state["offset"] = None  # the server decides where we are
-            return True
-        return False
