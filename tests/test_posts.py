@@ -69,7 +69,8 @@ def test_post_is_confirmed_and_journaled(video: Path, journal: Journal, clock: F
     assert post.identity.sha256 == digest(video)
     assert post.lease_owner is None
     [info] = sim.uploads.values()
-    assert info.completed and info.sha256 == digest(video)
+    assert info.completed
+    assert info.sha256 == digest(video)
     assert info.metadata["post_id"] == post.post_id
     assert info.metadata["caption"] == "sunset"
     kinds = [e.kind for e in journal.events(post.post_id)]
@@ -111,10 +112,12 @@ def test_outage_longer_than_the_deadline_leaves_the_post_waiting(
     with uploader(sim, journal, clock, retry=policy) as up:
         post = up.post(video, ENDPOINT)
         assert post.state is PostState.WAITING
-        assert post.next_attempt_at is not None and post.next_attempt_at >= clock.now() + 600
+        assert post.next_attempt_at is not None
+        assert post.next_attempt_at >= clock.now() + 600
         assert "503" in (post.last_error or "")
         waits = [e for e in journal.events(post.post_id) if e.kind == "wait"]
-        assert waits and all(w.data["seconds"] >= 600 for w in waits)
+        assert waits
+        assert all(w.data["seconds"] >= 600 for w in waits)
         assert up.resume_pending() == []  # not due yet: nothing is sent
         clock.advance_to(now + 7200)
         [done] = up.resume_pending()
@@ -153,7 +156,8 @@ def test_failures_before_the_last_byte_leave_the_post_waiting(
     # A 500 may mean "processed", but the last byte never left: nothing to verify, just wait.
     assert post.state is PostState.WAITING
     assert post.attempts == 1
-    assert post.next_attempt_at is not None and post.next_attempt_at > clock.now()
+    assert post.next_attempt_at is not None
+    assert post.next_attempt_at > clock.now()
 
 
 @pytest.mark.parametrize("status", [401, 403])
@@ -186,7 +190,8 @@ def test_changed_file_can_start_over(video: Path, journal: Journal, clock: FakeC
         video.write_bytes(video.read_bytes() + b"edited")
         after = up.upload_post(post.post_id)
     assert after.state is PostState.CONFIRMED
-    assert after.identity.size == 256_006 and after.identity.sha256 == digest(video)
+    assert after.identity.size == 256_006
+    assert after.identity.sha256 == digest(video)
 
 
 def test_missing_file(tmp_path: Path, video: Path, journal: Journal, clock: FakeClock) -> None:
@@ -198,7 +203,8 @@ def test_missing_file(tmp_path: Path, video: Path, journal: Journal, clock: Fake
         post = up.add(video, ENDPOINT)
         video.unlink()
         after = up.upload_post(post.post_id)
-    assert after.state is PostState.FAILED and "no such file" in (after.last_error or "")
+    assert after.state is PostState.FAILED
+    assert "no such file" in (after.last_error or "")
 
 
 def test_cancel_leaves_the_post_resumable(video: Path, journal: Journal, clock: FakeClock) -> None:
@@ -212,10 +218,12 @@ def test_cancel_leaves_the_post_resumable(video: Path, journal: Journal, clock: 
     with up:
         post = up.post(video, ENDPOINT, on_progress=cancel_at_half)
     assert post.state is PostState.WAITING
-    assert post.offset >= 128_000 and post.upload_url
+    assert post.offset >= 128_000
+    assert post.upload_url
     with uploader(sim, journal, clock) as again:
         [done] = again.resume_pending()
-    assert done.state is PostState.CONFIRMED and done.upload_url == post.upload_url
+    assert done.state is PostState.CONFIRMED
+    assert done.upload_url == post.upload_url
     assert len(sim.uploads) == 1
     assert done.identity.sha256 == digest(video)  # the skipped prefix was hashed on resume
 
@@ -228,7 +236,8 @@ def test_a_post_held_by_another_worker_is_not_touched(
         post = first.add(video, ENDPOINT)
         journal.claim(owner=first.owner, post_id=post.post_id)
         untouched = second.upload_post(post.post_id)
-        assert untouched.state is PostState.UPLOADING and untouched.lease_owner == first.owner
+        assert untouched.state is PostState.UPLOADING
+        assert untouched.lease_owner == first.owner
         assert sim.requests == []
         # The first worker dies; once its lease expires the post is taken up again.
         clock.advance(PostOptions().lease_s + 1)
@@ -242,4 +251,5 @@ async def test_async_post(video: Path, journal: Journal, clock: FakeClock) -> No
     async with AsyncUploader(client=client, journal=journal, sleep=clock.asleep,
                              clock=clock.now, chunk_size=CHUNK) as up:  # fmt: skip
         post = await up.post(video, ENDPOINT)
-    assert post.state is PostState.CONFIRMED and post.identity.sha256 == digest(video)
+    assert post.state is PostState.CONFIRMED
+    assert post.identity.sha256 == digest(video)
