@@ -74,6 +74,9 @@ class _Pump(Generic[T]):
         while True:
             try:
                 self.check_cancelled()
+            except SteadypostError as exc:  # cancelled: the flow decides what that means
+                self.failure = self.failure or exc
+            try:
                 if self.failure is None:
                     effect = self.flow.send(self.answer)
                 else:

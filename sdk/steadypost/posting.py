@@ -23,10 +23,12 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .digest import RunningDigest
 from .errors import (
     FileProblemError,
+    JournalError,
     Outcome,
     ProtocolError,
     RetriesExhaustedError,
@@ -45,11 +47,15 @@ from .files import hash_prefix, snapshot_file
 from .flow import FileBody, Request, Response, Sleep
 from .journal import DEFAULT_LEASE_S, Journal
 from .models import Post, PostState
+from .platforms.base import CheckResult, CheckStatus
 from .platforms.tus import LocalFile, request_id
 from .policy import RetryPolicy, retry_wait
 
 DEFAULT_VERIFY_WINDOW_S = (15 * 60.0, 30 * 60.0)
 DEFAULT_MAX_PROTOCOL_FAILURES = 5
+DEFAULT_RECHECK_BASE_S = 30 * 60.0
+DEFAULT_RECHECK_CAP_S = 6 * 3600.0
+DEFAULT_UNRESOLVED_AFTER_S = 72 * 3600.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,6 +70,12 @@ class PostOptions:
     """A file changed since its post began starts over from byte 0 instead of failing."""
     max_protocol_failures: int = DEFAULT_MAX_PROTOCOL_FAILURES
     """A server answering nonsense this many times in a row fails the post."""
+    recheck_base_s: float = DEFAULT_RECHECK_BASE_S
+    """A post still processing is checked again after this, then twice as long, ..."""
+    recheck_cap_s: float = DEFAULT_RECHECK_CAP_S
+    """... but never more than this between two checks."""
+    unresolved_after_s: float = DEFAULT_UNRESOLVED_AFTER_S
+    """A post still unsettled this long after its outcome became unknown is ``failed``."""
 
     def __post_init__(self) -> None:
         low, high = self.verify_window_s
@@ -73,7 +85,43 @@ class PostOptions:
             )
 
 
-class PostRun:
+class EventRecorder:
+    """Records a post's requests and waits in its journal (the creator's evidence)."""
+
+    def __init__(self, journal: Journal, post: Post) -> None:
+        self.journal = journal
+        self.post = post
+
+    def on_exchange(
+        self, request: Request, response: Response | None,
+        error: BaseException | None, elapsed_s: float,
+    ) -> None:  # fmt: skip
+        data: dict[str, object] = {
+            "method": request.method, "url": request.url, "elapsed_ms": round(elapsed_s * 1000),
+        }  # fmt: skip
+        if request.body_length:
+            data["body_bytes"] = request.body_length
+        if response is not None:
+            data["status"] = response.status
+            rid = request_id(response)
+            if rid:
+                data["request_id"] = rid
+        if error is not None:
+            data["error"] = str(error)
+        self.journal.record(self.post.post_id, "request", data)
+
+    def on_wait(self, sleep: Sleep) -> None:
+        data = {"seconds": round(sleep.seconds, 3), "reason": sleep.reason}
+        self.journal.record(self.post.post_id, "wait", data)
+
+    def on_event(self, event: object) -> None:
+        return None
+
+    def on_body(self, body: FileBody, position: int) -> None:
+        return None
+
+
+class PostRun(EventRecorder):
     """A claimed post, from the file check to the journaled outcome."""
 
     def __init__(
@@ -87,8 +135,7 @@ class PostRun:
         policy: RetryPolicy,
         options: PostOptions,
     ) -> None:
-        self.journal = journal
-        self.post = post
+        super().__init__(journal, post)
         self.owner = owner
         self.clock = clock
         self.rng = rng
@@ -142,25 +189,11 @@ class PostRun:
         self, request: Request, response: Response | None,
         error: BaseException | None, elapsed_s: float,
     ) -> None:  # fmt: skip
-        data: dict[str, object] = {
-            "method": request.method, "url": request.url, "elapsed_ms": round(elapsed_s * 1000),
-        }  # fmt: skip
-        if request.body_length:
-            data["body_bytes"] = request.body_length
-        if response is not None:
-            data["status"] = response.status
-            rid = request_id(response)
-            if rid:
-                data["request_id"] = rid
-        if error is not None:
-            data["error"] = str(error)
-        self.journal.record(self.post.post_id, "request", data)
+        super().on_exchange(request, response, error, elapsed_s)
         self._renew()
 
     def on_wait(self, sleep: Sleep) -> None:
-        self.journal.record(
-            self.post.post_id, "wait", {"seconds": round(sleep.seconds, 3), "reason": sleep.reason}
-        )
+        super().on_wait(sleep)
         self._renew(extra_s=sleep.seconds)
 
     def on_event(self, event: object) -> None:
@@ -215,11 +248,65 @@ class PostRun:
         message = str(exc)
         to, when = self._classify(exc, attempts, now)
         event = {"error": message, "outcome": exc.outcome.value, "type": type(exc).__name__}
-        self.post = self.journal.transition(
-            self.post.post_id, to, owner=self.owner, attempts=attempts,
-            next_attempt_at=when, last_error=message, event=event,
-        )  # fmt: skip
+        return self._end(
+            to, attempts=attempts, next_attempt_at=when, last_error=message, event=event
+        )
+
+    def _end(self, to: PostState, **fields: Any) -> Post:
+        """Leave ``uploading``; an unconfirmed post remembers since when."""
+        if to is PostState.UNCONFIRMED:
+            fields["extra"] = {**self.post.extra, "unconfirmed_since": self.clock(), "checks": 0}
+        self.post = self.journal.transition(self.post.post_id, to, owner=self.owner, **fields)
         return self.post
+
+    def first_check_at(self, now: float) -> float:
+        """A uniformly random moment in the verification window after ``now``."""
+        low, high = self.options.verify_window_s
+        return now + self.rng.uniform(low, high)
+
+    # -- the publish step (platforms that have one) --
+
+    def publishing(self, sha256: str | None) -> None:
+        """Every byte is up; journal the intent to publish before the request."""
+        extra = {**self.post.extra, "publish_started_at": self.clock()}
+        self.post = self.journal.checkpoint(
+            self.post.post_id, owner=self.owner, offset=self.post.identity.size,
+            sha256=sha256, extra=extra, lease_s=self.options.lease_s,
+        )  # fmt: skip
+        self.last_byte_sent = True  # from here on, a lost answer is ambiguous
+
+    def publish_failed(self, exc: SteadypostError) -> Post:
+        """The publish request failed: unknown -> verify, not sent -> wait, refused -> failed."""
+        if isinstance(exc, JournalError):
+            raise exc
+        now = self.clock()
+        attempts = self.post.attempts + 1
+        event = {"publish_error": str(exc), "outcome": exc.outcome.value}
+        fields: dict[str, Any] = {"attempts": attempts, "last_error": str(exc), "event": event}
+        if exc.outcome is Outcome.AMBIGUOUS:
+            return self._end(
+                PostState.UNCONFIRMED, next_attempt_at=self.first_check_at(now), **fields
+            )
+        if exc.outcome is Outcome.REJECTED:
+            return self._end(PostState.FAILED, next_attempt_at=None, **fields)
+        retry_after = exc.retry_after if isinstance(exc, StatusError) else None
+        when = now + retry_wait(self.policy, attempts, retry_after=retry_after, rng=self.rng)
+        return self._end(PostState.WAITING, next_attempt_at=when, **fields)
+
+    def published(self, result: CheckResult) -> Post:
+        """The platform answered the publish request."""
+        event = {"publish": result.status.value, "reason": result.reason}
+        if result.status is CheckStatus.PROCESSED:
+            return self._end(
+                PostState.CONFIRMED, next_attempt_at=None, last_error=None, event=event
+            )
+        if result.status is CheckStatus.FAILED and not result.retryable:
+            why = f"the platform refused the post: {result.reason or 'no reason given'}"
+            return self._end(PostState.FAILED, next_attempt_at=None, last_error=why, event=event)
+        # Accepted and processing (or an odd answer): verify in the window.
+        now = self.clock()
+        return self._end(PostState.UNCONFIRMED, next_attempt_at=self.first_check_at(now),
+                         last_error=None, event=event)  # fmt: skip
 
     def _classify(
         self, exc: SteadypostError, attempts: int, now: float
@@ -234,8 +321,7 @@ class PostRun:
             return PostState.FAILED, None
         if self.last_byte_sent:
             # Every byte went out and no answer said whether it was processed.
-            low, high = self.options.verify_window_s
-            return PostState.UNCONFIRMED, now + self.rng.uniform(low, high)
+            return PostState.UNCONFIRMED, self.first_check_at(now)
         cause = exc.__cause__ if isinstance(exc, RetriesExhaustedError) else exc
         retry_after = cause.retry_after if isinstance(cause, StatusError) else None
         return PostState.WAITING, now + retry_wait(

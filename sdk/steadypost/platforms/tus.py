@@ -53,11 +53,11 @@ from ..flow import (
     Request,
     Response,
     RetryContext,
-    make_headers,
     with_retries,
 )
 from ..models import UploadResult
 from ..policy import is_transient, parse_retry_after
+from .common import HeaderPolicy
 
 TUS_VERSION = "1.0.0"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
@@ -147,12 +147,6 @@ class TusOptions:
 
 
 # --- helpers ------------------------------------------------------------------------
-
-
-def origin_of(url: str) -> str:
-    u = httpx.URL(url)
-    port = u.port or {"http": 80, "https": 443}.get(u.scheme, 0)
-    return f"{u.scheme}://{u.host}:{port}"
 
 
 def encode_metadata(pairs: Mapping[str, str]) -> str:
@@ -247,7 +241,7 @@ class TusUpload:
         self.acknowledged = known_offset if upload_url else 0
         self.expires_at = expires_at
         self.digest = digest
-        self._trusted = {origin_of(endpoint), *map(origin_of, options.allowed_origins)}
+        self.auth = HeaderPolicy.for_endpoint(endpoint, options.headers, options.allowed_origins)
 
     def close(self) -> None:
         """Release the digest's helper thread."""
@@ -257,8 +251,7 @@ class TusUpload:
     # -- requests --
 
     def _headers(self, url: str, *extra: tuple[str, str]) -> tuple[tuple[str, str], ...]:
-        custom = self.options.headers if origin_of(url) in self._trusted else {}
-        return make_headers(custom, [("Tus-Resumable", TUS_VERSION)], extra)
+        return self.auth.for_url(url, ("Tus-Resumable", TUS_VERSION), *extra)
 
     def _body(self, offset: int, length: int) -> FileBody:
         f = self.file

@@ -1,0 +1,59 @@
+"""Pieces every platform flow uses: which headers go where, and reading JSON answers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import httpx
+
+from ..errors import ProtocolError
+from ..flow import Request, Response, make_headers
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host:port`` of a URL, with the default port filled in."""
+    u = httpx.URL(url)
+    port = u.port or {"http": 80, "https": 443}.get(u.scheme, 0)
+    return f"{u.scheme}://{u.host}:{port}"
+
+
+@dataclass(frozen=True)
+class HeaderPolicy:
+    """Your own headers (e.g. ``Authorization``) and the origins allowed to receive them.
+
+    A URL the server hands back (a tus ``Location`` on a CDN, say) on another
+    origin gets none of them unless that origin was allowed explicitly.
+    """
+
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    trusted: frozenset[str] = frozenset()
+
+    @classmethod
+    def for_endpoint(
+        cls, endpoint: str, headers: Mapping[str, str], allowed_origins: Iterable[str] = ()
+    ) -> HeaderPolicy:
+        trusted = {origin_of(endpoint), *(origin_of(o) for o in allowed_origins)}
+        return cls(MappingProxyType(dict(headers)), frozenset(trusted))
+
+    def for_url(self, url: str, *extra: tuple[str, str]) -> tuple[tuple[str, str], ...]:
+        custom = self.headers if origin_of(url) in self.trusted else {}
+        return make_headers(custom, extra)
+
+
+def json_object(request: Request, response: Response) -> dict[str, Any]:
+    """The answer's JSON object, or a :class:`ProtocolError` (HTML, junk, not an object)."""
+    text = response.content.decode("utf-8", "replace")
+    try:
+        value = json.loads(text)
+    except ValueError:
+        kind = "an HTML page" if "<html" in text[:500].lower() else "something that is not JSON"
+        raise ProtocolError(
+            f"{request.method} {request.url} answered {response.status} with {kind}"
+        ) from None
+    if not isinstance(value, dict):
+        raise ProtocolError(f"{request.method} {request.url} answered JSON that is not an object")
+    return value

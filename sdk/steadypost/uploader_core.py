@@ -1,0 +1,290 @@
+"""What :class:`~steadypost.Uploader` and :class:`~steadypost.AsyncUploader` share.
+
+Options, flow construction, and the post-level flows (upload then publish;
+verify; cancel). Those are generators like the protocol flows below them:
+they yield requests and sleeps for a driver to carry out, and make their
+journal writes in between, so each is written once for both drivers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from types import MappingProxyType
+
+from .digest import RunningDigest
+from .errors import (
+    IllegalTransitionError,
+    JournalError,
+    LeaseHeldError,
+    Outcome,
+    SteadypostError,
+    UploadCancelledError,
+)
+from .files import file_sha256, snapshot_file
+from .flow import Flow, RetryContext, with_retries
+from .journal import Journal, make_owner
+from .models import FileIdentity, Post, PostState, Timeouts, UploadResult
+from .observers import RunObserver
+from .platforms.base import CheckResult, Platform
+from .platforms.common import HeaderPolicy
+from .platforms.generic import platform_for
+from .platforms.tus import DEFAULT_CHUNK_SIZE, LocalFile, ServerInfo, TusOptions, TusUpload
+from .policy import RetryPolicy, is_transient
+from .posting import EventRecorder, PostOptions, PostRun
+from .transport import DEFAULT_BLOCK_SIZE
+from .verify import VerifyRun
+
+log = logging.getLogger("steadypost")
+
+#: Checks of unconfirmed posts retry briefly; the next check comes later anyway.
+CHECK_ATTEMPTS = 3
+_UPLOADABLE = (PostState.QUEUED, PostState.WAITING, PostState.UPLOADING)
+
+
+class UploaderCore:
+    """Options, flow construction and post bookkeeping shared by both drivers."""
+
+    def __init__(
+        self,
+        *,
+        headers: Mapping[str, str] | None = None,
+        allowed_origins: frozenset[str] | set[str] | tuple[str, ...] = (),
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
+        checksum: bool = True,
+        block_size: int = DEFAULT_BLOCK_SIZE,
+        journal: Journal | None = None,
+        post_options: PostOptions | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.headers: Mapping[str, str] = MappingProxyType(dict(headers or {}))
+        self.allowed_origins = frozenset(allowed_origins)
+        self.chunk_size = chunk_size
+        self.retry_policy = retry or RetryPolicy()
+        self.timeouts = timeouts or Timeouts()
+        self.checksum = checksum
+        self.block_size = block_size
+        self.post_options = post_options or PostOptions()
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.owner = make_owner()
+        self._journal = journal
+        self._owns_journal = journal is None
+        self._info_cache: dict[str, ServerInfo] = {}
+        self._cancel = threading.Event()
+
+    @property
+    def journal(self) -> Journal:
+        """The journal of posts (opened at the default location on first use)."""
+        if self._journal is None:
+            self._journal = Journal(clock=self.clock)
+        return self._journal
+
+    def _close_journal(self) -> None:
+        if self._owns_journal and self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+    def cancel(self) -> None:
+        """Stop running uploads at the next block or wait. They stay resumable."""
+        self._cancel.set()
+
+    def _check_cancelled(self) -> None:
+        if self._cancel.is_set():
+            raise UploadCancelledError("the upload was cancelled")
+
+    def _retry_ctx(self, policy: RetryPolicy | None = None) -> RetryContext:
+        policy = policy or self.retry_policy
+        deadline_s = policy.deadline_s
+        return RetryContext(
+            policy=policy,
+            clock=self.clock,
+            rng=self.rng,
+            deadline=None if deadline_s is None else self.clock() + deadline_s,
+        )
+
+    def _tus(
+        self, endpoint: str, file: LocalFile, *, metadata: Mapping[str, str] | None,
+        chunk_size: int | None, upload_url: str | None = None, known_offset: int = 0,
+        expires_at: float | None = None, digest: RunningDigest | None = None,
+    ) -> TusUpload:  # fmt: skip
+        options = TusOptions(
+            chunk_size=chunk_size or self.chunk_size,
+            headers=self.headers,
+            allowed_origins=self.allowed_origins,
+            metadata=MappingProxyType(dict(metadata or {})),
+            checksum=self.checksum,
+        )
+        return TusUpload(
+            endpoint, file, options, self._retry_ctx(),
+            info=self._info_cache.get(endpoint), upload_url=upload_url,
+            known_offset=known_offset, expires_at=expires_at,
+            digest=digest if digest is not None else RunningDigest(),
+        )  # fmt: skip
+
+    def _observer(self, total: int, on_progress: Callable[..., None] | None) -> RunObserver:
+        return RunObserver(total, on_progress, self._info_cache)
+
+    @staticmethod
+    def _result(value: UploadResult, obs: RunObserver) -> UploadResult:
+        return UploadResult(
+            upload_url=value.upload_url, size=value.size, offset=value.offset,
+            sha256=value.sha256, bytes_sent=obs.bytes_sent, requests=obs.requests,
+        )  # fmt: skip
+
+    # -- platforms --
+
+    def _platform(self, post: Post) -> Platform:
+        auth = HeaderPolicy.for_endpoint(post.endpoint, self.headers, self.allowed_origins)
+        config = post.extra.get("platform", {})
+        return platform_for(post.platform, config, auth, clock=self.clock)
+
+    # -- journaled posts --
+
+    def add(
+        self, path: str | os.PathLike[str], endpoint: str, *,
+        metadata: Mapping[str, str] | None = None, post_id: str | None = None,
+        platform: Platform | None = None,
+    ) -> Post:  # fmt: skip
+        """Journal a post without uploading it (``resume_pending`` or the daemon will).
+
+        ``platform`` defaults to plain tus; pass a
+        :class:`~steadypost.platforms.generic.PostApiPlatform` for a platform
+        with a publish call and a status endpoint. Its settings are journaled
+        with the post (never your headers or tokens).
+        """
+        file = snapshot_file(path)
+        name = platform.name if platform is not None else "tus"
+        extra = {"platform": dict(platform.config())} if platform is not None else None
+        return self.journal.add(
+            path=file.path, endpoint=endpoint, platform=name,
+            identity=FileIdentity(file.size, file.mtime_ns), metadata=dict(metadata or {}),
+            post_id=post_id, extra=extra,
+        )  # fmt: skip
+
+    def _claim(self, post_id: str) -> PostRun | None:
+        try:
+            post = self.journal.claim(
+                owner=self.owner, post_id=post_id, lease_s=self.post_options.lease_s
+            )
+        except (LeaseHeldError, IllegalTransitionError) as exc:
+            log.info("skipping post %s: %s", post_id, exc)
+            return None
+        if post is None:
+            return None
+        return PostRun(
+            self.journal, post, owner=self.owner, clock=self.clock, rng=self.rng,
+            policy=self.retry_policy, options=self.post_options,
+        )  # fmt: skip
+
+    def _prepare(self, run: PostRun, chunk_size: int | None) -> TusUpload | Post:
+        """The flow for a claimed post, or the post itself if its file is unusable."""
+        try:
+            file = run.local_file()
+            digest = run.digest(file)
+        except SteadypostError as exc:
+            if isinstance(exc, JournalError):
+                raise
+            return run.failed(exc)
+        post = run.post
+        metadata = {**post.metadata, "post_id": post.post_id}
+        return self._tus(
+            post.endpoint, file, metadata=metadata, chunk_size=chunk_size,
+            upload_url=run.upload_url, known_offset=run.offset,
+            expires_at=post.upload_expires_at, digest=digest,
+        )  # fmt: skip
+
+    def _post_flow(self, run: PostRun, upload: TusUpload) -> Flow[Post]:
+        """Upload the bytes, then publish if the platform has that step."""
+        try:
+            result = yield from upload.run()
+        except SteadypostError as exc:
+            return self._conclude(run, exc)
+        sha = result.sha256 or file_sha256(upload.file.path, upload.file.size)
+        platform = self._platform(run.post)
+        if platform.publish(run.post, result.upload_url) is None:
+            return run.succeeded(sha, upload.file.size)
+        run.publishing(sha)
+
+        def publish() -> Flow[CheckResult]:
+            flow = platform.publish(run.post, result.upload_url)
+            assert flow is not None
+            return flow
+
+        try:
+            answer = yield from with_retries(publish, self._retry_ctx(), retry_if=self._resendable)
+        except SteadypostError as exc:
+            return run.publish_failed(exc)
+        return run.published(answer)
+
+    def _resendable(self, exc: BaseException) -> bool:
+        """A publish is resent only when the server certainly did not act on it."""
+        return (
+            isinstance(exc, SteadypostError)
+            and exc.outcome is Outcome.NOT_DELIVERED
+            and is_transient(self.retry_policy, exc)
+        )
+
+    def _conclude(self, run: PostRun, exc: SteadypostError) -> Post:
+        if isinstance(exc, IllegalTransitionError | LeaseHeldError):
+            # Cancelled or taken over by another process meanwhile: its state stands.
+            log.info("post %s: %s", run.post.post_id, exc)
+            return self.journal.get(run.post.post_id)
+        if isinstance(exc, JournalError):
+            raise exc
+        return run.failed(exc)
+
+    def _due_post_ids(self) -> list[str]:
+        return [p.post_id for p in self.journal.due(now=self.clock()) if p.state in _UPLOADABLE]
+
+    # -- verification and cancelling --
+
+    def _verifiable(self, everything: bool) -> list[Post]:
+        posts = self.journal.list(state=PostState.UNCONFIRMED)
+        if everything:
+            return posts
+        now = self.clock()
+        return [p for p in posts if (p.next_attempt_at or 0.0) <= now]
+
+    def _verify_flow(self, post: Post) -> Flow[Post]:
+        check = VerifyRun(
+            self.journal, post, clock=self.clock, rng=self.rng, options=self.post_options
+        )
+        platform = self._platform(post)
+        policy = replace(self.retry_policy, max_attempts=CHECK_ATTEMPTS, deadline_s=None)
+        try:
+            result = yield from with_retries(lambda: platform.check(post), self._retry_ctx(policy))
+        except SteadypostError as exc:
+            if isinstance(exc, JournalError):
+                raise
+            return check.check_failed(exc)
+        return check.apply(result)
+
+    def _cancel_flow(self, post_id: str) -> Flow[Post]:
+        """Journal the cancellation first, then ask the server to drop the upload."""
+        post = self.journal.get(post_id)
+        if post.state.finished:
+            return post
+        post = self.journal.transition(post_id, PostState.CANCELLED, event={"by": "user"})
+        if post.upload_url:
+            terminate = self._tus(
+                post.endpoint, LocalFile("", 0, 0), metadata=None, chunk_size=None
+            )
+            try:
+                yield from terminate.terminate(post.upload_url)
+            except SteadypostError as exc:
+                self.journal.record(
+                    post_id, "note", {"message": f"server-side delete failed: {exc}"}
+                )
+        return post
+
+    def _recorder(self, post: Post) -> EventRecorder:
+        return EventRecorder(self.journal, post)
