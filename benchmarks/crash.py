@@ -266,7 +266,14 @@ def one_trial(
     n: int, rng: random.Random, file: Path, sha: str, size: int, chunk: int, endpoint: str,
     server: TusServer, proxy: CountingProxy, workdir: Path, resume_kill_rate: float,
 ) -> TrialResult:  # fmt: skip
-    from steadypost import Journal, PostOptions, PostState, RetryPolicy, Uploader
+    from steadypost import (
+        DEFAULT_CHUNK_SIZE,
+        Journal,
+        PostOptions,
+        PostState,
+        RetryPolicy,
+        Uploader,
+    )
 
     result = TrialResult()
     journal_path = workdir / f"journal-{n}.sqlite3"
@@ -316,7 +323,7 @@ def one_trial(
             )  # fmt: skip
             result.kills += killed
         up = Uploader(
-            journal=journal, clock=clock, chunk_size=chunk,
+            journal=journal, clock=clock, chunk_size=chunk or DEFAULT_CHUNK_SIZE,
             retry=RetryPolicy(base_s=0.01, cap_s=0.2, deadline_s=120.0),
             post_options=PostOptions(lease_s=LEASE_S),
         )  # fmt: skip

@@ -346,13 +346,13 @@ def test_kill_9_while_posting_then_resume(
     for _ in range(rng.choice([0, 0, 1, 2])):
         generation += 1
         after = rng.randint(1, max(2, markers_for(left)))
-        trial.note(f"resume killed after {after} markers")
         run = run_child(
             [*common, "--clock-offset", str(generation * STEP_S), str(trial.journal_path),
              endpoint, "resume"],
             trial.log, kill_after=after,
         )  # fmt: skip
         trial.kills += run.killed
+        trial.note(f"resume killed after {after} markers: {run.killed}")
 
     # 4. Resume here until nothing is pending, then check everything.
     clock.offset_s = generation * STEP_S

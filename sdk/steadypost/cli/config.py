@@ -1,0 +1,348 @@
+"""Settings for the CLI: a profile from ``config.toml``, then the environment, then flags.
+
+The file is ``steadypost.paths.config_dir() / "config.toml"`` (on Linux
+``~/.config/steadypost/config.toml``; ``$STEADYPOST_CONFIG_DIR`` moves it)::
+
+    default_profile = "travel"
+
+    [profiles.travel]
+    endpoint = "https://uploads.example.com/files/"
+    token_env = "TRAVEL_UPLOAD_TOKEN"   # read the token from this variable (preferred)
+    # token = "..."                     # or keep it here (then chmod 600 the file)
+    chunk_size = "16MiB"
+    headers = { "X-Channel" = "travel" }
+    metadata = { "playlist" = "summer" }
+
+The profile is ``--profile NAME``, else ``$STEADYPOST_PROFILE``, else
+``default_profile``, else a profile named ``default`` if there is one.
+``$STEADYPOST_ENDPOINT``, ``$STEADYPOST_TOKEN`` and ``$STEADYPOST_CHUNK_SIZE``
+override the profile; flags override both. A token becomes
+``Authorization: Bearer <token>``. Credentials (the token and every
+``--header``) go only to the origin of the configured endpoint; they are never
+written to the journal or printed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from steadypost.paths import config_dir
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+CONFIG_FILENAME = "config.toml"
+ENV_PROFILE = "STEADYPOST_PROFILE"
+ENV_ENDPOINT = "STEADYPOST_ENDPOINT"
+ENV_TOKEN = "STEADYPOST_TOKEN"  # noqa: S105 - the variable's name, not a secret
+ENV_CHUNK_SIZE = "STEADYPOST_CHUNK_SIZE"
+
+_PROFILE_KEYS = frozenset({"endpoint", "token", "token_env", "chunk_size", "headers", "metadata"})
+_TOP_KEYS = frozenset({"default_profile", "profiles"})
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+_UNITS = {
+    "": 1, "b": 1,
+    "k": 1024, "kib": 1024, "kb": 1000,
+    "m": 1024**2, "mib": 1024**2, "mb": 1000**2,
+    "g": 1024**3, "gib": 1024**3, "gb": 1000**3,
+}  # fmt: skip
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A value from the config file, the environment or a flag is not usable."""
+
+
+# --- parsing single values -------------------------------------------------------------
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``"8MiB"``, ``"5MB"``, ``"512k"`` or ``"1048576"``.
+
+    ``KiB/MiB/GiB`` and the bare ``K/M/G`` are powers of 1024, ``KB/MB/GB``
+    powers of 1000. Raises :class:`ConfigError` on anything else.
+    """
+    match = _SIZE.match(text)
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in _UNITS:
+        raise ConfigError(
+            f"{text!r} is not a size; write bytes or a number with a unit: "
+            "1048576, 512KiB, 8MiB, 5MB, 1GiB"
+        )
+    size = int(float(match.group(1)) * _UNITS[unit])
+    if size < 1:
+        raise ConfigError(f"{text!r} is too small: a size is at least 1 byte")
+    return size
+
+
+def check_endpoint(url: str) -> str:
+    """``url`` if it is an absolute ``http(s)://host/...`` URL, else :class:`ConfigError`."""
+    try:
+        parts = urlsplit(url.strip())
+        _ = parts.port  # raises ValueError on a bad port
+    except ValueError as exc:
+        raise ConfigError(f"{url!r} is not a valid URL ({exc})") from None
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+        raise ConfigError(
+            f"{url!r} is not an http(s) URL; give the upload endpoint, "
+            "e.g. https://uploads.example.com/files/"
+        )
+    return url.strip()
+
+
+def origin(url: str) -> str:
+    """``scheme://host:port`` of a URL, lower-cased, with the default port filled in."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or _DEFAULT_PORTS.get(scheme, 0)
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """``("Name", "value")`` from ``"Name: value"``. The value is never echoed in errors."""
+    name, colon, value = text.partition(":")
+    name = name.strip()
+    if not colon or not _HEADER_NAME.match(name):
+        raise ConfigError("a header is written 'Name: value', e.g. 'X-Channel: travel'")
+    value = value.strip()
+    if "\r" in value or "\n" in value:
+        raise ConfigError(f"the value of header {name} contains a line break")
+    return name, value
+
+
+def parse_metadata(text: str) -> tuple[str, str]:
+    """``("key", "value")`` from ``"key=value"`` (tus keys have no spaces or commas)."""
+    key, eq, value = text.partition("=")
+    key = key.strip()
+    if not eq or not key or any(c in key for c in " ,\t"):
+        raise ConfigError(f"{text!r}: metadata is written key=value, e.g. caption='Day one'")
+    return key, value
+
+
+# --- the file --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One ``[profiles.NAME]`` table of ``config.toml``."""
+
+    name: str
+    endpoint: str | None = None
+    token: str | None = field(default=None, repr=False)
+    token_env: str | None = None
+    chunk_size: int | None = None
+    headers: Mapping[str, str] = field(default=_EMPTY, repr=False)
+    metadata: Mapping[str, str] = _EMPTY
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """What ``config.toml`` says (empty when there is no file)."""
+
+    path: Path
+    exists: bool = False
+    default_profile: str | None = None
+    profiles: Mapping[str, Profile] = field(default_factory=dict)
+    readable_by_others: bool = False
+
+
+def config_path() -> Path:
+    """Where the config file is looked for."""
+    return config_dir() / CONFIG_FILENAME
+
+
+def _strings(where: str, value: Any) -> Mapping[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ConfigError(f"{where} must be a table of strings, e.g. {{ key = \"value\" }}")
+    return MappingProxyType(dict(value))
+
+
+def _optional_str(where: str, value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{where} must be a string")
+    return value
+
+
+def _profile(name: str, table: Any, path: Path) -> Profile:
+    where = f"{path}: [profiles.{name}]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = sorted(set(table) - _PROFILE_KEYS)
+    if unknown:
+        known = ", ".join(sorted(_PROFILE_KEYS))
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {known})")
+    endpoint = _optional_str(f"{where} endpoint", table.get("endpoint"))
+    chunk = table.get("chunk_size")
+    try:
+        if endpoint is not None:
+            check_endpoint(endpoint)
+        chunk_size = parse_size(str(chunk)) if chunk is not None else None
+        headers = dict(parse_header(f"{k}: {v}") for k, v in _strings(
+            f"{where} headers", table.get("headers", {})).items())
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return Profile(
+        name=name,
+        endpoint=endpoint,
+        token=_optional_str(f"{where} token", table.get("token")),
+        token_env=_optional_str(f"{where} token_env", table.get("token_env")),
+        chunk_size=chunk_size,
+        headers=MappingProxyType(headers),
+        metadata=_strings(f"{where} metadata", table.get("metadata", {})),
+    )  # fmt: skip
+
+
+def load_config(path: Path | None = None) -> ConfigFile:
+    """Read and check ``config.toml``; a missing file is an empty config."""
+    path = path or config_path()
+    try:
+        raw = path.read_bytes()
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return ConfigFile(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key {unknown[0]!r}; profiles go in [profiles.NAME] tables"
+        )
+    tables = data.get("profiles", {})
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{path}: 'profiles' must hold [profiles.NAME] tables")
+    default = _optional_str(f"{path}: default_profile", data.get("default_profile"))
+    return ConfigFile(
+        path=path,
+        exists=True,
+        default_profile=default,
+        profiles={name: _profile(name, table, path) for name, table in tables.items()},
+        readable_by_others=bool(mode & (stat.S_IRGRP | stat.S_IROTH)),
+    )
+
+
+# --- the resolved settings -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a command uses: profile, then environment, then flags."""
+
+    profile: str | None = None
+    endpoint: str | None = None
+    headers: Mapping[str, str] = field(default=_EMPTY, repr=False)
+    metadata: Mapping[str, str] = _EMPTY
+    chunk_size: int | None = None
+    warnings: tuple[str, ...] = ()
+
+    def headers_for(self, url: str) -> Mapping[str, str]:
+        """The headers for a post at ``url``: none unless it is at the endpoint's origin.
+
+        With no endpoint configured, the headers go to each post's own endpoint
+        (the one the user typed when adding it).
+        """
+        if self.endpoint is None or origin(url) == origin(self.endpoint):
+            return self.headers
+        return _EMPTY
+
+    def foreign(self, url: str) -> bool:
+        """True if credentials are configured but not for ``url``'s origin."""
+        return bool(self.headers) and not self.headers_for(url)
+
+
+def select_profile(config: ConfigFile, name: str | None, env: Mapping[str, str]) -> Profile | None:
+    """The profile to use, or ``None``; :class:`ConfigError` for an unknown name."""
+    chosen = name or env.get(ENV_PROFILE) or config.default_profile
+    if not chosen:
+        return config.profiles.get("default")
+    profile = config.profiles.get(chosen)
+    if profile is None:
+        known = ", ".join(sorted(config.profiles)) or "none"
+        where = config.path if config.exists else f"{config.path} (no such file)"
+        raise ConfigError(f"no profile {chosen!r} in {where}; profiles: {known}")
+    return profile
+
+
+def _set_header(headers: dict[str, str], name: str, value: str) -> None:
+    for existing in [k for k in headers if k.lower() == name.lower()]:
+        del headers[existing]
+    headers[name] = value
+
+
+def resolve(
+    config: ConfigFile,
+    *,
+    profile_name: str | None = None,
+    env: Mapping[str, str] | None = None,
+    endpoint: str | None = None,
+    headers: Sequence[tuple[str, str]] = (),
+    metadata: Sequence[tuple[str, str]] = (),
+    chunk_size: int | None = None,
+) -> Settings:
+    """Combine the profile, the environment and the flags (later wins)."""
+    env = os.environ if env is None else env
+    profile = select_profile(config, profile_name, env) or Profile(name="")
+    warnings: list[str] = []
+    merged = dict(profile.headers)
+    token = profile.token
+    if profile.token_env:
+        token = env.get(profile.token_env) or None
+        if token is None:
+            raise ConfigError(
+                f"profile {profile.name!r} reads its token from ${profile.token_env}, "
+                "which is not set"
+            )
+    elif token and config.readable_by_others:
+        warnings.append(
+            f"{config.path} holds a token and other users can read it: chmod 600 it, "
+            "or use token_env"
+        )
+    token = env.get(ENV_TOKEN) or token
+    if token:
+        _set_header(merged, "Authorization", f"Bearer {token}")
+    for name, value in headers:
+        _set_header(merged, name, value)
+    url = endpoint or env.get(ENV_ENDPOINT) or profile.endpoint
+    if url is not None and not endpoint:
+        url = _from_env(ENV_ENDPOINT, check_endpoint, url) if env.get(ENV_ENDPOINT) else url
+    env_chunk = env.get(ENV_CHUNK_SIZE)
+    size = chunk_size or (_from_env(ENV_CHUNK_SIZE, parse_size, env_chunk) if env_chunk else None)
+    if merged and url and urlsplit(url).scheme == "http" and not _loopback(url):
+        warnings.append(f"credentials for {origin(url)} would travel unencrypted (http, not https)")
+    return Settings(
+        profile=profile.name or None,
+        endpoint=url,
+        headers=MappingProxyType(merged),
+        metadata=MappingProxyType({**profile.metadata, **dict(metadata)}),
+        chunk_size=size or profile.chunk_size,
+        warnings=tuple(warnings),
+    )
+
+
+def _from_env(name: str, check: Callable[[str], T], value: str) -> T:
+    try:
+        return check(value)
+    except ConfigError as exc:
+        raise ConfigError(f"${name}: {exc}") from None
+
+
+def _loopback(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
