@@ -206,6 +206,7 @@ class TrialResult:
     corrupt: bool = False
     kills: int = 0
     orphans: int = 0
+    orphan_bytes: int = 0
     body_bytes: int = 0
     wire_bytes: int = 0
     requests: dict[str, int] = field(default_factory=dict)
@@ -352,6 +353,7 @@ def one_trial(
         mine = [u for u in uploads if u.metadata.get("post_id") in ids]
         completed = [u for u in mine if u.completed]
         result.orphans = len(mine) - len(completed)
+        result.orphan_bytes = sum(u.stored_bytes for u in mine if not u.completed)
         if not posts or any(p.state is not PostState.CONFIRMED for p in posts) or not completed:
             result.lost = True
             result.problems.append(f"states {[p.state.value for p in posts]}, "
@@ -408,6 +410,7 @@ def summarize(chunk: int, size: int, results: list[TrialResult], seconds: float)
         "p99_trial_ratio": round(ratios[min(trials - 1, int(trials * 0.99))], 4),
         "kills": sum(r.kills for r in results),
         "orphan_uploads": sum(r.orphans for r in results),
+        "orphan_bytes_ratio": round(sum(r.orphan_bytes for r in results) / (trials * size), 4),
         "size_bytes": size,
         "chunk_bytes": chunk or DEFAULT_CHUNK_SIZE,
         "seconds": round(seconds, 1),
@@ -420,14 +423,18 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     size = rows[0]["size_bytes"]
     print(f"kill -9 trials, one {human_size(size)} file each, @tus/server on 127.0.0.1")
     print("bytes_sent_ratio: POST+PATCH body bytes on the wire / file size (all runs of a")
-    print("trial, killed ones included); wire_ratio: every client->server byte / file size")
-    header = ("chunk", "trials", "kills", "lost", "duplicated", "corrupt", "bytes_sent_ratio",
-              "wire_ratio", "p99 trial", "max trial", "orphans", "seconds")  # fmt: skip
+    print("trial, killed ones included); wire_ratio: every client->server byte / file size;")
+    print("orphan bytes: bytes the server stored in uploads whose creation answer died with a")
+    print("killed run (begun again from byte 0), / file size")
+    header = ("chunk", "trials", "kills", "lost", "duplicated", "corrupt",
+              "bytes_sent_ratio", "wire_ratio", "p99 trial", "max trial", "orphans",
+              "orphan bytes", "seconds")  # fmt: skip
     table = [header] + [
         (human_size(r["chunk_bytes"]), str(r["trials"]), str(r["kills"]), str(r["lost"]),
          str(r["duplicated"]), str(r["corrupt"]), f"{r['bytes_sent_ratio']:.4f}",
          f"{r['wire_ratio']:.4f}", f"{r['p99_trial_ratio']:.3f}",
-         f"{r['max_trial_ratio']:.3f}", str(r["orphan_uploads"]), f"{r['seconds']:.0f}")
+         f"{r['max_trial_ratio']:.3f}", str(r["orphan_uploads"]),
+         f"{r['orphan_bytes_ratio']:.4f}", f"{r['seconds']:.0f}")
         for r in rows
     ]  # fmt: skip
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]

@@ -60,7 +60,7 @@ TUS_HEADERS = ("Tus-Resumable: 1.0.0",)
 @dataclass(frozen=True)
 class Client:
     name: str
-    kind: str  # "curl" | "tuspy" | "steadypost"
+    kind: str  # "curl" | "tuspy" | "steadypost" | "steadypost-journal"
     chunk_size: int | None = None  # None: the client's own default (curl: one PATCH)
     note: str = ""
 
@@ -74,9 +74,14 @@ CLIENTS: dict[str, Client] = {
         Client("steadypost", "steadypost", None, note="defaults"),
         Client("steadypost-8m", "steadypost", 8 * MiB),
         Client("steadypost-64m", "steadypost", 64 * MiB),
+        Client("steadypost-journal", "steadypost-journal", None, note="Uploader.post, journal"),
+        Client("steadypost-journal-8m", "steadypost-journal", 8 * MiB),
     )
 }
-DEFAULT_CLIENTS = "curl,tuspy-8m,steadypost,steadypost-8m,steadypost-64m"
+DEFAULT_CLIENTS = (
+    "curl,tuspy-8m,steadypost,steadypost-journal,steadypost-8m,steadypost-journal-8m,"
+    "steadypost-64m"
+)
 
 
 @dataclass
@@ -292,6 +297,23 @@ def run_worker(name: str, file: Path, endpoint: str) -> None:
             result = up.upload(file, endpoint, **kwargs)
         seconds = time.perf_counter() - started
         url = str(result.upload_url)
+    elif client.kind == "steadypost-journal":
+        # Journal on: Uploader.post() commits the post, its upload URL, each chunk's offset
+        # and every request to a fresh SQLite journal (opening and creating it is timed too).
+        from steadypost import Journal, PostState, Uploader
+
+        kwargs = {}
+        if client.chunk_size is not None:
+            kwargs["chunk_size"] = client.chunk_size
+        with tempfile.TemporaryDirectory(prefix="steadypost-journal-") as tmp:
+            started = time.perf_counter()
+            journal = Journal(Path(tmp) / "journal.sqlite3")
+            with journal, Uploader(journal=journal) as up:
+                post = up.post(file, endpoint, **kwargs)
+            seconds = time.perf_counter() - started
+        if post.state is not PostState.CONFIRMED or post.upload_url is None:
+            raise SystemExit(f"post ended {post.state.value}: {post.last_error}")
+        url = post.upload_url
     else:
         raise SystemExit(f"--worker: unsupported client kind {client.kind!r}")
     hwm = vm_hwm_kib()

@@ -426,5 +426,9 @@ def test_two_processes_resume_the_same_journal_at_once(
             assert server.sha256(upload.id) == sha256_of(file)
             assert post.upload_url == server.upload_url(upload.id)
     assert len(server.uploads()) == len(files)
+    # The server's own request log: one creation request per post, nothing refused.
+    requests = [line for line in server.log_text().splitlines() if " -> " in line]
+    assert sum(" POST /files/ -> 201" in line for line in requests) == len(files), requests
+    assert not [line for line in requests if " -> 4" in line or " -> 5" in line], requests
     # Both really ran at once: each uploaded some of the posts, none both.
     assert sorted(uploaded_by) == sorted(runners), dict(uploaded_by)

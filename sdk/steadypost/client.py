@@ -23,7 +23,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, TypeVar
 
 import httpx
@@ -90,7 +90,8 @@ class Uploader(UploaderCore):
         )  # fmt: skip
         return run_sync(
             flow, http=http, sleep=self._sleep, observer=observer,
-            check_cancelled=self._check_cancelled,
+            check_cancelled=self._check_cancelled, guard=self._guard(), clock=self.clock,
+            limiter=self.rate_limiter,
         )  # fmt: skip
 
     def upload(
@@ -188,7 +189,9 @@ class Uploader(UploaderCore):
             done.append(self.upload_post(post_id, on_progress=on_progress))
         return done
 
-    def verify_due(self, *, all: bool = False) -> list[Post]:
+    def verify_due(
+        self, *, all: bool = False, post_ids: Collection[str] | None = None
+    ) -> list[Post]:
         """Check the ``unconfirmed`` posts whose time has come (every one with ``all=True``).
 
         See :mod:`steadypost.verify` for what each answer leads to. A post
@@ -196,7 +199,7 @@ class Uploader(UploaderCore):
         """
         return [
             self._drive(self._verify_flow(post), self._recorder(post))
-            for post in self._verifiable(all)
+            for post in self._verifiable(all, post_ids)
         ]
 
     def cancel_post(self, post_id: str) -> Post:
@@ -248,7 +251,8 @@ class AsyncUploader(UploaderCore):
         )  # fmt: skip
         return await run_async(
             flow, http=http, sleep=self._sleep, observer=observer,
-            check_cancelled=self._check_cancelled,
+            check_cancelled=self._check_cancelled, guard=self._guard(), clock=self.clock,
+            limiter=self.rate_limiter,
         )  # fmt: skip
 
     async def upload(
@@ -326,11 +330,13 @@ class AsyncUploader(UploaderCore):
             done.append(await self.upload_post(post_id, on_progress=on_progress))
         return done
 
-    async def verify_due(self, *, all: bool = False) -> list[Post]:
+    async def verify_due(
+        self, *, all: bool = False, post_ids: Collection[str] | None = None
+    ) -> list[Post]:
         """See :meth:`Uploader.verify_due`."""
         return [
             await self._drive(self._verify_flow(post), self._recorder(post))
-            for post in self._verifiable(all)
+            for post in self._verifiable(all, post_ids)
         ]
 
     async def cancel_post(self, post_id: str) -> Post:

@@ -6,10 +6,17 @@ answer back (or throws the translated failure in):
 * :class:`~steadypost.flow.Request` -> the HTTP layer's ``send``;
 * :class:`~steadypost.flow.Sleep` -> the injected sleeper (a test passes a fake);
 * :class:`~steadypost.flow.Digest` -> a checksum of part of the file;
-* :class:`~steadypost.flow.Emit` -> the observer.
+* :class:`~steadypost.flow.Emit` -> the observer;
+* :class:`~steadypost.flow.Acquire` -> the rate ``limiter`` (the seconds to wait).
 
 The observer sees every exchange, wait and event *before* the flow goes on,
 which is what lets the journal write intent before the next request.
+
+With a ``guard`` (a :class:`~steadypost.hosts.HostGuard`), every request is
+first *admitted* by its host's circuit breaker and retry budget; a refused
+request is not sent: the guard's :class:`~steadypost.errors.HostUnavailableError`
+is thrown into the flow instead. Every exchange's outcome is then *recorded*
+with the guard (``Retry-After`` included), on the driver's ``clock``.
 """
 
 from __future__ import annotations
@@ -19,10 +26,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Generic, Protocol, TypeVar
 
 from .errors import SteadypostError
-from .flow import Digest, Emit, Flow, Request, Response, Sleep
+from .flow import Acquire, Digest, Emit, Flow, Request, Response, Sleep
+from .hosts import origin_of
+from .ratelimit import LocalRateLimiter, RateLimiter
 from .transport import AsyncHttp, SyncHttp, digest_body
 
 T = TypeVar("T")
+
+#: Answers :class:`~steadypost.flow.Acquire` when a driver is given no limiter.
+PROCESS_RATE_LIMITER = LocalRateLimiter()
 
 
 class Observer(Protocol):
@@ -39,6 +51,16 @@ class Observer(Protocol):
     def on_wait(self, sleep: Sleep) -> None: ...
 
     def on_event(self, event: object) -> None: ...
+
+
+class Guard(Protocol):
+    """Asked before each request, told after it (see :class:`~steadypost.hosts.HostGuard`)."""
+
+    def admit(self, origin: str, now: float) -> SteadypostError | None: ...
+
+    def record(
+        self, origin: str, response: Response | None, error: BaseException | None, now: float
+    ) -> None: ...
 
 
 class NullObserver:
@@ -61,10 +83,21 @@ class NullObserver:
 class _Pump(Generic[T]):
     """Steps a flow, handling the effects that need no network or sleeping itself."""
 
-    def __init__(self, flow: Flow[T], observer: Observer, check_cancelled: Callable[[], None]):
+    def __init__(
+        self,
+        flow: Flow[T],
+        observer: Observer,
+        check_cancelled: Callable[[], None],
+        guard: Guard | None = None,
+        clock: Callable[[], float] = time.time,
+        limiter: RateLimiter | None = None,
+    ):
         self.flow = flow
         self.observer = observer
         self.check_cancelled = check_cancelled
+        self.guard = guard
+        self.clock = clock
+        self.limiter = limiter if limiter is not None else PROCESS_RATE_LIMITER
         self.answer: Any = None
         self.failure: BaseException | None = None
         self.result: T | None = None
@@ -96,8 +129,20 @@ class _Pump(Generic[T]):
                     self.failure = exc
             elif isinstance(effect, Emit):
                 self.observer.on_event(effect.event)
+            elif isinstance(effect, Acquire):
+                self.answer = self.limiter.acquire(effect)
             else:  # pragma: no cover - a flow bug
                 raise TypeError(f"unknown effect {effect!r}")
+
+    def admit(self, request: Request) -> bool:
+        """Whether ``request`` may be sent; if not, the guard's refusal goes into the flow."""
+        if self.guard is None:
+            return True
+        refusal = self.guard.admit(origin_of(request.url), self.clock())
+        if refusal is None:
+            return True
+        self.answer, self.failure = None, refusal
+        return False
 
     def settle(
         self,
@@ -107,6 +152,8 @@ class _Pump(Generic[T]):
         started: float,
     ) -> None:
         self.answer, self.failure = response, failure
+        if self.guard is not None:
+            self.guard.record(origin_of(request.url), response, failure, self.clock())
         self.observer.on_exchange(request, response, failure, time.monotonic() - started)
 
 
@@ -117,12 +164,17 @@ def run_sync(
     sleep: Callable[[float], None],
     observer: Observer,
     check_cancelled: Callable[[], None] = lambda: None,
+    guard: Guard | None = None,
+    clock: Callable[[], float] = time.time,
+    limiter: RateLimiter | None = None,
 ) -> T:
     """Pump ``flow`` to completion with blocking I/O; return its value."""
-    pump = _Pump(flow, observer, check_cancelled)
+    pump = _Pump(flow, observer, check_cancelled, guard, clock, limiter)
     while (effect := pump.next_io()) is not None:
         if isinstance(effect, Sleep):
             sleep(effect.seconds)
+            continue
+        if not pump.admit(effect):
             continue
         started = time.monotonic()
         try:
@@ -140,12 +192,17 @@ async def run_async(
     sleep: Callable[[float], Awaitable[None]],
     observer: Observer,
     check_cancelled: Callable[[], None] = lambda: None,
+    guard: Guard | None = None,
+    clock: Callable[[], float] = time.time,
+    limiter: RateLimiter | None = None,
 ) -> T:
     """Pump ``flow`` to completion with asyncio I/O; return its value."""
-    pump = _Pump(flow, observer, check_cancelled)
+    pump = _Pump(flow, observer, check_cancelled, guard, clock, limiter)
     while (effect := pump.next_io()) is not None:
         if isinstance(effect, Sleep):
             await sleep(effect.seconds)
+            continue
+        if not pump.admit(effect):
             continue
         started = time.monotonic()
         try:

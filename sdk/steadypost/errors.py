@@ -98,6 +98,47 @@ class ChecksumMismatchError(StatusError):
     """The server computed a different checksum for a chunk (tus status 460)."""
 
 
+class PlatformError(StatusError):
+    """A platform API answered with one of its own error codes.
+
+    ``code`` is the platform's code (TikTok's ``error.code``, e.g.
+    ``invalid_params`` or ``spam_risk_too_many_pending_share``); ``outcome``
+    and ``retry_after`` say what steadypost does about it.
+    """
+
+    def __init__(
+        self, message: str, *, code: str, status: int, method: str = "", url: str = "",
+        retry_after: float | None = None, request_id: str | None = None,
+        outcome: Outcome = Outcome.REJECTED,
+    ) -> None:  # fmt: skip
+        super().__init__(
+            message, status=status, method=method, url=url, retry_after=retry_after,
+            request_id=request_id, outcome=outcome,
+        )  # fmt: skip
+        self.code = code
+
+
+class AuthorizationError(SteadypostError):
+    """The platform refused the account: its token is invalid or expired, or a scope is missing.
+
+    Nothing is retried: the user must reconnect the account (``message``
+    says so, naming the platform). ``code`` is the platform's error code,
+    ``status`` its HTTP status (``None`` when no request was made, e.g. no
+    token was configured). A token provider that fails is reported with
+    ``outcome=NOT_DELIVERED``: the post waits and tries again later.
+    """
+
+    def __init__(
+        self, message: str, *, platform: str, code: str, status: int | None = None,
+        outcome: Outcome = Outcome.REJECTED,
+    ) -> None:  # fmt: skip
+        super().__init__(message)
+        self.platform = platform
+        self.code = code
+        self.status = status
+        self.outcome = outcome
+
+
 class UploadGoneError(SteadypostError):
     """The upload resource no longer exists (404, 410, or ``Upload-Expires`` passed).
 
@@ -116,6 +157,27 @@ class ProtocolError(SteadypostError):
     """
 
     outcome = Outcome.REJECTED
+
+
+class HostUnavailableError(SteadypostError):
+    """The request was not sent: its host is being given time to recover.
+
+    Its circuit breaker is open (or its one probe request is out), the
+    process's retry budget for it is spent, it asked everybody to wait with
+    ``Retry-After``, or its platform's status page reports a major outage.
+    ``retry_after`` is the number of seconds until the host may be tried
+    again. Nothing reached the server; a journaled post waits (``waiting``,
+    ``next_attempt_at`` = then) instead of failing. Flows never retry it
+    themselves: that would only spin in place.
+    """
+
+    outcome = Outcome.NOT_DELIVERED
+
+    def __init__(self, message: str, *, host: str, retry_after: float, reason: str = "") -> None:
+        super().__init__(message)
+        self.host = host
+        self.retry_after = max(0.0, retry_after)
+        self.reason = reason
 
 
 # --- giving up ----------------------------------------------------------------

@@ -7,6 +7,7 @@ the acknowledged offset the moment they are known (before the next request).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,11 +23,27 @@ class ServerDiscovered:
 
 @dataclass(frozen=True)
 class UploadCreated:
-    """The server made an upload resource; its URL must be journaled now."""
+    """The server made an upload resource; its URL must be journaled now.
+
+    ``extra``: platform state journaled in the same transaction (top-level
+    keys of the post's ``extra``, e.g. ``{"tiktok": {"publish_id": ...}}``).
+    """
 
     upload_url: str
     expires_at: float | None
     offset: int
+    extra: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class PlatformState:
+    """Platform-specific facts to journal now, before the flow's next request.
+
+    ``extra`` holds top-level keys of the post's ``extra`` to set (e.g. the
+    intent to call TikTok's init, before the call). JSON values only.
+    """
+
+    extra: Mapping[str, Any]
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ answer::
     response = yield Request("HEAD", url, headers)   # the driver sends it
     yield Sleep(12.5, "server busy (503)")           # the driver waits
     yield Emit(OffsetAcknowledged(...))              # the driver reports it
+    wait = yield Acquire("api.host", "key", "init", 6, 60.0, now)  # a rate-limit slot
 
 The sync driver (:mod:`steadypost.drivers`) pumps the generator with
 ``httpx.Client``, the async driver with ``httpx.AsyncClient``; neither holds any
@@ -125,7 +126,27 @@ class Emit:
     event: object
 
 
-Effect = Request | Sleep | Digest | Emit
+@dataclass(frozen=True)
+class Acquire:
+    """Take one slot of a documented rate limit before a request; answered with a wait.
+
+    The driver's :class:`~steadypost.ratelimit.RateLimiter` answers ``0.0``
+    when the slot was taken at ``now``, otherwise the seconds until one frees
+    up (the flow then yields a :class:`Sleep` and asks again). ``scope`` is
+    the API's host, ``key`` names the account without a secret (e.g.
+    ``tiktok-rate:<token hash>``), ``bucket`` the limited endpoint: at most
+    ``limit`` grants per ``window_s`` seconds.
+    """
+
+    scope: str
+    key: str
+    bucket: str
+    limit: int
+    window_s: float
+    now: float
+
+
+Effect = Request | Sleep | Digest | Emit | Acquire
 Flow = Generator[Effect, Any, T]
 
 

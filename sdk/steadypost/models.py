@@ -183,3 +183,6 @@ class Progress:
     """Bytes handed to the network so far (>= ``acknowledged`` while a chunk is in flight)."""
     wait_s: float = 0.0
     message: str = ""
+    """For a wait: the whole line to show ("server busy (503), retrying in 42 s")."""
+    reason: str = ""
+    """For a wait: only why ("server busy (503)")."""

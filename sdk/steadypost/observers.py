@@ -66,7 +66,7 @@ class RunObserver:
         log.info("%s", message)
         self._report(
             Progress(ProgressKind.WAIT, self.acknowledged, self.total, sent=self.acknowledged,
-                     wait_s=sleep.seconds, message=message)
+                     wait_s=sleep.seconds, message=message, reason=sleep.reason)
         )  # fmt: skip
 
     def on_event(self, event: object) -> None:

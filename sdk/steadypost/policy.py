@@ -23,6 +23,7 @@ from .errors import (
     ChecksumMismatchError,
     ConnectFailedError,
     ConnectionLostError,
+    HostUnavailableError,
     StatusError,
     SteadypostError,
 )
@@ -117,8 +118,10 @@ def is_transient(policy: RetryPolicy, exc: BaseException) -> bool:
 
     Connection failures and the retryable statuses qualify. A caller that is
     about to resend a non-idempotent write must look at ``exc.outcome`` first.
+    A :class:`~steadypost.errors.HostUnavailableError` is not: the host's
+    guard decides when it may be tried again, and the post waits until then.
     """
-    if isinstance(exc, ChecksumMismatchError):
+    if isinstance(exc, ChecksumMismatchError | HostUnavailableError):
         return False
     if isinstance(exc, ConnectFailedError | ConnectionLostError):
         return True

@@ -28,6 +28,7 @@ from typing import Any
 from .digest import RunningDigest
 from .errors import (
     FileProblemError,
+    HostUnavailableError,
     JournalError,
     Outcome,
     ProtocolError,
@@ -39,6 +40,7 @@ from .errors import (
 from .events import (
     OffsetAcknowledged,
     OffsetReported,
+    PlatformState,
     UploadCreated,
     UploadExpiresChanged,
     UploadRestarted,
@@ -56,6 +58,22 @@ DEFAULT_MAX_PROTOCOL_FAILURES = 5
 DEFAULT_RECHECK_BASE_S = 30 * 60.0
 DEFAULT_RECHECK_CAP_S = 6 * 3600.0
 DEFAULT_UNRESOLVED_AFTER_S = 72 * 3600.0
+
+
+def retry_delay(
+    exc: SteadypostError, attempts: int, *, policy: RetryPolicy, rng: random.Random
+) -> float:
+    """How long a post that failed without anything lost waits before its next attempt.
+
+    The host's own time when its guard turned the request away (circuit open,
+    budget spent, ``Retry-After``, status page); else the post's jittered
+    backoff, or the server's longer ``Retry-After``.
+    """
+    if isinstance(exc, HostUnavailableError):
+        return exc.retry_after
+    cause = exc.__cause__ if isinstance(exc, RetriesExhaustedError) else exc
+    retry_after = cause.retry_after if isinstance(cause, StatusError) else None
+    return retry_wait(policy, attempts, retry_after=retry_after, rng=rng)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -204,9 +222,15 @@ class PostRun(EventRecorder):
                 event.offset,
                 False,
             )
-            self.journal.checkpoint(
+            extra = {"extra": {**self.post.extra, **event.extra}} if event.extra else {}
+            self.post = self.journal.checkpoint(
                 post_id, owner=owner, upload_url=event.upload_url, offset=event.offset,
-                upload_expires_at=event.expires_at, lease_s=self.options.lease_s,
+                upload_expires_at=event.expires_at, lease_s=self.options.lease_s, **extra,
+            )  # fmt: skip
+        elif isinstance(event, PlatformState):
+            self.post = self.journal.checkpoint(
+                post_id, owner=owner, extra={**self.post.extra, **event.extra},
+                lease_s=self.options.lease_s,
             )  # fmt: skip
         elif isinstance(event, OffsetAcknowledged) and event.offset > self.offset:
             self.offset = event.offset
@@ -289,8 +313,7 @@ class PostRun(EventRecorder):
             )
         if exc.outcome is Outcome.REJECTED:
             return self._end(PostState.FAILED, next_attempt_at=None, **fields)
-        retry_after = exc.retry_after if isinstance(exc, StatusError) else None
-        when = now + retry_wait(self.policy, attempts, retry_after=retry_after, rng=self.rng)
+        when = now + retry_delay(exc, attempts, policy=self.policy, rng=self.rng)
         return self._end(PostState.WAITING, next_attempt_at=when, **fields)
 
     def published(self, result: CheckResult) -> Post:
@@ -322,10 +345,8 @@ class PostRun(EventRecorder):
         if self.last_byte_sent:
             # Every byte went out and no answer said whether it was processed.
             return PostState.UNCONFIRMED, self.first_check_at(now)
-        cause = exc.__cause__ if isinstance(exc, RetriesExhaustedError) else exc
-        retry_after = cause.retry_after if isinstance(cause, StatusError) else None
-        return PostState.WAITING, now + retry_wait(
-            self.policy, attempts, retry_after=retry_after, rng=self.rng
+        return PostState.WAITING, now + retry_delay(
+            exc, attempts, policy=self.policy, rng=self.rng
         )
 
     def interrupted(self, why: str) -> Post:

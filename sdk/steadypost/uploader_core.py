@@ -13,12 +13,13 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from types import MappingProxyType
 
 from .digest import RunningDigest
 from .errors import (
+    AuthorizationError,
     IllegalTransitionError,
     JournalError,
     LeaseHeldError,
@@ -28,15 +29,19 @@ from .errors import (
 )
 from .files import file_sha256, snapshot_file
 from .flow import Flow, RetryContext, with_retries
+from .hosts import HostGuard, HostRegistry, default_registry
 from .journal import Journal, make_owner
 from .models import FileIdentity, Post, PostState, Timeouts, UploadResult
 from .observers import RunObserver
-from .platforms.base import CheckResult, Platform
+from .paths import default_journal_path
+from .platforms.base import CheckResult, Platform, PlatformUpload, TokenRequest, UploadJob
 from .platforms.common import HeaderPolicy
-from .platforms.generic import platform_for
+from .platforms.registry import platform_for
 from .platforms.tus import DEFAULT_CHUNK_SIZE, LocalFile, ServerInfo, TusOptions, TusUpload
 from .policy import RetryPolicy, is_transient
 from .posting import EventRecorder, PostOptions, PostRun
+from .ratelimit import SharedRateLimiter
+from .statuspage import StatusPages
 from .transport import DEFAULT_BLOCK_SIZE
 from .verify import VerifyRun
 
@@ -45,6 +50,9 @@ log = logging.getLogger("steadypost")
 #: Checks of unconfirmed posts retry briefly; the next check comes later anyway.
 CHECK_ATTEMPTS = 3
 _UPLOADABLE = (PostState.QUEUED, PostState.WAITING, PostState.UPLOADING)
+
+TokenProvider = Callable[[TokenRequest], "str | None"]
+"""Returns a valid access token for a post's platform account (``None``: use ``headers``)."""
 
 
 class UploaderCore:
@@ -64,6 +72,9 @@ class UploaderCore:
         post_options: PostOptions | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        hosts: HostRegistry | None = None,
+        status_pages: Mapping[str, str] | None = None,
+        token_provider: TokenProvider | None = None,
     ) -> None:
         self.headers: Mapping[str, str] = MappingProxyType(dict(headers or {}))
         self.allowed_origins = frozenset(allowed_origins)
@@ -80,6 +91,14 @@ class UploaderCore:
         self._owns_journal = journal is None
         self._info_cache: dict[str, ServerInfo] = {}
         self._cancel = threading.Event()
+        # Per-host breaker and budget: the process's registry for this journal unless given.
+        self._hosts = hosts
+        # Upload origin -> Statuspage JSON URL: posts wait while it reports a major outage.
+        self.status_pages = StatusPages(status_pages)
+        # Platform accounts' tokens (e.g. refreshed OAuth tokens), asked per post run.
+        self.token_provider = token_provider
+        # Documented per-token rate limits (TikTok), counted in the journal by every process.
+        self.rate_limiter = SharedRateLimiter(lambda: self.journal)
 
     @property
     def journal(self) -> Journal:
@@ -92,6 +111,24 @@ class UploaderCore:
         if self._owns_journal and self._journal is not None:
             self._journal.close()
             self._journal = None
+
+    @property
+    def hosts(self) -> HostRegistry:
+        """The per-host circuit breakers and retry budgets these uploads share."""
+        if self._hosts is None:
+            path = self._journal.path if self._journal is not None else default_journal_path()
+            self._hosts = default_registry(path, self.clock)
+        return self._hosts
+
+    def _guard(self) -> HostGuard:
+        """What the drivers ask before each request (breaker state kept in the journal)."""
+        cap = self.retry_policy.retry_after_cap_s
+        return self.hosts.guard(store=self._journal, retry_after_cap_s=cap)
+
+    def _host_refusal(self, url: str) -> SteadypostError | None:
+        """Why nothing should be sent to ``url``'s host now (checked before preparing a post)."""
+        now = self.clock()
+        return self._guard().check(url, now) or self.status_pages.refusal(url, now, self._journal)
 
     def cancel(self) -> None:
         """Stop running uploads at the next block or wait. They stay resumable."""
@@ -143,9 +180,29 @@ class UploaderCore:
     # -- platforms --
 
     def _platform(self, post: Post) -> Platform:
-        auth = HeaderPolicy.for_endpoint(post.endpoint, self.headers, self.allowed_origins)
         config = post.extra.get("platform", {})
+        headers = self._account_headers(post, str(config.get("account", "")))
+        auth = HeaderPolicy.for_endpoint(post.endpoint, headers, self.allowed_origins)
         return platform_for(post.platform, config, auth, clock=self.clock)
+
+    def _account_headers(self, post: Post, account: str) -> Mapping[str, str]:
+        """``headers``, with the token provider's token as ``Authorization`` when it gives one."""
+        if self.token_provider is None:
+            return self.headers
+        try:
+            token = self.token_provider(TokenRequest(post.platform, account, post.endpoint))
+        except SteadypostError:
+            raise
+        except Exception as exc:
+            raise AuthorizationError(
+                f"the token provider failed for {post.platform} ({type(exc).__name__}): "
+                "the post waits and asks again later", platform=post.platform,
+                code="token_provider_failed", outcome=Outcome.NOT_DELIVERED,
+            ) from exc  # fmt: skip
+        if not token:
+            return self.headers
+        kept = {k: v for k, v in self.headers.items() if k.lower() != "authorization"}
+        return MappingProxyType({**kept, "Authorization": f"Bearer {token}"})
 
     # -- journaled posts --
 
@@ -158,8 +215,11 @@ class UploaderCore:
 
         ``platform`` defaults to plain tus; pass a
         :class:`~steadypost.platforms.generic.PostApiPlatform` for a platform
-        with a publish call and a status endpoint. Its settings are journaled
-        with the post (never your headers or tokens).
+        with a publish call and a status endpoint, a
+        :class:`~steadypost.platforms.tiktok.TikTokPlatform` or a
+        :class:`~steadypost.platforms.vimeo.VimeoPlatform` (``endpoint`` is then
+        the API base). Its settings are journaled with the post (never your
+        headers or tokens).
         """
         file = snapshot_file(path)
         name = platform.name if platform is not None else "tus"
@@ -185,8 +245,11 @@ class UploaderCore:
             policy=self.retry_policy, options=self.post_options,
         )  # fmt: skip
 
-    def _prepare(self, run: PostRun, chunk_size: int | None) -> TusUpload | Post:
-        """The flow for a claimed post, or the post itself if its file is unusable."""
+    def _prepare(self, run: PostRun, chunk_size: int | None) -> PlatformUpload | Post:
+        """The platform's upload of a claimed post, or the post itself if it cannot start."""
+        refusal = self._host_refusal(run.post.endpoint)
+        if refusal is not None:  # waits for its host, without hashing the file first
+            return run.failed(refusal)
         try:
             file = run.local_file()
             digest = run.digest(file)
@@ -195,21 +258,32 @@ class UploaderCore:
                 raise
             return run.failed(exc)
         post = run.post
-        metadata = {**post.metadata, "post_id": post.post_id}
-        return self._tus(
-            post.endpoint, file, metadata=metadata, chunk_size=chunk_size,
-            upload_url=run.upload_url, known_offset=run.offset,
-            expires_at=post.upload_expires_at, digest=digest,
+        job = UploadJob(
+            post=post, file=file, retry=self._retry_ctx(), digest=digest, chunk_size=chunk_size,
+            default_chunk_size=self.chunk_size, checksum=self.checksum,
+            server_info=self._info_cache.get(post.endpoint),
         )  # fmt: skip
+        try:
+            return self._platform(post).begin(job)
+        except SteadypostError as exc:
+            digest.close()
+            if isinstance(exc, JournalError):
+                raise
+            return run.failed(exc)
 
-    def _post_flow(self, run: PostRun, upload: TusUpload) -> Flow[Post]:
+    def _post_flow(self, run: PostRun, upload: PlatformUpload) -> Flow[Post]:
         """Upload the bytes, then publish if the platform has that step."""
         try:
+            yield from self.status_pages.gate(run.post.endpoint, clock=self.clock,
+                                              store=self._journal)  # fmt: skip
             result = yield from upload.run()
         except SteadypostError as exc:
             return self._conclude(run, exc)
         sha = result.sha256 or file_sha256(upload.file.path, upload.file.size)
-        platform = self._platform(run.post)
+        try:
+            platform = self._platform(run.post)
+        except SteadypostError as exc:
+            return self._conclude(run, exc)
         if platform.publish(run.post, result.upload_url) is None:
             return run.succeeded(sha, upload.file.size)
         run.publishing(sha)
@@ -247,8 +321,11 @@ class UploaderCore:
 
     # -- verification and cancelling --
 
-    def _verifiable(self, everything: bool) -> list[Post]:
+    def _verifiable(self, everything: bool, post_ids: Collection[str] | None = None) -> list[Post]:
         posts = self.journal.list(state=PostState.UNCONFIRMED)
+        if post_ids is not None:
+            wanted = set(post_ids)
+            posts = [p for p in posts if p.post_id in wanted]
         if everything:
             return posts
         now = self.clock()
@@ -258,9 +335,9 @@ class UploaderCore:
         check = VerifyRun(
             self.journal, post, clock=self.clock, rng=self.rng, options=self.post_options
         )
-        platform = self._platform(post)
         policy = replace(self.retry_policy, max_attempts=CHECK_ATTEMPTS, deadline_s=None)
         try:
+            platform = self._platform(post)
             result = yield from with_retries(lambda: platform.check(post), self._retry_ctx(policy))
         except SteadypostError as exc:
             if isinstance(exc, JournalError):
@@ -275,11 +352,10 @@ class UploaderCore:
             return post
         post = self.journal.transition(post_id, PostState.CANCELLED, event={"by": "user"})
         if post.upload_url:
-            terminate = self._tus(
-                post.endpoint, LocalFile("", 0, 0), metadata=None, chunk_size=None
-            )
             try:
-                yield from terminate.terminate(post.upload_url)
+                terminate = self._platform(post).cancel(post)
+                if terminate is not None:
+                    yield from terminate
             except SteadypostError as exc:
                 self.journal.record(
                     post_id, "note", {"message": f"server-side delete failed: {exc}"}

@@ -40,7 +40,7 @@ from steadypost.paths import config_dir
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 CONFIG_FILENAME = "config.toml"
 ENV_PROFILE = "STEADYPOST_PROFILE"
@@ -61,6 +61,10 @@ _UNITS = {
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 T = TypeVar("T")
+
+
+def _empty() -> Mapping[str, str]:
+    return _EMPTY
 
 
 class ConfigError(ValueError):
@@ -145,8 +149,8 @@ class Profile:
     token: str | None = field(default=None, repr=False)
     token_env: str | None = None
     chunk_size: int | None = None
-    headers: Mapping[str, str] = field(default=_EMPTY, repr=False)
-    metadata: Mapping[str, str] = _EMPTY
+    headers: Mapping[str, str] = field(default_factory=_empty, repr=False)
+    metadata: Mapping[str, str] = field(default_factory=_empty)
 
 
 @dataclass(frozen=True)
@@ -247,8 +251,8 @@ class Settings:
 
     profile: str | None = None
     endpoint: str | None = None
-    headers: Mapping[str, str] = field(default=_EMPTY, repr=False)
-    metadata: Mapping[str, str] = _EMPTY
+    headers: Mapping[str, str] = field(default_factory=_empty, repr=False)
+    metadata: Mapping[str, str] = field(default_factory=_empty)
     chunk_size: int | None = None
     warnings: tuple[str, ...] = ()
 
@@ -286,6 +290,33 @@ def _set_header(headers: dict[str, str], name: str, value: str) -> None:
     headers[name] = value
 
 
+def _profile_token(profile: Profile, config: ConfigFile, env: Mapping[str, str],
+                   warnings: list[str]) -> str | None:  # fmt: skip
+    if profile.token_env:
+        token = env.get(profile.token_env) or None
+        if token is None and not env.get(ENV_TOKEN):
+            raise ConfigError(
+                f"profile {profile.name!r} reads its token from ${profile.token_env}, "
+                "which is not set"
+            )
+        return token
+    if profile.token and config.readable_by_others:
+        warnings.append(
+            f"{config.path} holds a token and other users can read it: chmod 600 it, "
+            "or use token_env"
+        )
+    return profile.token
+
+
+def _bound(creds: dict[str, str], configured: str | None, url: str | None, what: str,
+           warnings: list[str]) -> dict[str, str]:  # fmt: skip
+    """``creds`` if they were configured for ``url``'s site (or for no site in particular)."""
+    if creds and configured and url and origin(configured) != origin(url):
+        warnings.append(f"{what} is for {origin(configured)}; it is not sent to {origin(url)}")
+        return {}
+    return creds
+
+
 def resolve(
     config: ConfigFile,
     *,
@@ -296,36 +327,37 @@ def resolve(
     metadata: Sequence[tuple[str, str]] = (),
     chunk_size: int | None = None,
 ) -> Settings:
-    """Combine the profile, the environment and the flags (later wins)."""
+    """Combine the profile, the environment and the flags (later wins).
+
+    Credentials stay with the site they were configured for: the profile's
+    token and headers go only to the profile's endpoint, ``$STEADYPOST_TOKEN``
+    only to ``$STEADYPOST_ENDPOINT`` when that is set; an ``--endpoint`` on
+    another site gets neither (with a warning).
+    """
     env = os.environ if env is None else env
     profile = select_profile(config, profile_name, env) or Profile(name="")
     warnings: list[str] = []
-    merged = dict(profile.headers)
-    token = profile.token
-    if profile.token_env:
-        token = env.get(profile.token_env) or None
-        if token is None:
-            raise ConfigError(
-                f"profile {profile.name!r} reads its token from ${profile.token_env}, "
-                "which is not set"
-            )
-    elif token and config.readable_by_others:
-        warnings.append(
-            f"{config.path} holds a token and other users can read it: chmod 600 it, "
-            "or use token_env"
-        )
-    token = env.get(ENV_TOKEN) or token
+    env_url = _from_env(ENV_ENDPOINT, check_endpoint, env[ENV_ENDPOINT]) if env.get(
+        ENV_ENDPOINT) else None  # fmt: skip
+    url = endpoint or env_url or profile.endpoint
+
+    from_profile = dict(profile.headers)
+    token = _profile_token(profile, config, env, warnings)
     if token:
-        _set_header(merged, "Authorization", f"Bearer {token}")
+        _set_header(from_profile, "Authorization", f"Bearer {token}")
+    merged = _bound(from_profile, profile.endpoint, url,
+                    f"the token of profile {profile.name!r}", warnings)  # fmt: skip
+    if env.get(ENV_TOKEN):
+        from_env = {"Authorization": f"Bearer {env[ENV_TOKEN]}"}
+        for name, value in _bound(from_env, env_url, url, f"${ENV_TOKEN}", warnings).items():
+            _set_header(merged, name, value)
     for name, value in headers:
         _set_header(merged, name, value)
-    url = endpoint or env.get(ENV_ENDPOINT) or profile.endpoint
-    if url is not None and not endpoint:
-        url = _from_env(ENV_ENDPOINT, check_endpoint, url) if env.get(ENV_ENDPOINT) else url
-    env_chunk = env.get(ENV_CHUNK_SIZE)
-    size = chunk_size or (_from_env(ENV_CHUNK_SIZE, parse_size, env_chunk) if env_chunk else None)
     if merged and url and urlsplit(url).scheme == "http" and not _loopback(url):
         warnings.append(f"credentials for {origin(url)} would travel unencrypted (http, not https)")
+
+    env_chunk = env.get(ENV_CHUNK_SIZE)
+    size = chunk_size or (_from_env(ENV_CHUNK_SIZE, parse_size, env_chunk) if env_chunk else None)
     return Settings(
         profile=profile.name or None,
         endpoint=url,

@@ -1,9 +1,11 @@
 """What every platform adapter provides, as flows (generators, no I/O).
 
-A platform knows how to get a post's bytes to it (for tus-based platforms:
-:class:`~steadypost.platforms.tus.TusUpload`), how to *publish* an uploaded
-video when publishing is a separate step, and how to *check* a post later:
-the verification that settles an ``unconfirmed`` post.
+A platform knows how to get a post's bytes to it (:meth:`Platform.begin`
+returns a :class:`PlatformUpload`: for tus-based platforms a
+:class:`~steadypost.platforms.tus.TusUpload`, for TikTok its chunked PUTs),
+how to *publish* an uploaded video when publishing is a separate step, how
+to *check* a post later (the verification that settles an ``unconfirmed``
+post), and what cancelling means on its side.
 
 ``check`` answers one of four things (:class:`CheckStatus`):
 
@@ -26,8 +28,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from ..flow import Flow
-from ..models import Post
+from ..digest import RunningDigest
+from ..flow import Flow, RetryContext
+from ..models import Post, UploadResult
+from .tus import LocalFile, ServerInfo
 
 
 class CheckStatus(str, enum.Enum):
@@ -48,6 +52,53 @@ class CheckResult:
     """What the platform said, for the journal's evidence."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class UploadJob:
+    """Everything a platform needs to upload one claimed post's bytes.
+
+    ``post`` is the journaled post as it is now: its ``upload_url``,
+    ``offset``, ``upload_expires_at`` and ``extra`` say where an earlier run
+    stopped. ``digest`` is primed with the bytes the journal says the server
+    holds. ``chunk_size`` is the caller's choice for this upload (``None``:
+    the platform's own default, or ``default_chunk_size`` for plain tus).
+    """
+
+    post: Post
+    file: LocalFile
+    retry: RetryContext
+    digest: RunningDigest
+    chunk_size: int | None = None
+    default_chunk_size: int
+    checksum: bool = True
+    server_info: ServerInfo | None = None
+    """What a tus endpoint advertised earlier in this process (skips ``OPTIONS``)."""
+
+
+class PlatformUpload(Protocol):
+    """One run of a post's upload: ``run()`` is the flow, ``close()`` frees its helpers."""
+
+    file: LocalFile
+
+    def run(self) -> Flow[UploadResult]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """What a creator tool's token provider is asked for (see ``Uploader(token_provider=)``).
+
+    ``account`` is the label given to the platform adapter (``""`` unless you
+    set one), so a tool with several accounts on one platform can tell them
+    apart. Return a currently valid access token (refresh it first if it is
+    about to expire), or ``None`` to use the uploader's ``headers``.
+    """
+
+    platform: str
+    account: str
+    endpoint: str
+
+
 class Platform(Protocol):
     """A platform adapter. ``name`` is stored in the journal with each post."""
 
@@ -55,6 +106,14 @@ class Platform(Protocol):
 
     def config(self) -> Mapping[str, str]:
         """Settings to journal with a post, so a later run can rebuild the adapter."""
+        ...
+
+    def begin(self, job: UploadJob) -> PlatformUpload:
+        """The upload of ``job.post``'s bytes, resuming what the journal shows was done."""
+        ...
+
+    def cancel(self, post: Post) -> Flow[None] | None:
+        """What to ask the platform when the user cancels ``post`` (``None``: nothing)."""
         ...
 
     def publish(self, post: Post, upload_url: str) -> Flow[CheckResult] | None:

@@ -21,9 +21,9 @@ from types import MappingProxyType
 from ..errors import JournalError, Outcome, ProtocolError
 from ..flow import Flow, Request, Response
 from ..models import Post
-from .base import CheckResult, CheckStatus, Platform
+from .base import CheckResult, CheckStatus, Platform, PlatformUpload, UploadJob
 from .common import HeaderPolicy, json_object
-from .tus import TUS_VERSION, status_error
+from .tus import TUS_VERSION, TusOptions, TusUpload, status_error
 
 _STATUS = {
     "processed": CheckStatus.PROCESSED,
@@ -44,6 +44,32 @@ class TusPlatform:
 
     def config(self) -> Mapping[str, str]:
         return MappingProxyType({})
+
+    def begin(self, job: UploadJob) -> PlatformUpload:
+        """A tus upload to the post's endpoint, resumed from the journaled upload URL."""
+        post = job.post
+        options = TusOptions(
+            chunk_size=job.chunk_size or job.default_chunk_size,
+            headers=self.auth.headers,
+            allowed_origins=self.auth.trusted,
+            metadata=MappingProxyType({**post.metadata, "post_id": post.post_id}),
+            checksum=job.checksum,
+        )
+        return TusUpload(
+            post.endpoint, job.file, options, job.retry, info=job.server_info,
+            upload_url=post.upload_url, known_offset=post.offset if post.upload_url else 0,
+            expires_at=post.upload_expires_at, digest=job.digest,
+        )  # fmt: skip
+
+    def cancel(self, post: Post) -> Flow[None] | None:
+        """tus termination: ``DELETE`` the upload (already gone is fine)."""
+        return self._terminate(post.upload_url) if post.upload_url else None
+
+    def _terminate(self, url: str) -> Flow[None]:
+        req = Request("DELETE", url, self.auth.for_url(url, ("Tus-Resumable", TUS_VERSION)))
+        resp: Response = yield req
+        if resp.status not in (200, 204, 404, 410):
+            raise status_error(req, resp, now=self.clock(), what="cancelling the upload failed")
 
     def publish(self, post: Post, upload_url: str) -> Flow[CheckResult] | None:
         return None

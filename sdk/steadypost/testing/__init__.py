@@ -20,6 +20,10 @@ microseconds. It needs nothing but httpx, and serves requests in process
     assert sim.published_copies("p1") == 1                # posted exactly once
     assert len([r for r in sim.requests if r.fault]) <= 4  # and it did not hammer the server
 
+It also plays TikTok's Content Posting API and Vimeo's upload API
+(``sim.tiktok``, ``sim.vimeo``; see :mod:`steadypost.testing.tiktok` and
+:mod:`steadypost.testing.vimeo`), with the same fault rules.
+
 Fault rules (see :mod:`steadypost.testing.faults`): :class:`Outage`,
 :class:`Respond`, :class:`ResetMidChunk`, :class:`ProcessedButError`,
 :class:`ProcessedButTimeout`, :class:`BadUploadOffset`,
@@ -48,6 +52,8 @@ from .records import PostInfo, RequestRecord, UploadInfo
 from .server import SimulatorServer
 from .simulator import DEFAULT_PROCESSING_S, PlatformSimulator
 from .storage import DirectoryStorage, MemoryStorage, UploadStorage
+from .tiktok import TikTokApp, TikTokConfig, tiktok_fault
+from .tiktok_upload import ChunkAnswers, TikTokPublishInfo
 from .transport import SimTransport
 from .tus import (
     DEFAULT_CHECKSUM_ALGORITHMS,
@@ -57,6 +63,7 @@ from .tus import (
     TusApp,
     TusConfig,
 )
+from .vimeo import VimeoApp, VimeoConfig, VimeoVideoInfo
 
 __all__ = [
     "DEFAULT_CHECKSUM_ALGORITHMS",
@@ -69,6 +76,7 @@ __all__ = [
     "HTML_ERROR_PAGE",
     "STEPS",
     "BadUploadOffset",
+    "ChunkAnswers",
     "DirectoryStorage",
     "FakeClock",
     "Fault",
@@ -86,9 +94,16 @@ __all__ = [
     "SimTransport",
     "SimulatorServer",
     "SlowProcessing",
+    "TikTokApp",
+    "TikTokConfig",
+    "TikTokPublishInfo",
     "TusApp",
     "TusConfig",
     "UploadInfo",
     "UploadStorage",
+    "VimeoApp",
+    "VimeoConfig",
+    "VimeoVideoInfo",
     "http_date",
+    "tiktok_fault",
 ]

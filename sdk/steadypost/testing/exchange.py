@@ -195,5 +195,6 @@ class Exchange:
                 body_bytes=self._received,
                 fault=self._fault,
                 broken=answer.kind if isinstance(answer, Drop) else None,
+                query=head.query,
             )
         )

@@ -87,3 +87,5 @@ class RequestRecord:
     """Request body bytes the server read."""
     fault: str | None = None
     broken: str | None = None
+    query: str = ""
+    """The query string, without ``?`` (TikTok's upload URLs carry their id there)."""

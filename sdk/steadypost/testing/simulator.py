@@ -1,7 +1,11 @@
 """``PlatformSimulator``: a fake video platform to rehearse outages against.
 
 It speaks tus 1.0.0 at ``/files`` and has a small post API at ``/posts`` (see
-:mod:`steadypost.testing.posts`). Reach it in process with
+:mod:`steadypost.testing.posts`). Beside them it plays TikTok's Content
+Posting API (:mod:`steadypost.testing.tiktok`, at ``/v2/post/publish/...``
+with upload URLs at ``/video/``) and Vimeo's upload API
+(:mod:`steadypost.testing.vimeo`, ``/me/videos`` and ``/videos/{id}``); point
+a TikTok or Vimeo post's endpoint at the simulator's base URL. Reach it in process with
 :meth:`PlatformSimulator.transport` (no sockets) or over real HTTP with
 :class:`~steadypost.testing.SimulatorServer`. Time comes from a shared
 :class:`~steadypost.testing.FakeClock`, so a test can jump over a 30-minute
@@ -24,6 +28,7 @@ from .messages import RequestHead, error_reply
 from .posts import PostApp
 from .records import PostInfo, RequestRecord, UploadInfo
 from .storage import DirectoryStorage, MemoryStorage
+from .tiktok import TikTokApp, TikTokConfig
 from .transport import SimTransport
 from .tus import (
     DEFAULT_CHECKSUM_ALGORITHMS,
@@ -34,6 +39,7 @@ from .tus import (
     TusApp,
     TusConfig,
 )
+from .vimeo import VimeoApp, VimeoConfig
 
 #: Seconds a published video stays ``processing`` unless told otherwise.
 DEFAULT_PROCESSING_S = 0.0
@@ -70,6 +76,10 @@ class PlatformSimulator:
         When set, creating uploads and the post API need exactly this
         ``Authorization`` value (else 401). Upload URLs never need it, as with
         the capability URLs of real upload CDNs.
+    ``tiktok`` / ``vimeo``
+        A :class:`~steadypost.testing.TikTokConfig` /
+        :class:`~steadypost.testing.VimeoConfig` (defaults: as documented).
+        Inspect them with ``sim.tiktok`` and ``sim.vimeo``.
     """
 
     def __init__(
@@ -88,6 +98,8 @@ class PlatformSimulator:
         ignore_idempotency: bool = False,
         reject_media: bool = False,
         require_authorization: str | None = None,
+        tiktok: TikTokConfig | None = None,
+        vimeo: VimeoConfig | None = None,
     ) -> None:
         self.clock = clock if clock is not None else FakeClock()
         self.faults = faults if isinstance(faults, Faults) else Faults(faults)
@@ -115,6 +127,14 @@ class PlatformSimulator:
             ignore_idempotency=ignore_idempotency,
             require_authorization=require_authorization,
         )
+        self.tiktok = TikTokApp(
+            tiktok or TikTokConfig(), storage, faults=self.faults, clock=self.clock.now,
+            lock=self._lock,
+        )  # fmt: skip
+        self.vimeo = VimeoApp(
+            vimeo or VimeoConfig(), self.tus, faults=self.faults, clock=self.clock.now,
+            lock=self._lock,
+        )  # fmt: skip
 
     # --- ways in --------------------------------------------------------------------
 
@@ -141,6 +161,10 @@ class PlatformSimulator:
             return self.tus.open(head)
         if self.post_api.handles(head.path):
             return self.post_api.open(head)
+        if self.tiktok.handles(head.path):
+            return self.tiktok.open(head)
+        if self.vimeo.handles(head.path):
+            return self.vimeo.open(head)
         return Fixed(error_reply(404, "no such resource"))
 
     def _record(self, record: RequestRecord) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
@@ -105,6 +105,15 @@ class TusApp:
             if head.method == "DELETE":
                 return Fixed(self._delete(upload_id))
         return Fixed(error_reply(405, headers=(("Allow", "OPTIONS, HEAD, PATCH, DELETE"),)))
+
+    def create_upload(self, length: int, metadata: Mapping[str, str], origin: str) -> str:
+        """Make an upload server-side (as Vimeo's API does) and return its URL on ``origin``."""
+        with self._lock:
+            now = self._clock()
+            upload_id = uuid.uuid4().hex
+            self._uploads[upload_id] = Upload(upload_id, length, dict(metadata), None, now, now)
+            self.storage.create(upload_id)
+        return f"{origin.rstrip('/')}{FILES_PATH}/{upload_id}"
 
     # --- inspection --------------------------------------------------------------
 

@@ -1,0 +1,172 @@
+"""``steadypost upload`` and ``steadypost add``: put videos in the journal, and send them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from steadypost import Post
+
+from .app import App, CliError
+from .config import Settings
+from .exitcodes import ExitCode, for_posts, help_text
+from .options import common_options, json_option, pass_app, post_options
+
+FILES = click.argument(
+    "files", nargs=-1, required=True,
+    type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path),
+)  # fmt: skip
+
+CONFIG_HELP = """
+\b
+A profile in config.toml saves typing. The file is in steadypost's config
+folder: ~/.config/steadypost/ on Linux, ~/Library/Application
+Support/steadypost/ on macOS, %LOCALAPPDATA%\\steadypost\\ on Windows
+($STEADYPOST_CONFIG_DIR moves it):
+\b
+  default_profile = "travel"
+  [profiles.travel]
+  endpoint = "https://uploads.example.com/files/"
+  token_env = "TRAVEL_UPLOAD_TOKEN"     # or: token = "..." (chmod 600)
+  chunk_size = "16MiB"
+\b
+$STEADYPOST_ENDPOINT, $STEADYPOST_TOKEN and $STEADYPOST_CHUNK_SIZE override
+the profile; flags override both. A token is sent as
+'Authorization: Bearer <token>', only to the endpoint's site, and is never
+saved in the journal or printed.
+"""
+
+
+def _endpoint(settings: Settings) -> str:
+    if settings.endpoint is None:
+        raise CliError(
+            "no endpoint: pass --endpoint URL, set STEADYPOST_ENDPOINT, or put "
+            "endpoint in a profile of config.toml",
+            ExitCode.USAGE,
+        )
+    return settings.endpoint
+
+
+def _unique(app: App, files: Sequence[Path]) -> list[Path]:
+    seen: set[str] = set()
+    unique = []
+    for path in files:
+        key = os.path.realpath(path)
+        if key in seen:
+            app.warn(f"{path} is given twice; it is posted once")
+            continue
+        seen.add(key)
+        unique.append(path)
+    return unique
+
+
+def _metadata(settings: Settings, path: Path) -> dict[str, str]:
+    return {"filename": path.name, **settings.metadata}
+
+
+@click.command(epilog=CONFIG_HELP + "\n" + help_text())
+@FILES
+@post_options
+@json_option
+@common_options
+@pass_app
+def upload(
+    app: App, files: tuple[Path, ...], endpoint: str | None, headers: tuple[tuple[str, str], ...],
+    metadata: tuple[tuple[str, str], ...], chunk_size: int | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Upload videos now, with a progress bar per file.
+
+    Each file becomes a post in the journal before the first byte is sent.
+    When the platform fails, steadypost waits as the server asks and resumes
+    from the server's offset. At the end you get one line per post:
+    confirmed, unconfirmed (checked later, it may already be live), waiting
+    (`steadypost resume` goes on) or failed, and why. Ctrl-C keeps the post
+    resumable and exits 130.
+
+    \b
+    Examples:
+      steadypost upload holiday.mp4 --endpoint https://uploads.example.com/files/
+      steadypost upload day1.mp4 day2.mp4 -m caption='Day one' --chunk-size 8MiB
+      STEADYPOST_TOKEN=... steadypost upload clip.mp4 -e https://up.example/files/
+      steadypost upload clip.mp4 --json | jq -r .state
+    """
+    settings = app.settings(
+        endpoint=endpoint, headers=headers, metadata=metadata, chunk_size=chunk_size
+    )
+    url = _endpoint(settings)
+    files = tuple(_unique(app, files))
+    uploader = app.uploader(settings.headers_for(url))
+    results: list[Post] = []
+    try:
+        with app.display() as display:
+            for path in files:
+                post = uploader.add(path, url, metadata=_metadata(settings, path))
+                results.append(post)
+                tracker = display.track(path.name, post.identity.size)
+                post = uploader.upload_post(
+                    post.post_id, chunk_size=settings.chunk_size, on_progress=tracker
+                )
+                results[-1] = post
+                tracker.finish(post)
+    except KeyboardInterrupt:
+        _interrupted(app, results, files[len(results):], as_json=as_json)
+    app.print_posts(results, as_json=as_json)
+    raise click.exceptions.Exit(for_posts(results))
+
+
+def _interrupted(app: App, started: list[Post], left: Sequence[Path], *, as_json: bool) -> None:
+    saved = [app.journal.get(post.post_id) for post in started]
+    app.print_posts(saved, as_json=as_json)
+    if saved:
+        last = saved[-1]
+        app.note(
+            f"\ninterrupted: post {last.post_id} is saved with {last.offset:,} bytes on the "
+            "server; `steadypost resume` goes on from there"
+        )
+    if left:
+        app.note("not started, not in the journal: " + ", ".join(str(p) for p in left))
+    raise click.exceptions.Exit(ExitCode.INTERRUPTED)
+
+
+@click.command(epilog=CONFIG_HELP)
+@FILES
+@post_options
+@json_option
+@common_options
+@pass_app
+def add(
+    app: App, files: tuple[Path, ...], endpoint: str | None, headers: tuple[tuple[str, str], ...],
+    metadata: tuple[tuple[str, str], ...], chunk_size: int | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Put videos in the journal without uploading them yet.
+
+    `steadypost resume` (or the daemon) uploads them later. Headers and
+    tokens are never saved in the journal: resume takes them from your
+    profile or $STEADYPOST_TOKEN, and the chunk size from the profile or
+    $STEADYPOST_CHUNK_SIZE.
+
+    \b
+    Examples:
+      steadypost add day1.mp4 day2.mp4 --endpoint https://uploads.example.com/files/
+      steadypost --profile travel add clip.mp4 -m caption='Day one'
+      steadypost resume
+    """
+    settings = app.settings(
+        endpoint=endpoint, headers=headers, metadata=metadata, chunk_size=chunk_size
+    )
+    url = _endpoint(settings)
+    if headers:
+        app.warn("--header values are not saved; `steadypost resume` takes headers from "
+                 "the profile or $STEADYPOST_TOKEN")  # fmt: skip
+    if chunk_size:
+        app.warn("--chunk-size is not saved; `steadypost resume` takes it from the profile "
+                 "or $STEADYPOST_CHUNK_SIZE")  # fmt: skip
+    uploader = app.uploader({})
+    posts = [
+        uploader.add(path, url, metadata=_metadata(settings, path))
+        for path in _unique(app, files)
+    ]
+    app.print_posts(posts, as_json=as_json)

@@ -1,0 +1,146 @@
+"""``steadypost resume`` and ``steadypost verify``: finish what earlier runs left."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import click
+
+from steadypost import Post, PostState
+
+from .app import App, CliError
+from .config import Settings, origin
+from .exitcodes import ExitCode, for_posts, help_text
+from .options import chunk_size_option, common_options, header_option, json_option, pass_app
+from .output import when
+
+_RESUMABLE = (PostState.QUEUED, PostState.WAITING, PostState.UPLOADING)
+
+
+def _chosen(app: App, refs: Sequence[str], everything: bool) -> tuple[list[Post], list[Post]]:
+    """The posts ``resume`` works on (the named ones, or those due) and those left for later."""
+    if refs:
+        return [app.find_post(ref) for ref in refs], []
+    now = app.now()
+    due = [p for p in app.journal.due(now=now) if p.state in _RESUMABLE]
+    due_ids = {p.post_id for p in due}
+    later = [p for p in app.journal.list(state=PostState.WAITING) if p.post_id not in due_ids]
+    if everything:
+        return due + later, []
+    if later:
+        first = min(p.next_attempt_at or now for p in later)
+        app.note(
+            f"{len(later)} post(s) wait for their next try (the earliest at {when(first, now)}); "
+            "`steadypost resume --all` tries them now"
+        )
+    return due, later
+
+
+def _skip(app: App, post: Post, settings: Settings) -> bool:
+    if post.state not in _RESUMABLE:
+        hint = " (`steadypost verify` checks it)" if post.state is PostState.UNCONFIRMED else ""
+        app.note(f"post {post.post_id} is {post.state.value}: nothing to upload{hint}")
+        return True
+    if settings.foreign(post.endpoint):
+        app.warn(
+            f"post {post.post_id} is for {origin(post.endpoint)}, not this profile's site; "
+            "skipped so your credentials stay with their site (use --profile for that site)"
+        )
+        return True
+    return False
+
+
+@click.command(epilog=help_text(), short_help="Go on with posts an earlier run left.")
+@click.argument("post_ids", nargs=-1)
+@click.option("--all", "everything", is_flag=True,
+              help="Also posts whose next try is later (the server asked to wait).")  # fmt: skip
+@header_option
+@chunk_size_option
+@json_option
+@common_options
+@pass_app
+def resume(
+    app: App, post_ids: tuple[str, ...], everything: bool,
+    headers: tuple[tuple[str, str], ...], chunk_size: int | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Go on with posts that an earlier run left: queued, waiting or interrupted.
+
+    Without POST_IDs, every post whose time has come (its wait is over);
+    the exit code is 4 while any post still waits.
+    Uploads continue from the server's offset. The token comes from the
+    profile or $STEADYPOST_TOKEN (the journal never holds one).
+
+    \b
+    Examples:
+      steadypost resume
+      steadypost resume 01JD3K9Z
+      steadypost --profile travel resume --all
+    """
+    settings = app.settings(headers=headers, chunk_size=chunk_size)
+    chosen, later = _chosen(app, post_ids, everything)
+    results: list[Post] = []
+    with app.display() as display:
+        for post in chosen:
+            if _skip(app, post, settings):
+                results.append(post)
+                continue
+            tracker = display.track(os.path.basename(post.path), post.identity.size)
+            uploader = app.uploader(settings.headers_for(post.endpoint))
+            post = uploader.upload_post(
+                post.post_id, chunk_size=settings.chunk_size, on_progress=tracker
+            )
+            tracker.finish(post)
+            results.append(post)
+    if not chosen:
+        app.note("nothing to resume")
+    app.print_posts(results, as_json=as_json)
+    raise click.exceptions.Exit(for_posts([*results, *later]))
+
+
+@click.command(epilog=help_text())
+@click.option("--all", "everything", is_flag=True,
+              help="Check every unconfirmed post now, not only those whose time has come.")
+@header_option
+@json_option
+@common_options
+@pass_app
+def verify(app: App, everything: bool, headers: tuple[tuple[str, str], ...], as_json: bool) -> None:
+    """Ask the platform whether unconfirmed posts went through.
+
+    A post is unconfirmed when every byte went out but no answer said whether
+    it arrived. steadypost checks it 15-30 minutes later instead of posting it
+    twice: processed -> confirmed; still processing -> checked again later;
+    not processed -> queued again (`steadypost resume` sends it); failed ->
+    failed. This runs the checks that are due now (all of them with --all).
+    The exit code is 3 while any post stays unconfirmed.
+
+    \b
+    Examples:
+      steadypost verify
+      steadypost verify --all --json
+    """
+    settings = app.settings(headers=headers)
+    now = app.now()
+    pending = app.journal.list(state=PostState.UNCONFIRMED)
+    due = [p for p in pending if everything or (p.next_attempt_at or now) <= now]
+    foreign = sorted({origin(p.endpoint) for p in due if settings.foreign(p.endpoint)})
+    if foreign:
+        raise CliError(
+            f"unconfirmed posts at {', '.join(foreign)} are due, but the configured "
+            f"credentials are for {origin(settings.endpoint or '')} and must not be sent "
+            "there: use the --profile of that site", ExitCode.ERROR,
+        )  # fmt: skip
+    checked: list[Post] = []
+    if due:
+        site_headers = settings.headers_for(due[0].endpoint)
+        checked = app.uploader(site_headers).verify_due(all=everything)
+    done = {p.post_id for p in checked}
+    waiting = [p for p in pending if p.post_id not in done]
+    if not checked:
+        app.note("nothing to verify now" if pending else "no unconfirmed posts")
+    if waiting:
+        first = min(p.next_attempt_at or now for p in waiting)
+        app.note(f"{len(waiting)} post(s) not checked yet; the next check is at {when(first, now)}")
+    app.print_posts(checked, as_json=as_json)
+    raise click.exceptions.Exit(for_posts([*checked, *waiting]))

@@ -1,0 +1,106 @@
+"""Which platforms steadypost speaks, and rebuilding a post's adapter from the journal.
+
+``available()`` lists them for a user interface (the CLI's platform list)::
+
+    for info in steadypost.platforms.available():
+        print(info.name, info.default_endpoint, info.verification)
+
+``platform_for(name, config, auth)`` rebuilds the adapter a post was journaled
+with (its ``config`` never holds a token: ``auth`` comes from the uploader).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from ..errors import JournalError
+from .base import Platform
+from .common import HeaderPolicy
+from .generic import platform_for as generic_platform_for
+from .tiktok import TIKTOK_API, TikTokOptions, TikTokPlatform
+from .vimeo import VIMEO_API, VimeoPlatform
+
+
+@dataclass(frozen=True)
+class PlatformInfo:
+    """What a platform adapter does, for listing (all plain text)."""
+
+    name: str
+    """Stored with each post; pass it to :func:`platform_for`."""
+    title: str
+    bytes: str
+    """How the video's bytes travel."""
+    publish: str
+    verification: str
+    """How an ``unconfirmed`` post is settled."""
+    default_endpoint: str | None
+    """The API base to post to (``None``: your own server's URL)."""
+    options: tuple[str, ...]
+    """Config keys the adapter accepts (strings, as journaled)."""
+    needs_token: bool
+    """Whether an ``Authorization: Bearer`` token (headers or token provider) is required."""
+    sources: str
+    """Where its behaviour comes from (documentation vs. secondary sources)."""
+
+
+_INFOS = (
+    PlatformInfo(
+        name="tus", title="Any tus 1.0.0 server", bytes="tus 1.0.0 (creation, PATCH, HEAD)",
+        publish="none: the upload is the post",
+        verification="HEAD: confirmed when Upload-Offset equals Upload-Length",
+        default_endpoint=None, options=(), needs_token=False,
+        sources="the tus 1.0.0 specification",
+    ),
+    PlatformInfo(
+        name="post-api", title="tus plus a publish call and a status endpoint",
+        bytes="tus 1.0.0", publish="POST publish_url with Idempotency-Key: <post id>",
+        verification="GET status_url (a template with {post_id})",
+        default_endpoint=None, options=("publish_url", "status_url"), needs_token=False,
+        sources="steadypost's own convention (what steadypost.testing simulates)",
+    ),
+    PlatformInfo(
+        name="tiktok", title="TikTok Content Posting API (Direct Post or upload to inbox)",
+        bytes="chunked PUT (Content-Range) to a one-hour upload URL from video/init",
+        publish="none: TikTok publishes (or sends to the inbox) once every chunk arrived",
+        verification="POST status/fetch with the publish_id",
+        default_endpoint=TIKTOK_API, options=tuple(TikTokOptions().to_config()),
+        needs_token=True,
+        sources="TikTok's developer docs; the URL lifetime, error codes, status values and "
+        "fail reasons only from secondary sources",
+    ),
+    PlatformInfo(
+        name="vimeo", title="Vimeo API (tus approach)",
+        bytes="tus PATCH to the upload_link from POST /me/videos",
+        publish="none: Vimeo transcodes once every byte arrived",
+        verification="GET {uri}?fields=upload.status,transcode.status",
+        default_endpoint=VIMEO_API, options=("account",), needs_token=True,
+        sources="Vimeo's upload documentation and engineering blog",
+    ),
+)
+
+
+def available() -> list[PlatformInfo]:
+    """Every platform steadypost can post to, in a stable order."""
+    return list(_INFOS)
+
+
+def platform_for(
+    name: str, config: Mapping[str, str], auth: HeaderPolicy | None = None,
+    *, clock: Callable[[], float] = time.time,
+) -> Platform:  # fmt: skip
+    """Rebuild a platform adapter by ``name`` from its journaled ``config``.
+
+    Raises :class:`~steadypost.errors.JournalError` for an unknown name or
+    an unusable config.
+    """
+    auth = auth if auth is not None else HeaderPolicy()
+    try:
+        if name == TikTokPlatform.name:
+            return TikTokPlatform.from_config(config, auth, clock=clock)
+        if name == VimeoPlatform.name:
+            return VimeoPlatform.from_config(config, auth, clock=clock)
+    except ValueError as exc:
+        raise JournalError(f"a {name} post was journaled with an unusable config: {exc}") from exc
+    return generic_platform_for(name, config, auth, clock=clock)
