@@ -57,8 +57,10 @@ import argparse
 import base64
 import contextlib
 import hashlib
+import heapq
 import json
 import logging
+import multiprocessing
 import os
 import random
 import shutil
@@ -68,13 +70,14 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from steadypost import Journal, PostState, RetryPolicy, Uploader
+from steadypost import Journal, Post, PostState, RetryPolicy, Uploader
 from steadypost.platforms.common import HeaderPolicy
 from steadypost.platforms.generic import PostApiPlatform
 from steadypost.testing import (
@@ -266,6 +269,9 @@ class Result:
     unrouted: int = 0
     """Requests no post's simulator could be found for (OPTIONS aside); must be 0."""
     rounds: int = 0
+    clients: int = 0
+    upload_runs: int = 0
+    """steadypost: how many times a post was claimed to upload (each run of upload_post)."""
     checks: Counter[str] = field(default_factory=Counter)
     """steadypost: the verification checks made, by the platform's answer."""
     states: Counter[str] = field(default_factory=Counter)
@@ -333,6 +339,14 @@ def tally(
 # --- steadypost ---------------------------------------------------------------------
 
 
+@dataclass
+class Creator:
+    """One creator's app: its own journal (and so its own host guard) and Uploader."""
+
+    journal: Journal
+    uploader: Uploader
+
+
 def run_steadypost(
     name: str,
     plan: Sequence[PlannedPost],
@@ -348,55 +362,68 @@ def run_steadypost(
     clock = FakeClock(start=START)
     platform = PerPostPlatform(clock, ignore_idempotency=ignore_idempotency)
     api = PostApiPlatform(HeaderPolicy(), publish_url=PUBLISH_URL, status_url=STATUS_URL)
-    journal_path = workdir / f"journal-{'nokeys' if ignore_idempotency else 'keys'}.sqlite3"
-    client = httpx.Client(transport=platform, base_url=BASE)
+    journals = workdir / f"journals-{'nokeys' if ignore_idempotency else 'keys'}"
+    journals.mkdir()
     retry = RetryPolicy(max_attempts=args.max_attempts, deadline_s=None)
-    with (
-        client,
-        Journal(journal_path, clock=clock.now) as journal,
-        Uploader(
-            client=client, journal=journal, sleep=clock.sleep, clock=clock.now,
-            rng=random.Random(args.seed + 1), chunk_size=CHUNK_SIZE, retry=retry,
-        ) as up,
-    ):  # fmt: skip
+    per = args.posts_per_client
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(httpx.Client(transport=platform, base_url=BASE))
+        creators: list[Creator] = []
+        for i in range((len(plan) + per - 1) // per):
+            journal = stack.enter_context(
+                Journal(journals / f"creator-{i:05d}.sqlite3", clock=clock.now)
+            )
+            uploader = stack.enter_context(Uploader(
+                client=client, journal=journal, sleep=clock.sleep, clock=clock.now,
+                rng=random.Random(args.seed * 1_000_003 + i), chunk_size=CHUNK_SIZE, retry=retry,
+            ))  # fmt: skip
+            creators.append(Creator(journal, uploader))
+        result.clients = len(creators)
+
         t0 = clock.now()
         for p in plan:
             platform.add(p.post_id, p.rules())
-            up.post(
+            creators[p.index // per].uploader.post(
                 files[p.file], ENDPOINT, post_id=p.post_id, platform=api,
                 metadata={"caption": f"video {p.index}"},
             )  # fmt: skip
             progress(name, "posted", p.index + 1, len(plan), started)
         result.posting_hours = (clock.now() - t0) / HOUR
 
-        # Poll like a daemon: wake at the next due time (at least a tick later), settle.
+        # Each creator's app polls like a daemon: it wakes at its journal's next due time,
+        # but at most once per tick, and runs verify_due() then resume_pending().
         limit = t0 + args.max_hours * HOUR
-        while (due := journal.next_due_at()) is not None:
-            now = clock.now()
-            if due > now:
-                if due > limit:
-                    break
-                clock.advance_to(max(due, now + args.tick))
-            verified = up.verify_due()
-            resumed = up.resume_pending()
+        wakeups = [(due, i) for i, c in enumerate(creators)
+                   if (due := c.journal.next_due_at()) is not None]  # fmt: skip
+        heapq.heapify(wakeups)
+        while wakeups:
+            due, i = heapq.heappop(wakeups)
+            if due > limit:
+                break
+            clock.advance_to(due)
+            up = creators[i].uploader
+            up.verify_due()
+            up.resume_pending()
             result.rounds += 1
-            if not verified and not resumed:
-                again = journal.next_due_at()
-                if again is not None and again <= clock.now():
-                    clock.advance(args.tick)  # nothing could be done: do not spin
-            if result.rounds % 50 == 0:
-                left = sum(
-                    n for s, n in journal.counts().items() if not s.finished
-                )
-                progress(name, f"settling, {left} open, clock +{(clock.now() - t0) / HOUR:.1f} h",
-                         0, 0, started)  # fmt: skip
+            again = creators[i].journal.next_due_at()
+            if again is not None:
+                heapq.heappush(wakeups, (max(again, clock.now() + args.tick), i))
+            if result.rounds % 2000 == 0:
+                progress(name, f"settling, {len(wakeups)} creators busy, clock "
+                         f"+{(clock.now() - t0) / HOUR:.1f} h", 0, 0, started)  # fmt: skip
 
-        posts = {post.post_id: post for post in journal.list()}
-        evidence = {
-            pid: [str(e.data.get("status", "error")) for e in journal.events(pid)
-                  if e.kind == "verify"]
-            for pid in posts
-        }  # fmt: skip
+        posts: dict[str, Post] = {}
+        evidence: dict[str, list[str]] = {}
+        for c in creators:
+            for post in c.journal.list():
+                posts[post.post_id] = post
+                events = c.journal.events(post.post_id)
+                evidence[post.post_id] = [
+                    str(e.data.get("status", "error")) for e in events if e.kind == "verify"
+                ]
+                result.upload_runs += sum(
+                    1 for e in events if e.kind == "state" and e.data.get("to") == "uploading"
+                )
         end = max((x.updated_at for x in posts.values() if x.state.finished), default=t0)
         result.hours = (end - t0) / HOUR
 
@@ -555,8 +582,9 @@ def print_table(results: Sequence[Result], meta: dict[str, Any]) -> None:
               + (f", copies under another key {r.unkeyed_copies}"
                  if r.name.startswith("steadypost") else ""))  # fmt: skip
         if r.rounds:
-            print(f"    {r.rounds} polling rounds; clock moved {r.posting_hours:.2f} h while "
-                  "posting (backoff sleeps)")  # fmt: skip
+            print(f"    {r.clients} clients x {meta['posts_per_client']} posts; {r.rounds} polling "
+                  f"rounds; {r.upload_runs} upload runs ({r.upload_runs / r.posts:.2f} per post); "
+                  f"clock moved {r.posting_hours:.2f} h while posting")  # fmt: skip
             print(f"    status checks by answer {dict(r.checks)}; re-posted after 'not found': "
                   + ", ".join(f"{k} {c['check:not_found']}" for k, c in sorted(r.by_kind.items())
                               if c["check:not_found"]))  # fmt: skip
@@ -571,6 +599,21 @@ def print_table(results: Sequence[Result], meta: dict[str, Any]) -> None:
             c = r.by_kind.get(kind, Counter())
             line += f"{c['duplicates']} / {c['lost']}".rjust(22)
         print(line)
+
+
+RUNS = ("steadypost", "nokeys", "naive")
+
+
+def _run(
+    run: str, plan: Sequence[PlannedPost], files: Sequence[Path], shas: Sequence[str],
+    workdir: Path, args: argparse.Namespace,
+) -> Result:  # fmt: skip
+    if run == "naive":
+        return run_naive(plan, files, shas, args)
+    nokeys = run == "nokeys"
+    name = "steadypost, platform ignores keys" if nokeys else "steadypost"
+    return run_steadypost(name, plan, files, shas, workdir, args, ignore_idempotency=nokeys)
+
 
 def parse_mix(text: str) -> dict[str, float]:
     mix = {}
@@ -618,15 +661,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="simulated hours to settle every post (default 200)")
     parser.add_argument("--max-attempts", type=int, default=3,
                         help="steadypost RetryPolicy.max_attempts (default 3, as in the tests)")
+    parser.add_argument("--posts-per-client", type=int, default=10,
+                        help="posts per steadypost client (one journal, Uploader and host "
+                        "guard each; default 10: a creator's app, not one process for all)")
     parser.add_argument("--naive-attempts", type=int, default=5)
     parser.add_argument("--runs", default="steadypost,nokeys,naive",
                         help="which runs (default steadypost,nokeys,naive)")
+    parser.add_argument("--jobs", type=int, default=min(len(RUNS), os.cpu_count() or 1),
+                        help="run the three runs in this many processes (default: CPUs, max 3)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
-    if args.posts < 1:
-        parser.error("--posts must be at least 1")
+    if args.posts < 1 or args.posts_per_client < 1:
+        parser.error("--posts and --posts-per-client must be at least 1")
     mix = args.mix or {k: v / sum(DEFAULT_MIX.values()) for k, v in DEFAULT_MIX.items()}
     runs = {r.strip() for r in args.runs.split(",")}
+    if not runs <= set(RUNS):
+        parser.error(f"--runs: choose from {','.join(RUNS)}")
 
     # Retries are logged as warnings; thousands of them are not this benchmark's output.
     logging.getLogger("steadypost").addHandler(logging.NullHandler())
@@ -637,15 +687,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         files, shas = make_files(workdir, args.seed)
         plan = make_plan(args.posts, args.seed, mix, [k * KiB for k in FILE_SIZES_KIB])
-        results = []
-        if "steadypost" in runs:
-            results.append(run_steadypost("steadypost", plan, files, shas, workdir, args,
-                                          ignore_idempotency=False))  # fmt: skip
-        if "nokeys" in runs:
-            results.append(run_steadypost("steadypost, platform ignores keys", plan, files, shas,
-                                          workdir, args, ignore_idempotency=True))  # fmt: skip
-        if "naive" in runs:
-            results.append(run_naive(plan, files, shas, args))
+        order = [r for r in RUNS if r in runs]
+        todo = [(r, plan, files, shas, workdir, args) for r in order]
+        if args.jobs > 1 and len(todo) > 1:
+            # The runs share nothing (own clock, simulators and journals): one process each.
+            context = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(min(args.jobs, len(todo)), mp_context=context) as pool:
+                results = list(pool.map(_run, *zip(*todo, strict=True)))
+        else:
+            results = [_run(*job) for job in todo]
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -653,7 +703,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta = {"posts": args.posts, "seed": args.seed, "wall_s": time.perf_counter() - started,
             "workdir": str(workdir), "workdir_note": note, "mix": mix,
             "chunk_size": CHUNK_SIZE, "file_sizes_kib": list(FILE_SIZES_KIB),
-            "max_attempts": args.max_attempts, "tick_s": args.tick}  # fmt: skip
+            "max_attempts": args.max_attempts, "tick_s": args.tick,
+            "posts_per_client": args.posts_per_client}  # fmt: skip
     if args.json:
         by = {r.name.split(" ")[0].rstrip(","): r for r in results}
         sp = next((r for r in results if r.name == "steadypost"), None)

@@ -74,11 +74,11 @@ from types import MappingProxyType
 from typing import Any
 
 from steadypost.drivers import NullObserver, _Pump
-from steadypost.errors import SteadypostError
+from steadypost.errors import RetriesExhaustedError, SteadypostError
 from steadypost.flow import Flow, Request, Response, RetryContext, Sleep, with_retries
 from steadypost.hosts import BreakerPhase, HostGuard, HostRegistry, origin_of
 from steadypost.platforms.tus import status_error
-from steadypost.policy import RetryPolicy
+from steadypost.policy import RetryPolicy, is_transient, retry_wait
 from steadypost.posting import retry_delay
 
 UPLOAD_URL = "https://uploads.example.com/files/upload-1"
@@ -282,6 +282,70 @@ class SimPost:
         self.on_waiting(self, self.world.now + delay)
 
 
+class FastPost(SimPost):
+    """:class:`SimPost` without the generator and tenacity machinery, for speed.
+
+    It calls the same policy objects in the same order as ``with_retries`` under
+    ``_Pump`` does (guard ``admit`` / ``record``, ``status_error``, ``is_transient``,
+    ``retry_wait``, then tenacity's stop rules: ``max_attempts``, then the deadline),
+    so with the same seed it sends the very same requests at the very same times;
+    ``tests/test_hosts_outage.py`` checks that against :class:`SimPost`.
+    """
+
+    def start(self) -> None:
+        world = self.world
+        if self.guard is not None:
+            refusal = self.guard.check(ORIGIN, world.now)
+            if refusal is not None:
+                self._wait(refusal)
+                return
+        deadline_s = self.policy.deadline_s
+        self.deadline = None if deadline_s is None else world.now + deadline_s
+        self.attempt_number = 0
+        self._attempt()
+
+    def _attempt(self) -> None:
+        world = self.world
+        self.attempt_number += 1
+        if self.guard is not None:
+            refusal = self.guard.admit(ORIGIN, world.now)
+            if refusal is not None:  # never retried by the flow: the post waits
+                self._wait(refusal)
+                return
+        response = world.server.handle(world.now)
+        if self.latency_s:
+            world.at(world.now + self.latency_s, lambda: self._outcome(response))
+        else:
+            self._outcome(response)
+
+    def _outcome(self, response: Response) -> None:
+        world = self.world
+        if self.guard is not None:
+            self.guard.record(ORIGIN, response, None, world.now)
+        if response.status < 300:
+            self.finished_at = world.now
+            self.on_done(self)
+            return
+        exc = status_error(REQUEST, response, now=world.now, what="sending bytes failed")
+        if not is_transient(self.policy, exc):
+            self._wait(exc)
+            return
+        sleep = retry_wait(self.policy, self.attempt_number, retry_after=exc.retry_after,
+                           rng=self.rng)  # fmt: skip
+        if self.attempt_number >= self.policy.max_attempts or (
+            self.deadline is not None and world.now + sleep > self.deadline
+        ):
+            gave_up = RetriesExhaustedError("gave up", outcome=exc.outcome,
+                                            attempts=self.attempt_number)  # fmt: skip
+            gave_up.__cause__ = exc
+            self._wait(gave_up)
+            return
+        world.at(world.now + sleep, self._attempt)
+
+
+ENGINES: dict[str, type[SimPost]] = {"fast": FastPost, "flow": SimPost}
+
+
 # --- scenario 1: the fleet --------------------------------------------------------------
 
 
@@ -293,6 +357,7 @@ class Params:
     arrival_s: float
     retry_after: int | None
     seed: int
+    engine: str = "fast"
 
 
 def run_fleet(policy: str, p: Params) -> dict[str, Any]:
@@ -325,7 +390,7 @@ def run_fleet(policy: str, p: Params) -> dict[str, Any]:
         for t0 in arrivals:
             # One process per app: its own registry (breaker + budget).
             guard = HostRegistry(rng=rng).guard() if policy == "steadypost" else None
-            post = SimPost(world, guard, rng, retry, done=done, waiting=waiting)
+            post = ENGINES[p.engine](world, guard, rng, retry, done=done, waiting=waiting)
             world.at(t0, post.start)
     world.run(p.outage_s + HORIZON_AFTER_RECOVERY_S)
     pending = p.clients - sum(1 for t in completions if t < p.outage_s)
@@ -396,7 +461,8 @@ def run_daemon(policy: str, p: Params, posts: int, workers: int) -> dict[str, An
         world.at(world.now, dispatch)
 
     for _ in range(posts):
-        post = SimPost(world, guard, rng, retry, latency_s=0.05, done=done, waiting=waiting)
+        post = ENGINES[p.engine](world, guard, rng, retry, latency_s=0.05, done=done,
+                                 waiting=waiting)  # fmt: skip
         heapq.heappush(queue, (0.0, next(order), post))
     world.at(0.0, dispatch)
 
@@ -506,11 +572,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="simulations run in parallel processes")
     parser.add_argument("--policies", default=",".join(FLEET_POLICIES))
+    parser.add_argument("--engine", choices=sorted(ENGINES), default="fast",
+                        help="flow: run every post through with_retries and the driver's pump "
+                             "(slow); fast: the same calls without them (default)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)  # fmt: skip
     p = Params(args.clients, args.outage_min * 60.0, args.capacity, args.arrival_s,
-               args.retry_after, args.seed)  # fmt: skip
+               args.retry_after, args.seed, args.engine)  # fmt: skip
     names = [n.strip() for n in args.policies.split(",") if n.strip()]
     unknown = [n for n in names if n not in FLEET_POLICIES]
     if unknown:
@@ -518,7 +587,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     workers = [int(w) for w in args.daemon_workers.split(",") if w.strip()]
     jobs: list[tuple[str, Any]] = [("fleet", name) for name in names]
     jobs += [("daemon", ("steadypost", w)) for w in workers]
-    jobs += [("daemon", ("backoff-only", w)) for w in workers[:1]]
+    jobs += [("daemon", ("backoff-only", w)) for w in workers]
     started = time.perf_counter()
     with concurrent.futures.ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = [pool.submit(run_job, kind, what, p, args.daemon_posts) for kind, what in jobs]

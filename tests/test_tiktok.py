@@ -113,6 +113,7 @@ def test_a_direct_post_goes_up_in_documented_chunks_and_is_confirmed(
         f"bytes {2 * CHUNK}-{size - 1}/{size}",
     ]
     assert {r.headers["content-type"] for r in puts(sim)} == {"video/mp4"}
+    assert [int(r.headers["content-length"]) for r in puts(sim)] == [CHUNK, CHUNK, size - 2 * CHUNK]
     assert all("authorization" not in r.headers for r in puts(sim))  # a capability URL
     assert calls(sim, "/v2/post/publish/creator_info/query/")  # privacy levels asked first
     state = post.extra["tiktok"]

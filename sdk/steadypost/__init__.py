@@ -22,6 +22,7 @@ again), ``AMBIGUOUS`` (may have been processed: verify before resending) or
 
 from .client import AsyncUploader, Uploader
 from .errors import (
+    AuthorizationError,
     ChecksumMismatchError,
     ConnectFailedError,
     ConnectionLostError,
@@ -30,6 +31,7 @@ from .errors import (
     JournalError,
     LeaseHeldError,
     Outcome,
+    PlatformError,
     ProtocolError,
     RetriesExhaustedError,
     StatusError,
@@ -50,6 +52,7 @@ from .models import (
     Timeouts,
     UploadResult,
 )
+from .platforms.base import TokenRequest
 from .platforms.tus import DEFAULT_CHUNK_SIZE, ServerInfo
 from .policy import RetryPolicy
 from .posting import PostOptions
@@ -59,6 +62,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "AsyncUploader",
+    "AuthorizationError",
     "ChecksumMismatchError",
     "ConnectFailedError",
     "ConnectionLostError",
@@ -70,6 +74,7 @@ __all__ = [
     "JournalEvent",
     "LeaseHeldError",
     "Outcome",
+    "PlatformError",
     "Post",
     "PostOptions",
     "PostState",
@@ -82,6 +87,7 @@ __all__ = [
     "StatusError",
     "SteadypostError",
     "Timeouts",
+    "TokenRequest",
     "TransportError",
     "UploadCancelledError",
     "UploadGoneError",

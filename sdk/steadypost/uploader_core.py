@@ -51,12 +51,20 @@ log = logging.getLogger("steadypost")
 CHECK_ATTEMPTS = 3
 _UPLOADABLE = (PostState.QUEUED, PostState.WAITING, PostState.UPLOADING)
 
-TokenProvider = Callable[[TokenRequest], "str | None"]
+TokenProvider = Callable[[TokenRequest], str | None]
 """Returns a valid access token for a post's platform account (``None``: use ``headers``)."""
 
 
 class UploaderCore:
-    """Options, flow construction and post bookkeeping shared by both drivers."""
+    """Options, flow construction and post bookkeeping shared by both drivers.
+
+    ``token_provider`` (optional) is called with a
+    :class:`~steadypost.platforms.base.TokenRequest` each time a post's
+    platform adapter is built (at least once per run of a post; cache and
+    refresh OAuth tokens there) and returns the access token to send as
+    ``Authorization: Bearer``, or ``None`` to use ``headers``. Tokens are
+    never journaled or logged.
+    """
 
     def __init__(
         self,
