@@ -73,7 +73,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -451,7 +451,7 @@ def run_steadypost(
 class NaiveClient:
     """A common tus client plus one publish call: no journal, no key, instant retries."""
 
-    TUS = {"Tus-Resumable": "1.0.0"}
+    TUS: ClassVar[dict[str, str]] = {"Tus-Resumable": "1.0.0"}
 
     def __init__(self, client: httpx.Client, *, attempts: int, chunk_size: int) -> None:
         self.client = client
@@ -472,8 +472,16 @@ class NaiveClient:
     def post(self, path: Path, data: bytes, caption: str) -> bool:
         """Upload then publish; ``True`` if it believes the video was posted."""
         name = base64.b64encode(path.name.encode()).decode()
-        created = self._retry(lambda: self.client.post(ENDPOINT, headers={
-            **self.TUS, "Upload-Length": str(len(data)), "Upload-Metadata": f"filename {name}"}))
+        created = self._retry(
+            lambda: self.client.post(
+                ENDPOINT,
+                headers={
+                    **self.TUS,
+                    "Upload-Length": str(len(data)),
+                    "Upload-Metadata": f"filename {name}",
+                },
+            )
+        )
         if created is None or created.status_code != 201:
             return False
         url = str(httpx.URL(ENDPOINT).join(created.headers["location"]))
@@ -483,8 +491,11 @@ class NaiveClient:
             if new is None:
                 return False
             offset = new
-        published = self._retry(lambda: self.client.post(
-            PUBLISH_URL, json={"upload_url": url, "metadata": {"caption": caption}}))
+        published = self._retry(
+            lambda: self.client.post(
+                PUBLISH_URL, json={"upload_url": url, "metadata": {"caption": caption}}
+            )
+        )
         return published is not None and published.status_code < 300
 
     def _send_chunk(self, url: str, data: bytes, offset: int) -> int | None:
@@ -500,9 +511,15 @@ class NaiveClient:
                     offset = int(head.headers["upload-offset"])
                     if offset >= len(data):
                         return offset
-                answer = self.client.patch(url, content=data[offset : offset + self.chunk_size],
-                                           headers={**self.TUS, "Upload-Offset": str(offset),
-                                                    "Content-Type": "application/offset+octet-stream"})
+                answer = self.client.patch(
+                    url,
+                    content=data[offset : offset + self.chunk_size],
+                    headers={
+                        **self.TUS,
+                        "Upload-Offset": str(offset),
+                        "Content-Type": "application/offset+octet-stream",
+                    },
+                )
             except httpx.TransportError:
                 continue
             if answer.status_code >= 500:
@@ -604,6 +621,38 @@ def print_table(results: Sequence[Result], meta: dict[str, Any]) -> None:
 RUNS = ("steadypost", "nokeys", "naive")
 
 
+def self_check() -> None:
+    """Fail loudly unless the routing and the copy count work as this benchmark assumes.
+
+    Two publishes of one upload under one key: one copy on a simulator that honours
+    idempotency keys, two on one that ignores them.
+    """
+    tus = {"Tus-Resumable": "1.0.0"}
+    for ignore, want in ((False, 1), (True, 2)):
+        platform = PerPostPlatform(FakeClock(start=START), ignore_idempotency=ignore)
+        sim = platform.add("self-check", [])
+        with httpx.Client(transport=platform, base_url=BASE) as client:
+            meta = "post_id " + base64.b64encode(b"self-check").decode()
+            created = client.post(ENDPOINT, headers={**tus, "Upload-Length": "3",
+                                                     "Upload-Metadata": meta})  # fmt: skip
+            url = created.headers["location"]
+            client.patch(
+                url,
+                content=b"abc",
+                headers={
+                    **tus,
+                    "Upload-Offset": "0",
+                    "Content-Type": "application/offset+octet-stream",
+                },
+            )
+            for _ in range(2):
+                client.post(PUBLISH_URL, json={"upload_url": url},
+                            headers={"Idempotency-Key": "self-check"})  # fmt: skip
+        if len(sim.published) != want or platform.front.requests:
+            raise SystemExit(f"self-check failed (ignore_idempotency={ignore}): "
+                             f"{len(sim.published)} copies, want {want}")  # fmt: skip
+
+
 def _run(
     run: str, plan: Sequence[PlannedPost], files: Sequence[Path], shas: Sequence[str],
     workdir: Path, args: argparse.Namespace,
@@ -652,23 +701,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--posts", type=int, default=1000, help="posts per run (default 1000)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--mix", type=parse_mix, default=None,
-                        help="kind=weight,... (default: " +
-                        ",".join(f"{k}={v}" for k, v in DEFAULT_MIX.items()) + ")")
-    parser.add_argument("--tick", type=float, default=60.0,
-                        help="seconds between polling rounds at least (default 60)")
-    parser.add_argument("--max-hours", type=float, default=200.0,
-                        help="simulated hours to settle every post (default 200)")
-    parser.add_argument("--max-attempts", type=int, default=3,
-                        help="steadypost RetryPolicy.max_attempts (default 3, as in the tests)")
-    parser.add_argument("--posts-per-client", type=int, default=10,
-                        help="posts per steadypost client (one journal, Uploader and host "
-                        "guard each; default 10: a creator's app, not one process for all)")
+    parser.add_argument(
+        "--mix",
+        type=parse_mix,
+        default=None,
+        help="kind=weight,... (default: "
+        + ",".join(f"{k}={v}" for k, v in DEFAULT_MIX.items())
+        + ")",
+    )
+    parser.add_argument(
+        "--tick",
+        type=float,
+        default=60.0,
+        help="seconds between polling rounds at least (default 60)",
+    )
+    parser.add_argument(
+        "--max-hours",
+        type=float,
+        default=200.0,
+        help="simulated hours to settle every post (default 200)",
+    )
+    parser.add_argument(
+        "--max-attempts",
+        type=int,
+        default=3,
+        help="steadypost RetryPolicy.max_attempts (default 3, as in the tests)",
+    )
+    parser.add_argument(
+        "--posts-per-client",
+        type=int,
+        default=10,
+        help="posts per steadypost client (one journal, Uploader and host "
+        "guard each; default 10: a creator's app, not one process for all)",
+    )
     parser.add_argument("--naive-attempts", type=int, default=5)
-    parser.add_argument("--runs", default="steadypost,nokeys,naive",
-                        help="which runs (default steadypost,nokeys,naive)")
-    parser.add_argument("--jobs", type=int, default=min(len(RUNS), os.cpu_count() or 1),
-                        help="run the three runs in this many processes (default: CPUs, max 3)")
+    parser.add_argument(
+        "--runs",
+        default="steadypost,nokeys,naive",
+        help="which runs (default steadypost,nokeys,naive)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=min(len(RUNS), os.cpu_count() or 1),
+        help="run the three runs in this many processes (default: CPUs, max 3)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
     if args.posts < 1 or args.posts_per_client < 1:
@@ -682,6 +759,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("steadypost").addHandler(logging.NullHandler())
     logging.getLogger("steadypost").propagate = False
 
+    self_check()
     started = time.perf_counter()
     workdir, note = make_workdir()
     try:

@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import functools
 import heapq
 import itertools
 import json
@@ -65,7 +66,6 @@ import logging
 import math
 import os
 import random
-import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -266,7 +266,8 @@ class SimPost:
                 continue
             response = world.server.handle(world.now)
             if self.latency_s:
-                world.at(world.now + self.latency_s, lambda: self._answer(effect, response))
+                world.at(world.now + self.latency_s,
+                         functools.partial(self._answer, effect, response))  # fmt: skip
                 return
             pump.settle(effect, response, None, 0.0)
 

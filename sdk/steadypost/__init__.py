@@ -27,6 +27,7 @@ from .errors import (
     ConnectFailedError,
     ConnectionLostError,
     FileProblemError,
+    HostUnavailableError,
     IllegalTransitionError,
     JournalError,
     LeaseHeldError,
@@ -41,6 +42,7 @@ from .errors import (
     UploadGoneError,
 )
 from .files import snapshot_file
+from .hosts import BreakerOptions, BudgetOptions, HostOptions, HostRegistry
 from .journal import Journal
 from .models import (
     FileIdentity,
@@ -56,6 +58,7 @@ from .platforms.base import TokenRequest
 from .platforms.tus import DEFAULT_CHUNK_SIZE, ServerInfo
 from .policy import RetryPolicy
 from .posting import PostOptions
+from .statuspage import StatusPageOptions, StatusPages
 
 __version__ = "0.1.0"
 
@@ -63,11 +66,16 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "AsyncUploader",
     "AuthorizationError",
+    "BreakerOptions",
+    "BudgetOptions",
     "ChecksumMismatchError",
     "ConnectFailedError",
     "ConnectionLostError",
     "FileIdentity",
     "FileProblemError",
+    "HostOptions",
+    "HostRegistry",
+    "HostUnavailableError",
     "IllegalTransitionError",
     "Journal",
     "JournalError",
@@ -85,6 +93,8 @@ __all__ = [
     "RetryPolicy",
     "ServerInfo",
     "StatusError",
+    "StatusPageOptions",
+    "StatusPages",
     "SteadypostError",
     "Timeouts",
     "TokenRequest",

@@ -12,7 +12,7 @@ holds:
   at half or below the host gets nothing but the breaker's probes;
 * a **circuit breaker** (:class:`CircuitBreaker`): after
   ``failure_threshold`` consecutive failures it *opens* for a jittered period
-  that grows with every failed probe (15 s, 30 s, ... up to 4 min); then it is
+  that grows with every failed probe (30 s, 1 min, ... up to 4 min); then it is
   *half-open* and lets exactly one probe request through: an answer closes it,
   a failure opens it again for longer. Its state lives in the journal's host
   table when there is one, so the daemon and the CLI agree;
@@ -26,40 +26,49 @@ post goes back to ``waiting`` with ``next_attempt_at`` = the host's next time.
 
 Defaults, and why
 -----------------
-The budget follows the shape of gRPC's retry throttling (``maxTokens`` 10,
-``tokenRatio`` 0.1: each failure -1, each success +0.1, retries stop while
-tokens <= max/2) rather than the AWS SDKs' standard mode (a quota of 500,
-5 per retry, 10 per timeout, 1 back per success). AWS's quota is sized for a
-process making thousands of calls to many services and only ever blocks
-*retries*; here one process talks to a handful of upload hosts and a
-daemon's queue can be hundreds of posts deep, so every request counts and a
-small bucket decides fast: **10 tokens, failure -1, timeout or lost
-connection -2** (AWS's 2:1 ratio between timeouts and other errors: a timeout
-holds server resources longest), **success +0.1** (gRPC's ratio: a process
-keeps going at full speed as long as fewer than about 1 request in 11 fails).
-A request is admitted while paying for its failure would leave at least half
-the bucket (with whole tokens that is gRPC's "tokens > max/2": five failures
-in a row from full, then nothing). Unlike gRPC and AWS, which always let the
-*first* attempt of a call through, a post's first request is a retry of the
-queue as a whole, so it is gated too; a process that sends nothing earns no
-refunds, so the bucket also refills slowly with time: **0.1 token per
-second**, i.e. a process keeps at most one failing request per 10 s going to
-a host that fails most requests without failing all of them in a row.
+The budget has the shape of gRPC's retry throttling (``maxTokens``,
+``tokenRatio``: each failure -1, each success +``tokenRatio``, retries stop
+while tokens <= max/2; its documented example is 10 and 0.1) with the AWS
+SDKs' standard retry mode for scale and for timeouts (a retry quota of 500,
+5 per retry, 10 per timeout, 1 back per success: a hundred failed retries,
+timeouts costing double). Both always let the *first* attempt of a call go
+and throttle only retries. Here a process's queue is itself the retry loop (a
+daemon resumes the same posts again and again), so every request to the host
+is gated, and the numbers sit between the two:
 
-The breaker opens after **5 consecutive failures** (what the budget allows
-from full anyway, so the two agree on a plain outage). Open periods are drawn
-uniformly from the upper half of ``min(240 s, 15 s * 2**(n-1))`` for the
-n-th consecutive opening ("equal jitter"): never a near-zero wait, spread so
-that a fleet that saw the same outage comes back over minutes, not in one
-second. The cap is **240 s**, below the 300 s cap of the per-request backoff:
-once a server recovers, a client learns it at its next probe, which comes at
-most one open period later (on average 100 s, at the 99th percentile 220 s
-after the recovery); a 300 s cap would put the 99th percentile near 275 s,
-with no room left for a probe that the recovering server turns away. Against
-a fleet retrying every 5 s, a 240 s cap still sends about 20 times fewer
-requests during a 30-minute outage (``benchmarks/outage.py``). A half-open
-probe that never reports (its process died) is presumed lost after 60 s.
-``Retry-After`` is obeyed up to an hour.
+* **20 tokens, admission while paying for a failure leaves at least half**:
+  ten failures in a row from a full bucket (gRPC's example allows five, AWS's
+  quota a hundred). Fewer than ten would stop a single upload over a flaky
+  link that fails two chunks in three (each failure is followed by a HEAD
+  that succeeds); more would let a daemon's queue burn through dozens of
+  requests on a sick host before anything holds it back.
+* **failure -1, timeout or lost connection -2** (AWS's 2:1: a request that
+  timed out held the server's resources longest), **answer +0.1** (gRPC's
+  ratio: full speed as long as fewer than about 1 request in 11 fails).
+* **+0.1 token per second of time**: a process that sends nothing earns no
+  refunds, and since first attempts are gated too it would otherwise never be
+  let back in. It keeps at most one failing request per 10 s going to a host
+  that fails most, but not all, of its requests (all of them in a row is the
+  breaker's case).
+
+The breaker opens after **5 consecutive failures** (Envoy's outlier
+detection uses the same ``consecutive_5xx: 5``). The n-th consecutive open
+period is drawn uniformly from the upper half of ``min(240 s, 30 s *
+2**(n-1))``: 15-30 s, 30-60 s, ... then 120-240 s ("equal jitter", like
+Envoy's ejection time growing from a 30 s base with each ejection). Never a
+near-zero wait, and a fleet that saw the same outage is spread over minutes,
+not seconds. The cap is **240 s**, below the 300 s cap of a single upload's
+full-jitter backoff, because it decides how long after a recovery a client
+learns of it: at its next probe, at most one open period later. With periods
+in 120-240 s that is about 90 s on average and 220 s at the 99th percentile
+(``benchmarks/outage.py``: 10,000 clients, 30-minute outage). Full jitter up
+to 300 s instead puts the 99th percentile near 270 s, with no room left for a
+probe that the recovering server turns away, and sends more requests during
+the outage (its waits average 150 s, equal jitter's 180 s). Against a fleet
+retrying every 5 s, these defaults send 20 times fewer requests during that
+outage. A half-open probe that never reports (its process died) is presumed
+lost after 60 s. ``Retry-After`` is obeyed up to an hour (and never longer
+than the uploader's own :class:`~steadypost.policy.RetryPolicy` cap).
 
 Everything here is pure: time and randomness are parameters, and storage is
 an optional :class:`HostStateStore` (the :class:`~steadypost.journal.Journal`
@@ -101,7 +110,7 @@ DEFAULT_BUDGET_SUCCESS_REFUND = 0.1
 DEFAULT_BUDGET_REFILL_PER_S = 0.1
 
 DEFAULT_FAILURE_THRESHOLD = 5
-DEFAULT_OPEN_BASE_S = 15.0
+DEFAULT_OPEN_BASE_S = 30.0
 DEFAULT_OPEN_CAP_S = 240.0
 DEFAULT_OPEN_JITTER = 0.5
 DEFAULT_PROBE_TIMEOUT_S = 60.0

@@ -167,14 +167,20 @@ class StatusPages:
     def refusal(
         self, url: str, now: float, store: HostStateStore | None = None
     ) -> HostUnavailableError | None:
-        """The error to wait with if ``url``'s platform last reported a major outage."""
+        """The error to wait with if ``url``'s platform reported a major outage at its last look.
+
+        ``None`` once the look is older than the interval: the next one decides.
+        """
         origin = origin_of(url)
         if origin not in self.pages:
             return None
         status = self.last(origin, store)
         if status is None or status.indicator not in self.options.blocking_indicators:
             return None
-        wait = max(1.0, status.checked_at + self.options.interval_s - now)
+        next_look = status.checked_at + self.options.interval_s
+        if now >= next_look:
+            return None  # stale: the next look decides
+        wait = max(1.0, next_look - now)
         host = host_name(origin)
         what = f" ({status.description})" if status.description else ""
         return HostUnavailableError(

@@ -64,6 +64,13 @@ class UploaderCore:
     refresh OAuth tokens there) and returns the access token to send as
     ``Authorization: Bearer``, or ``None`` to use ``headers``. Tokens are
     never journaled or logged.
+
+    ``hosts`` (optional) is the :class:`~steadypost.hosts.HostRegistry` of
+    per-host circuit breakers and retry budgets; by default every uploader
+    of the process on the same journal shares one. ``status_pages`` maps an
+    upload origin to its platform's Statuspage JSON URL (or is a
+    :class:`~steadypost.statuspage.StatusPages`): posts wait while it reports
+    a major outage.
     """
 
     def __init__(
@@ -81,7 +88,7 @@ class UploaderCore:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         hosts: HostRegistry | None = None,
-        status_pages: Mapping[str, str] | None = None,
+        status_pages: Mapping[str, str] | StatusPages | None = None,
         token_provider: TokenProvider | None = None,
     ) -> None:
         self.headers: Mapping[str, str] = MappingProxyType(dict(headers or {}))
@@ -102,7 +109,9 @@ class UploaderCore:
         # Per-host breaker and budget: the process's registry for this journal unless given.
         self._hosts = hosts
         # Upload origin -> Statuspage JSON URL: posts wait while it reports a major outage.
-        self.status_pages = StatusPages(status_pages)
+        self.status_pages = (
+            status_pages if isinstance(status_pages, StatusPages) else StatusPages(status_pages)
+        )
         # Platform accounts' tokens (e.g. refreshed OAuth tokens), asked per post run.
         self.token_provider = token_provider
         # Documented per-token rate limits (TikTok), counted in the journal by every process.

@@ -18,7 +18,7 @@ import click
 from steadypost import FileProblemError, SteadypostError, __version__
 from steadypost.journal import PostNotFoundError
 
-from . import demo, posts, report, upload, work
+from . import daemon, demo, posts, report, upload, work
 from .app import App, CliError, Runtime
 from .exitcodes import ExitCode, help_text
 from .options import common_options
@@ -109,7 +109,7 @@ def cli(ctx: click.Context) -> None:
 
 for _command in (
     upload.upload, upload.add, posts.list_posts, posts.show, work.resume, work.verify,
-    posts.cancel, report.report, demo.demo,
+    posts.cancel, report.report, demo.demo, daemon.daemon, daemon.status,
 ):  # fmt: skip
     cli.add_command(_command)
 

@@ -8,8 +8,9 @@ the rules below are tested without sleeping or uploading anything:
 * at most ``concurrency`` uploads at once, the most overdue post first;
 * one verification at a time, besides the uploads (checks are a few small
   requests, and a long upload must not make one late);
-* a post whose run just ended is not started again for ``holdoff_s``
-  (a post that cannot start, e.g. leased by another process, never spins);
+* a post whose upload (or check) just ended is not uploaded (or checked)
+  again for ``holdoff_s``: a post that cannot start never spins, while a
+  post that a check sent back to ``queued`` is uploaded at once;
 * the loop wakes at the next due time, or after ``poll_s`` at the latest
   (to notice posts added by ``steadypost add`` or a creator tool), or at
   an extra time the caller asks for (the next watch-folder scan);
@@ -61,7 +62,7 @@ class Scheduler:
     poll_s: float = DEFAULT_POLL_S
     holdoff_s: float = DEFAULT_HOLDOFF_S
     check_slots: int = 1
-    _ended: dict[str, float] = field(default_factory=dict, repr=False)
+    _ended: dict[tuple[str, str], float] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -71,12 +72,12 @@ class Scheduler:
         if self.holdoff_s < 0 or self.check_slots < 1:
             raise ValueError("holdoff_s must be >= 0 and check_slots >= 1")
 
-    def ended(self, post_id: str, now: float) -> None:
-        """A run (upload or check) of ``post_id`` ended at ``now``."""
-        self._ended[post_id] = now
+    def ended(self, post_id: str, now: float, kind: str = "upload") -> None:
+        """An upload (``kind="upload"``) or a check (``"check"``) of the post ended at ``now``."""
+        self._ended[(kind, post_id)] = now
 
-    def _ready(self, post_id: str, now: float) -> bool:
-        ended = self._ended.get(post_id)
+    def _ready(self, kind: str, post_id: str, now: float) -> bool:
+        ended = self._ended.get((kind, post_id))
         return ended is None or now >= ended + self.holdoff_s
 
     def plan(
@@ -91,25 +92,26 @@ class Scheduler:
             wakes.append(wake_by)
         if snap.next_due_at is not None and snap.next_due_at > now:
             wakes.append(snap.next_due_at)
-        wakes += [self._ended[p] + self.holdoff_s for p in (*snap.due_uploads, *snap.due_checks)
-                  if p in self._ended]  # fmt: skip
+        held = [("upload", p) for p in snap.due_uploads] + [("check", p) for p in snap.due_checks]
+        wakes += [self._ended[key] + self.holdoff_s for key in held if key in self._ended]
         wake_at = max(now, min(wakes))
         if stopping:
             return Plan(wake_at=wake_at, idle=not running)
-        uploads = self._pick(snap.due_uploads, running, now,
+        uploads = self._pick("upload", snap.due_uploads, running, now,
                              self.concurrency - len(snap.running_uploads))  # fmt: skip
-        checks = self._pick(snap.due_checks, running | set(uploads), now,
+        checks = self._pick("check", snap.due_checks, running | set(uploads), now,
                             self.check_slots - len(snap.running_checks))  # fmt: skip
         idle = not running and not uploads and not checks
         return Plan(uploads=uploads, checks=checks, wake_at=wake_at, idle=idle)
 
     def _pick(
-        self, due: Sequence[str], busy: frozenset[str] | set[str], now: float, slots: int
-    ) -> tuple[str, ...]:
+        self, kind: str, due: Sequence[str], busy: frozenset[str] | set[str], now: float,
+        slots: int,
+    ) -> tuple[str, ...]:  # fmt: skip
         picked: list[str] = []
         for post_id in due:
             if len(picked) >= slots:
                 break
-            if post_id not in busy and post_id not in picked and self._ready(post_id, now):
+            if post_id not in busy and post_id not in picked and self._ready(kind, post_id, now):
                 picked.append(post_id)
         return tuple(picked)

@@ -150,7 +150,7 @@ class WatchMemory:
                 return None
             post = add()
             if (post.identity.size, post.identity.mtime_ns) != (file.size, file.mtime_ns):
-                raise _ChangedWhileAdding
+                raise _ChangedWhileAddingError
             self.journal.put_host_state(file.key, WATCH_KIND, {
                 "path": str(file.path), "size": file.size, "mtime_ns": file.mtime_ns,
                 "post_id": post.post_id,
@@ -158,7 +158,7 @@ class WatchMemory:
             return post
 
 
-class _ChangedWhileAdding(Exception):
+class _ChangedWhileAddingError(Exception):
     pass
 
 
@@ -218,7 +218,9 @@ class FolderWatcher:
         path = Path(entry.path)
         return WatchedFile(path, st.st_size, st.st_mtime_ns, sidecar_for(path))
 
-    def post(self, file: WatchedFile, add: Callable[[Path, Mapping[str, str]], Post]) -> Post | None:
+    def post(
+        self, file: WatchedFile, add: Callable[[Path, Mapping[str, str]], Post]
+    ) -> Post | None:
         """Add the post of a complete file (its sidecar's metadata passed to ``add``)."""
         try:
             metadata = read_sidecar(file.sidecar) if file.sidecar else {}
@@ -227,7 +229,7 @@ class FolderWatcher:
             return None
         try:
             post = self.memory.add_once(file, lambda: add(file.path, metadata))
-        except _ChangedWhileAdding:
+        except _ChangedWhileAddingError:
             self.tracker.forget(str(file.path))  # watch it settle again
             return None
         self._done.add(file.key)

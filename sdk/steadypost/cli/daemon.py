@@ -1,0 +1,208 @@
+"""``steadypost daemon`` and ``steadypost status``: posting in the background, and a look at it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from steadypost.daemon import Daemon, DaemonOptions, DaemonRunningError, Status, read_status
+from steadypost.daemon.logs import make_handler
+from steadypost.daemon.schedule import DEFAULT_CONCURRENCY, DEFAULT_POLL_S
+from steadypost.daemon.watch import DEFAULT_SETTLE_S
+
+from .app import App, CliError
+from .config import ConfigError, Settings, load_config, resolve
+from .exitcodes import ExitCode, for_posts
+from .options import common_options, json_option, pass_app, post_options
+from .output import iso, print_json, size, when
+
+log = logging.getLogger("steadypost.daemon")
+
+DAEMON_EPILOG = """
+\b
+Signals:
+  SIGTERM, SIGINT (Ctrl-C)  stop: uploads are checkpointed, exit within 5 s
+  SIGHUP                    reload the profile (endpoint, token, chunk size)
+\b
+Run it as a service: examples/steadypost.service (systemd, Linux) and
+examples/com.steadypost.daemon.plist (launchd, macOS). `steadypost status`
+shows whether it runs and what it is doing.
+\b
+Exit codes: 0 when stopped by a signal. With --once, how the posts it worked
+on ended: 0 confirmed, 3 some unconfirmed, 4 some waiting, 5 some failed.
+1 when another daemon already runs on this journal (its pid is named).
+"""
+
+
+def _loader(app: App, **flags: Any) -> Any:
+    """Reads config.toml, the environment and the flags again (at start and on SIGHUP)."""
+
+    def load() -> Settings:
+        settings = resolve(load_config(), profile_name=app.profile, **flags)
+        for warning in settings.warnings:
+            log.warning(warning)
+        return settings
+
+    return load
+
+
+def _setup_logging(app: App, log_json: bool) -> None:
+    logger = logging.getLogger("steadypost")
+    logger.handlers[:] = [make_handler(sys.stderr, json_lines=log_json)]
+    logger.setLevel(logging.DEBUG if app.debug else logging.INFO)
+
+
+@click.command(epilog=DAEMON_EPILOG, short_help="Post in the background: queue, verify, watch.")
+@click.option("--once", is_flag=True,
+              help="Do what is due now (uploads, checks, complete files), then exit. For cron.")
+@click.option("--watch", "watch", multiple=True, metavar="DIR",
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Post every complete new video in this folder (repeatable). A sidecar "
+              "NAME.json beside a video gives its caption and metadata.")
+@click.option("--concurrency", "-j", type=click.IntRange(1, 16), default=DEFAULT_CONCURRENCY,
+              show_default=True, help="Uploads at once.")
+@post_options
+@click.option("--poll-interval", type=click.FloatRange(min=0.05), default=DEFAULT_POLL_S,
+              show_default=True, metavar="SECONDS",
+              help="Look for new posts and files at least this often.")
+@click.option("--settle", type=click.FloatRange(min=0), default=DEFAULT_SETTLE_S,
+              show_default=True, metavar="SECONDS",
+              help="A watched file is complete once unchanged for this long.")
+@click.option("--log-json", is_flag=True, help="Log one JSON object per line on stderr.")
+@common_options
+@pass_app
+def daemon(
+    app: App, once: bool, watch: tuple[Path, ...], concurrency: int, endpoint: str | None,
+    headers: tuple[tuple[str, str], ...], metadata: tuple[tuple[str, str], ...],
+    chunk_size: int | None, poll_interval: float, settle: float, log_json: bool,
+) -> None:  # fmt: skip
+    """Upload queued posts in the background, check unconfirmed ones on time.
+
+    Posts added with `steadypost add` (or by your own tools) are picked up
+    within a few seconds and uploaded when their time comes; waiting posts
+    are tried again when the server said to; unconfirmed posts are checked
+    at their time. Stop it any time: it goes on where it left off, even
+    after kill -9 or a reboot. One daemon runs per journal.
+
+    With --watch, a video copied or exported into the folder is posted once
+    it is complete (unchanged for --settle seconds); hidden files, .part,
+    .tmp and .crdownload files are left alone, and each file is posted
+    once, also across restarts.
+
+    The token and endpoint come from your profile or $STEADYPOST_TOKEN /
+    $STEADYPOST_ENDPOINT, as for `steadypost upload`. Log lines go to
+    stderr (without timestamps under systemd, which adds its own).
+
+    \b
+    Examples:
+      steadypost daemon
+      steadypost --profile travel daemon --watch ~/Videos/ToPost
+      steadypost daemon --once            # from cron: do what is due, exit
+      steadypost daemon -j 4 --log-json
+      kill -HUP <pid>                     # after editing config.toml
+    """
+    _setup_logging(app, log_json)
+    load = _loader(app, endpoint=endpoint, headers=headers, metadata=metadata,
+                   chunk_size=chunk_size)  # fmt: skip
+    try:
+        settings = load()
+    except ConfigError as exc:
+        raise CliError(str(exc), ExitCode.USAGE) from None
+    if watch and settings.endpoint is None:
+        raise CliError("--watch needs an endpoint for the new posts: pass --endpoint URL, set "
+                       "STEADYPOST_ENDPOINT, or put endpoint in your profile", ExitCode.USAGE)
+    options = DaemonOptions(concurrency=concurrency, poll_s=poll_interval, watch=watch,
+                            settle_s=settle, once=once)  # fmt: skip
+    first = [settings]  # the daemon's first call gets these; each reload reads the files again
+    runner = Daemon(app.journal, lambda: first.pop() if first else load(), options=options,
+                    clock=app.runtime.clock, uploader_options=app.runtime.uploader_options)
+    try:
+        results = runner.run()
+    except DaemonRunningError as exc:
+        raise CliError(str(exc), ExitCode.ERROR) from None
+    raise click.exceptions.Exit(for_posts(results) if once else ExitCode.OK)
+
+
+# --- status ------------------------------------------------------------------------------
+
+
+def _status_record(status: Status) -> dict[str, Any]:
+    def ref(post: Any, at: float | None) -> dict[str, Any] | None:
+        if post is None:
+            return None
+        return {"at": iso(at), "post_id": post.post_id, "file": os.path.basename(post.path)}
+
+    d = status.daemon
+    error = status.last_error
+    return {
+        "daemon": {"running": True, "pid": d.pid or None, "since": iso(d.started_at or None),
+                   "host": d.host or None} if d else {"running": False},
+        "journal": status.journal,
+        "counts": {state.value: n for state, n in status.counts.items()},
+        "uploading": [{"post_id": p.post_id, "file": os.path.basename(p.path), "offset": p.offset,
+                       "bytes": p.identity.size} for p in status.uploading],
+        "next_upload": ref(status.next_upload, status.next_upload_at),
+        "next_verification": ref(status.next_check, status.next_check_at),
+        "last_error": None if error is None else {
+            "at": iso(error.at), "message": error.message, "post_id": error.post_id,
+            "file": error.file},
+    }  # fmt: skip
+
+
+def _print_status(app: App, status: Status) -> None:
+    now = status.now
+    d = status.daemon
+    if d is None:
+        daemon_line = "not running (`steadypost daemon` starts it)"
+    elif not d.pid:
+        daemon_line = "starting"
+    else:
+        daemon_line = f"running, pid {d.pid}, since {when(d.started_at, now)}"
+    counts = ", ".join(f"{n} {state.value}" for state, n in status.counts.items())
+    rows = [("daemon", daemon_line), ("journal", status.journal), ("posts", counts)]
+    for busy in status.uploading:
+        share = busy.offset * 100 // max(busy.identity.size, 1)
+        rows.append(("uploading", f"{os.path.basename(busy.path)}: {share}% "
+                     f"({size(busy.offset)} of {size(busy.identity.size)}), post {busy.post_id}"))
+    for label, post, at in (("next upload", status.next_upload, status.next_upload_at),
+                            ("next check", status.next_check, status.next_check_at)):
+        if post is None or at is None:
+            rows.append((label, "none"))
+        else:
+            moment = "now" if at <= now else when(at, now)
+            rows.append((label, f"{moment}: {os.path.basename(post.path)} (post {post.post_id})"))
+    error = status.last_error
+    if error is None:
+        rows.append(("last error", "none"))
+    else:
+        whose = f"{error.file} (post {error.post_id}): " if error.post_id else "daemon: "
+        rows.append(("last error", f"{when(error.at, now)} {whose}{error.message}"))
+    for label, text in rows:
+        app.out.print(f"{label:>11}  {text}", markup=False)
+
+
+@click.command(short_help="Is the daemon running? What is queued, due, failing?")
+@json_option
+@common_options
+@pass_app
+def status(app: App, as_json: bool) -> None:
+    """Show whether the daemon runs, how many posts are in each state, and what is next.
+
+    \b
+    Examples:
+      steadypost status
+      steadypost status --json | jq .daemon.pid
+    """
+    info = read_status(app.journal, now=app.now())
+    if as_json:
+        print_json(app.out, _status_record(info))
+    else:
+        _print_status(app, info)
+
+
+__all__ = ["daemon", "status"]

@@ -1,0 +1,55 @@
+"""Background daemon mode: drain the journal, verify on time, survive restarts.
+
+``steadypost daemon`` runs :class:`Daemon` (see ``steadypost daemon --help``);
+a creator tool can run one in process too::
+
+    from steadypost import Journal
+    from steadypost.daemon import Daemon, DaemonOptions, Site
+
+    with Journal() as journal:
+        site = Site(endpoint="https://uploads.example.com/files/",
+                    headers={"Authorization": "Bearer ..."})
+        Daemon(journal, lambda: site, options=DaemonOptions(once=True)).run()
+
+The parts, each readable on its own:
+
+* :mod:`~steadypost.daemon.schedule`: the decisions (what starts now, when to
+  wake), a pure class tested without sleeping;
+* :mod:`~steadypost.daemon.runner`: the loop, worker threads and signals;
+* :mod:`~steadypost.daemon.watch`: watch folders (complete files only, once each);
+* :mod:`~steadypost.daemon.lock`: one daemon per journal (``flock``);
+* :mod:`~steadypost.daemon.logs`: log lines for terminals, journald and JSON;
+* :mod:`~steadypost.daemon.status`: what ``steadypost status`` reports.
+"""
+
+from .lock import DaemonLock, DaemonRunningError, LockInfo, lock_path_for, running_daemon
+from .logs import make_handler
+from .runner import Daemon, DaemonOptions, Site, SiteSettings, release_orphans
+from .schedule import Plan, Scheduler, Snapshot
+from .status import LastError, Status, read_status
+from .watch import FolderWatcher, StabilityTracker, WatchedFile, ignored, read_sidecar
+
+__all__ = [
+    "Daemon",
+    "DaemonLock",
+    "DaemonOptions",
+    "DaemonRunningError",
+    "FolderWatcher",
+    "LastError",
+    "LockInfo",
+    "Plan",
+    "Scheduler",
+    "Site",
+    "SiteSettings",
+    "Snapshot",
+    "StabilityTracker",
+    "Status",
+    "WatchedFile",
+    "ignored",
+    "lock_path_for",
+    "make_handler",
+    "read_sidecar",
+    "read_status",
+    "release_orphans",
+    "running_daemon",
+]

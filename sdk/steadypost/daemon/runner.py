@@ -1,0 +1,496 @@
+"""The daemon's I/O loop: worker threads upload and verify, the main thread decides.
+
+Why threads (one :class:`~steadypost.Uploader` per running post, all sharing
+one :class:`~steadypost.Journal`) rather than asyncio: the sync uploader is
+the SDK's most exercised driver; every chunk ends in an fsynced journal
+commit and a file read, which block, and in threads those overlap instead of
+stalling every other upload; and the main thread stays free for signals.
+The journal is thread-safe, and concurrency is small (2 by default).
+
+The main thread loops: take a snapshot of the journal, ask the pure
+:class:`~steadypost.daemon.schedule.Scheduler` what to start and when to
+look again, start those jobs, then wait for a job to end, a signal, or that
+time. Signal handlers only put a message in a queue (``queue.SimpleQueue``
+is safe to use from a handler); the main thread acts on it:
+
+* SIGTERM / SIGINT: start nothing new; cancel the running uploads (they stop
+  at the next block or cut their backoff wait short, with their offset saved
+  and their post released to ``waiting``, due at once); exit within a few
+  seconds. A second signal stops waiting for them.
+* SIGHUP: load the configuration again (endpoint, token, chunk size); running
+  uploads finish with the settings they began with.
+
+A post left ``uploading`` by a process on this machine that no longer exists
+(``kill -9``, a crash) is handed back at once instead of after its lease
+expires, so a restarted daemon goes on from the last checkpoint right away.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import FrameType, MappingProxyType
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from steadypost.client import Uploader
+from steadypost.errors import SteadypostError
+from steadypost.journal import Journal
+from steadypost.models import Post, PostState
+
+from .lock import DaemonLock
+from .schedule import DEFAULT_CONCURRENCY, DEFAULT_POLL_S, Plan, Scheduler, Snapshot
+from .watch import DEFAULT_SETTLE_S, FolderWatcher
+
+log = logging.getLogger("steadypost.daemon")
+
+UPLOADABLE = frozenset({PostState.QUEUED, PostState.WAITING, PostState.UPLOADING})
+DEFAULT_STOP_GRACE_S = 4.0
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+class SiteSettings(Protocol):
+    """What the daemon needs from the configuration (the CLI's resolved settings fit)."""
+
+    @property
+    def endpoint(self) -> str | None: ...
+    @property
+    def chunk_size(self) -> int | None: ...
+    @property
+    def metadata(self) -> Mapping[str, str]: ...
+    def headers_for(self, url: str) -> Mapping[str, str]: ...
+    def foreign(self, url: str) -> bool: ...
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower(), 0)
+    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{port}"
+
+
+@dataclass(frozen=True)
+class Site:
+    """Settings for library use: ``headers`` go only to ``endpoint``'s origin."""
+
+    endpoint: str | None = None
+    headers: Mapping[str, str] = field(default_factory=lambda: _EMPTY, repr=False)
+    chunk_size: int | None = None
+    metadata: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+
+    def headers_for(self, url: str) -> Mapping[str, str]:
+        if self.endpoint is None or _origin(url) == _origin(self.endpoint):
+            return self.headers
+        return _EMPTY
+
+    def foreign(self, url: str) -> bool:
+        return bool(self.headers) and not self.headers_for(url)
+
+
+@dataclass(frozen=True)
+class DaemonOptions:
+    """How the daemon runs; every field has a default."""
+
+    concurrency: int = DEFAULT_CONCURRENCY
+    """Uploads at once (verifications run besides them, one at a time)."""
+    poll_s: float = DEFAULT_POLL_S
+    """Look at the journal (and the watch folders) at least this often."""
+    watch: tuple[Path, ...] = ()
+    settle_s: float = DEFAULT_SETTLE_S
+    """A watched file is complete once unchanged for this long."""
+    once: bool = False
+    """Do what is due now, then return."""
+    stop_grace_s: float = DEFAULT_STOP_GRACE_S
+    handle_signals: bool = True
+    """Install SIGTERM/SIGINT/SIGHUP handlers while running (main thread only)."""
+
+
+@dataclass
+class _Job:
+    kind: str  # "upload" or "check"
+    post: Post
+    uploader: Uploader
+    chunk_size: int | None = None
+
+
+def _local_pid(owner: str | None, host: str) -> int | None:
+    """The pid in a lease owner ``host:pid:random`` if it is a process of this machine."""
+    parts = (owner or "").rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
+        return None
+    return int(parts[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def release_orphans(
+    journal: Journal, *, now: float, host: str | None = None,
+    alive: Callable[[int], bool] = _alive,
+) -> list[Post]:  # fmt: skip
+    """Hand back posts leased by a process of this machine that is gone (``waiting``, due now)."""
+    host = socket.gethostname() if host is None else host
+    released = []
+    for post in journal.list(state=PostState.UPLOADING):
+        pid = _local_pid(post.lease_owner, host)
+        if pid is None or alive(pid):
+            continue
+        with journal.atomic():
+            current = journal.get(post.post_id)
+            if current.state is PostState.UPLOADING and current.lease_owner == post.lease_owner:
+                why = f"its uploader (pid {pid}) is gone: going on from the last checkpoint"
+                released.append(journal.transition(
+                    post.post_id, PostState.WAITING, next_attempt_at=now, event={"reason": why}))
+    return released
+
+
+def _at(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "the next run"
+
+
+def outcome_line(kind: str, post: Post) -> tuple[int, str]:
+    """The log level and line for a post after an upload or a check."""
+    name = os.path.basename(post.path)
+    who = f"{name} (post {post.post_id})"
+    state = post.state
+    if state is PostState.CONFIRMED:
+        return logging.INFO, f"{who} is up: confirmed"
+    if state is PostState.UNCONFIRMED:
+        what = "still unconfirmed" if kind == "check" else "sent, but no answer said it arrived"
+        return logging.INFO, f"{who}: {what}; checking at {_at(post.next_attempt_at)}"
+    if state is PostState.QUEUED:
+        return logging.WARNING, f"{who}: the platform does not have it; posting it again"
+    if state is PostState.WAITING:
+        why = post.last_error or "interrupted"
+        return logging.WARNING, f"{who} waits: {why}; next try at {_at(post.next_attempt_at)}"
+    if state is PostState.FAILED:
+        return logging.ERROR, f"{who} failed: {post.last_error or 'no reason given'}"
+    if state is PostState.UPLOADING:
+        return logging.INFO, f"{who} is being uploaded by another steadypost process"
+    return logging.INFO, f"{who} was cancelled"
+
+
+class Daemon:
+    """Drains the journal: uploads due posts, verifies on time, posts watched files.
+
+    ``settings`` is called at start and on SIGHUP (or :meth:`reload`).
+    ``uploader_options`` go to every :class:`~steadypost.Uploader` (tests
+    pass ``client``, ``sleep``, ``retry``...). ``clock`` gives UTC epoch
+    seconds (a test passes a fake one). :meth:`run` works until :meth:`stop`
+    or a signal (or, with ``once``, until nothing is due); :meth:`tick` is one
+    round of it, for tests.
+    """
+
+    def __init__(
+        self,
+        journal: Journal,
+        settings: Callable[[], SiteSettings] = Site,
+        *,
+        options: DaemonOptions | None = None,
+        clock: Callable[[], float] = time.time,
+        uploader_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.journal = journal
+        self.options = options or DaemonOptions()
+        self.clock = clock
+        self.scheduler = Scheduler(concurrency=self.options.concurrency, poll_s=self.options.poll_s)
+        self.results: dict[str, Post] = {}
+        self.lock: DaemonLock | None = None
+        self._load = settings
+        self._settings = settings()
+        self._uploader_options = dict(uploader_options or {})
+        self._inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._running: dict[str, _Job] = {}
+        self._stopping = False
+        self._hurry = False
+        self._warned: set[str] = set()
+        self._last_error: str | None = None
+        self._watcher = (FolderWatcher(self.options.watch, journal, settle_s=self.options.settle_s)
+                         if self.options.watch else None)  # fmt: skip
+        self._next_scan_at = 0.0
+        self._scans = 0
+        self._attempted: set[tuple[str, str]] = set()  # with ``once``: each at most once
+
+    # -- control (thread-safe) --
+
+    def stop(self, reason: str = "asked to stop") -> None:
+        """Start nothing new, cancel running uploads (checkpointed), and return from :meth:`run`."""
+        self._inbox.put(("stop", reason))
+
+    def reload(self) -> None:
+        """Load the settings again before the next post starts."""
+        self._inbox.put(("reload",))
+
+    @property
+    def running(self) -> list[Post]:
+        """The posts being uploaded or checked right now."""
+        return [job.post for job in self._running.values()]
+
+    # -- the loop --
+
+    def run(self) -> list[Post]:
+        """Work until stopped (or until nothing is due, with ``once``); the posts worked on.
+
+        Raises :class:`~steadypost.daemon.lock.DaemonRunningError` at once if
+        another daemon runs on this journal.
+        """
+        self.lock = DaemonLock(self.journal.path)
+        self.lock.acquire(now=self.clock())
+        try:
+            with self._signals():
+                self._started()
+                self._loop()
+                self._shutdown()
+        finally:
+            self.lock.release()
+        return list(self.results.values())
+
+    def _started(self) -> None:
+        watching = ", watching " + ", ".join(map(str, self.options.watch)) if self._watcher else ""
+        log.info("steadypost daemon started (pid %d): journal %s, %d upload(s) at once%s%s",
+                 os.getpid(), self.journal.path, self.options.concurrency, watching,
+                 "; doing what is due now, then exiting" if self.options.once else "",
+                 extra={"pid": os.getpid()})  # fmt: skip
+
+    def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                plan = self.tick()
+                self._last_error = None
+            except (SteadypostError, OSError) as exc:  # e.g. the disk is full: try again later
+                self._error(f"cannot go on just now: {exc}")
+                plan = Plan(wake_at=self.clock() + self.options.poll_s)
+            if self.options.once and plan.idle and not self._watch_pending():
+                return
+            self._receive(plan.wake_at)
+
+    def tick(self) -> Plan:
+        """One round: scan watch folders if due, start what is due, say when to look again."""
+        now = self.clock()
+        if self._watcher is not None and now >= self._next_scan_at and not self._stopping:
+            self._scan(now)
+        for post in release_orphans(self.journal, now=now):
+            log.warning("%s: its uploader ended without a word; going on from byte %d",
+                        os.path.basename(post.path), post.offset,
+                        extra={"post_id": post.post_id})  # fmt: skip
+        uploads, checks = [], []
+        for post in self.journal.due(now=now):
+            kind = "check" if post.state is PostState.UNCONFIRMED else "upload"
+            if self.options.once and (kind, post.post_id) in self._attempted:
+                continue  # what is due now was done; its next try belongs to the next run
+            if self._settings.foreign(post.endpoint):
+                self._warn_once(post.post_id, f"post {post.post_id} is for "
+                                f"{_origin(post.endpoint)}, not the configured site: left alone "
+                                "so your credentials stay with their site")  # fmt: skip
+            elif post.state in UPLOADABLE:
+                uploads.append(post.post_id)
+            elif post.state is PostState.UNCONFIRMED:
+                checks.append(post.post_id)
+        snap = Snapshot(
+            now=now, due_uploads=uploads, due_checks=checks,
+            next_due_at=self.journal.next_due_at(),
+            running_uploads=frozenset(k for k, j in self._running.items() if j.kind == "upload"),
+            running_checks=frozenset(k for k, j in self._running.items() if j.kind == "check"),
+        )  # fmt: skip
+        wake_by = self._next_scan_at if self._watcher is not None else None
+        plan = self.scheduler.plan(snap, stopping=self._stopping, wake_by=wake_by)
+        for post_id in plan.uploads:
+            self._start("upload", post_id)
+        for post_id in plan.checks:
+            self._start("check", post_id)
+        return plan
+
+    def wait_for_jobs(self, timeout: float = 30.0) -> None:
+        """Handle messages until no job runs (for tests driving :meth:`tick`)."""
+        deadline = time.monotonic() + timeout
+        while self._running and time.monotonic() < deadline:
+            self._handle(self._inbox.get(timeout=max(0.0, deadline - time.monotonic())))
+
+    def _receive(self, wake_at: float) -> None:
+        timeout = min(max(0.0, wake_at - self.clock()), self.options.poll_s)
+        try:
+            message = self._inbox.get(timeout=timeout) if timeout > 0 else self._inbox.get_nowait()
+        except queue.Empty:
+            return
+        self._handle(message)
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._handle(self._inbox.get_nowait())
+
+    def _handle(self, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "done":
+            self._finish(message[1], message[2])
+        elif kind == "reload" or (kind == "signal" and message[1] == signal.SIGHUP):
+            self._reload()
+        elif kind == "signal":
+            self._begin_stop(signal.Signals(message[1]).name)
+        elif kind == "stop":
+            self._begin_stop(str(message[1]))
+
+    # -- jobs --
+
+    def _uploader(self, endpoint: str) -> Uploader:
+        options = {"clock": self.clock, **self._uploader_options}
+        options.update(journal=self.journal, headers=self._settings.headers_for(endpoint))
+        return Uploader(**options)
+
+    def _start(self, kind: str, post_id: str) -> None:
+        post = self.journal.get(post_id)
+        job = _Job(kind, post, self._uploader(post.endpoint), self._settings.chunk_size)
+        self._running[post_id] = job
+        name = os.path.basename(post.path)
+        if kind == "upload":
+            start = f", from byte {post.offset:,}" if post.upload_url and post.offset else ""
+            log.info("uploading %s (post %s, %s bytes%s)", name, post_id,
+                     f"{post.identity.size:,}", start, extra={"post_id": post_id, "file": name})
+        else:
+            log.info("checking whether %s went through (post %s)", name, post_id,
+                     extra={"post_id": post_id, "file": name})  # fmt: skip
+        threading.Thread(target=self._work, args=(job,), daemon=True,
+                         name=f"steadypost-{kind}-{post_id[-6:]}").start()  # fmt: skip
+
+    def _work(self, job: _Job) -> None:
+        """A worker thread: one upload or one check, then a message to the main thread."""
+        result: Post | BaseException
+        try:
+            if job.kind == "upload":
+                result = job.uploader.upload_post(job.post.post_id, chunk_size=job.chunk_size)
+            else:
+                checked = job.uploader.verify_due(post_ids=[job.post.post_id])
+                result = checked[0] if checked else self.journal.get(job.post.post_id)
+        except BaseException as exc:  # reported by the main thread
+            result = exc
+        finally:
+            with contextlib.suppress(Exception):
+                job.uploader.close()
+        self._inbox.put(("done", job, result))
+
+    def _finish(self, job: _Job, result: Post | BaseException) -> None:
+        post_id = job.post.post_id
+        self._running.pop(post_id, None)
+        self.scheduler.ended(post_id, self.clock(), job.kind)
+        self._attempted.add((job.kind, post_id))
+        name = os.path.basename(job.post.path)
+        if isinstance(result, BaseException):
+            self._error(f"{name} (post {post_id}): unexpected {type(result).__name__}: {result}")
+            return
+        self.results[post_id] = result
+        level, line = outcome_line(job.kind, result)
+        log.log(level, line, extra={"post_id": post_id, "file": name, "state": result.state.value,
+                                    "error": result.last_error})  # fmt: skip
+
+    # -- watch folders --
+
+    def _scan(self, now: float) -> None:
+        assert self._watcher is not None
+        self._scans += 1
+        pause = self.options.settle_s if self.options.once else self.options.poll_s
+        self._next_scan_at = now + pause
+        endpoint = self._settings.endpoint
+        for file in self._watcher.scan(now):
+            if endpoint is None:
+                self._warn_once("no endpoint", "watched files wait: no endpoint is configured")
+                return
+            try:
+                post = self._watcher.post(file, lambda path, meta: self._add(path, meta, endpoint))
+            except SteadypostError as exc:
+                self._error(f"cannot post {file.path}: {exc}")
+                continue
+            if post is not None:
+                log.info("%s is complete (%s bytes): added as post %s", file.path,
+                         f"{file.size:,}", post.post_id,
+                         extra={"post_id": post.post_id, "file": file.path.name})  # fmt: skip
+
+    def _add(self, path: Path, metadata: Mapping[str, str], endpoint: str) -> Post:
+        fields = {"filename": path.name, **self._settings.metadata, **metadata}
+        uploader = self._uploader(endpoint)
+        try:
+            return uploader.add(path, endpoint, metadata=fields)
+        finally:
+            uploader.close()
+
+    def _watch_pending(self) -> bool:
+        """With ``once``: a watch folder still needs its second scan."""
+        return self._watcher is not None and self._scans < 2
+
+    # -- signals, reload, stop --
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        if not self.options.handle_signals or threading.current_thread() is not (
+                threading.main_thread()):  # fmt: skip
+            yield
+            return
+
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            self._inbox.put(("signal", signum))
+
+        wanted = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        previous = {sig: signal.signal(sig, handler) for sig in wanted}
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+    def _reload(self) -> None:
+        try:
+            settings = self._load()
+        except Exception as exc:
+            log.error("configuration not reloaded (%s); keeping the previous one", exc)
+            return
+        self._settings = settings
+        log.info("configuration reloaded: endpoint %s, chunk size %s", settings.endpoint or "-",
+                 settings.chunk_size or "default")  # fmt: skip
+
+    def _begin_stop(self, reason: str) -> None:
+        if self._stopping:
+            self._hurry = True
+            log.warning("%s again: exiting without waiting for the uploads", reason)
+            return
+        self._stopping = True
+        busy = f"; checkpointing {len(self._running)} running job(s)" if self._running else ""
+        log.info("%s: stopping%s", reason, busy)
+        for job in self._running.values():
+            job.uploader.cancel()
+
+    def _shutdown(self) -> None:
+        deadline = time.monotonic() + self.options.stop_grace_s
+        while self._running and not self._hurry and (left := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(queue.Empty):
+                self._handle(self._inbox.get(timeout=min(left, 0.25)))
+        if self._running:
+            names = ", ".join(os.path.basename(j.post.path) for j in self._running.values())
+            log.warning("%s did not stop in time; the next start goes on from the last "
+                        "checkpoint", names)  # fmt: skip
+        log.info("stopped; every post is saved in the journal")
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message)
+
+    def _error(self, message: str) -> None:
+        if message != self._last_error:
+            log.error(message, extra={"error": message})
+        self._last_error = message
+        if self.lock is not None:
+            with contextlib.suppress(OSError):
+                self.lock.note_error(message, self.clock())

@@ -1,0 +1,272 @@
+"""The daemon's pure parts: the scheduler, the watch rules, the lock, the log formats."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from steadypost import FileIdentity, Journal, PostState
+from steadypost.daemon import (
+    DaemonLock,
+    DaemonRunningError,
+    Scheduler,
+    Snapshot,
+    StabilityTracker,
+    ignored,
+    lock_path_for,
+    read_sidecar,
+    read_status,
+    release_orphans,
+    running_daemon,
+)
+from steadypost.daemon.logs import JsonFormatter, PlainFormatter, under_journald
+from steadypost.daemon.runner import outcome_line
+from steadypost.daemon.watch import SidecarError, sidecar_for
+from steadypost.testing import FakeClock
+
+T0 = 1_800_000_000.0
+
+
+# --- the scheduler -----------------------------------------------------------------------
+
+
+def test_starts_at_most_concurrency_uploads_most_overdue_first() -> None:
+    s = Scheduler(concurrency=2, poll_s=5)
+    plan = s.plan(Snapshot(now=T0, due_uploads=["a", "b", "c"]))
+    assert plan.uploads == ("a", "b")
+    assert not plan.idle
+    busy = s.plan(Snapshot(now=T0, due_uploads=["c"], running_uploads=frozenset({"a", "b"})))
+    assert busy.uploads == ()
+    one_free = s.plan(Snapshot(now=T0, due_uploads=["a", "c"], running_uploads=frozenset({"a"})))
+    assert one_free.uploads == ("c",)  # a post that runs is never started twice
+
+
+def test_one_check_at_a_time_besides_the_uploads() -> None:
+    s = Scheduler(concurrency=1)
+    plan = s.plan(Snapshot(now=T0, due_uploads=["u1", "u2"], due_checks=["c1", "c2"]))
+    assert plan.uploads == ("u1",)
+    assert plan.checks == ("c1",)
+    later = s.plan(Snapshot(now=T0, due_checks=["c2"], running_checks=frozenset({"c1"}),
+                            running_uploads=frozenset({"u1"})))  # fmt: skip
+    assert later.checks == ()
+
+
+def test_wakes_at_the_next_due_time_or_after_the_poll_interval() -> None:
+    s = Scheduler(poll_s=2)
+    assert s.plan(Snapshot(now=T0)).wake_at == T0 + 2
+    assert s.plan(Snapshot(now=T0, next_due_at=T0 + 0.5)).wake_at == T0 + 0.5
+    assert s.plan(Snapshot(now=T0, next_due_at=T0 + 900)).wake_at == T0 + 2
+    assert Scheduler(poll_s=3600).plan(Snapshot(now=T0, next_due_at=T0 + 900)).wake_at == T0 + 900
+    # a past due time that cannot start (slots full) never makes the loop spin
+    full = s.plan(Snapshot(now=T0, due_uploads=["x"], next_due_at=T0 - 10,
+                           running_uploads=frozenset({"a", "b"})))  # fmt: skip
+    assert full.wake_at == T0 + 2
+    assert s.plan(Snapshot(now=T0), wake_by=T0 + 1).wake_at == T0 + 1  # next folder scan
+
+
+def test_a_post_that_just_ended_is_held_off_briefly() -> None:
+    s = Scheduler(poll_s=10, holdoff_s=1.0)
+    s.ended("a", T0)
+    plan = s.plan(Snapshot(now=T0 + 0.2, due_uploads=["a"], next_due_at=T0))
+    assert plan.uploads == ()
+    assert plan.idle
+    assert plan.wake_at == pytest.approx(T0 + 1.0)
+    assert s.plan(Snapshot(now=T0 + 1.0, due_uploads=["a"])).uploads == ("a",)
+
+
+def test_a_post_a_check_sent_back_is_uploaded_at_once() -> None:
+    s = Scheduler(holdoff_s=5.0)
+    s.ended("a", T0, "check")
+    assert s.plan(Snapshot(now=T0, due_uploads=["a"])).uploads == ("a",)
+    assert s.plan(Snapshot(now=T0, due_checks=["a"])).checks == ()
+
+
+def test_nothing_starts_while_stopping_and_idle_says_when_once_may_exit() -> None:
+    s = Scheduler()
+    stopping = s.plan(Snapshot(now=T0, due_uploads=["a"], due_checks=["c"]), stopping=True)
+    assert stopping.uploads == stopping.checks == ()
+    assert stopping.idle
+    assert not s.plan(Snapshot(now=T0, running_uploads=frozenset({"a"}))).idle
+    assert s.plan(Snapshot(now=T0)).idle
+
+
+def test_scheduler_refuses_nonsense() -> None:
+    with pytest.raises(ValueError, match="concurrency"):
+        Scheduler(concurrency=0)
+    with pytest.raises(ValueError, match="poll_s"):
+        Scheduler(poll_s=0)
+
+
+# --- watch rules -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "skip"),
+    [("clip.mp4", False), ("Clip.MOV", False), (".clip.mp4", True), ("clip.mp4.part", True),
+     ("clip.mp4.crdownload", True), ("clip.tmp", True), ("clip.mp4.json", True),
+     ("clip.json", True), ("clip.mp4~", True), (".DS_Store", True), ("clip.PART", True)],
+)  # fmt: skip
+def test_ignored_names(name: str, skip: bool) -> None:
+    assert ignored(name) is skip
+
+
+def test_a_file_is_complete_once_unchanged_for_the_settle_time() -> None:
+    t = StabilityTracker(settle_s=2.0)
+    assert not t.observe("a", (10, 1), T0)  # first sight
+    assert not t.observe("a", (10, 1), T0 + 1)  # not long enough
+    assert not t.observe("a", (20, 2), T0 + 2.5)  # it grew: start over
+    assert not t.observe("a", (20, 2), T0 + 4)
+    assert t.observe("a", (20, 2), T0 + 4.5)
+    t.keep_only([])
+    assert t.watching == 0
+    assert not t.observe("a", (20, 2), T0 + 5)  # forgotten: first sight again
+
+
+def test_sidecar_metadata(tmp_path: Path) -> None:
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"x")
+    assert sidecar_for(video) is None
+    side = tmp_path / "clip.json"
+    side.write_text(json.dumps({"caption": "Day one", "n": 3, "draft": False,
+                                "metadata": {"playlist": "summer"}}))  # fmt: skip
+    assert sidecar_for(video) == side
+    assert read_sidecar(side) == {"caption": "Day one", "n": "3", "draft": "false",
+                                  "playlist": "summer"}  # fmt: skip
+    exact = tmp_path / "clip.mp4.json"
+    exact.write_text('{"caption": "exact"}')
+    assert sidecar_for(video) == exact  # clip.mp4.json wins over clip.json
+    for bad in ('{"caption": ', "[1]", '{"a b": "x"}', '{"tags": ["a"]}', '{"metadata": 1}'):
+        exact.write_text(bad)
+        with pytest.raises(SidecarError):
+            read_sidecar(exact)
+
+
+# --- the lock ------------------------------------------------------------------------------
+
+
+def test_one_daemon_per_journal(tmp_path: Path) -> None:
+    journal = tmp_path / "journal.sqlite3"
+    assert running_daemon(journal) is None
+    with DaemonLock(journal) as first:
+        info = first.acquire(now=T0)
+        assert info.pid == os.getpid()
+        path = lock_path_for(journal)
+        assert path.name == "journal.sqlite3.daemon.lock"
+        assert path.stat().st_mode & 0o777 == 0o600
+        seen = running_daemon(journal)
+        assert seen is not None
+        assert (seen.pid, seen.started_at) == (os.getpid(), T0)
+        with pytest.raises(DaemonRunningError, match=f"pid {os.getpid()}") as refused:
+            DaemonLock(journal).acquire(now=T0)
+        assert refused.value.info is not None
+        first.note_error("disk full", T0 + 5)
+        seen = running_daemon(journal)
+        assert seen is not None
+        assert seen.last_error == "disk full"
+    assert running_daemon(journal) is None
+    with DaemonLock(journal) as again:  # released: the next one starts
+        again.acquire(now=T0 + 10)
+
+
+def test_a_dead_daemons_lock_is_free(tmp_path: Path) -> None:
+    journal = tmp_path / "journal.sqlite3"
+    code = ("import sys, os; from steadypost.daemon import DaemonLock; "
+            "DaemonLock(sys.argv[1]).acquire(now=1.0); os._exit(0)")  # dies holding it
+    subprocess.run([sys.executable, "-c", code, str(journal)], check=True, timeout=30)
+    assert lock_path_for(journal).read_text()  # its pid is still written there...
+    assert running_daemon(journal) is None  # ...but the OS released the lock
+    with DaemonLock(journal) as lock:
+        assert lock.acquire(now=T0).pid == os.getpid()
+
+
+# --- logs ----------------------------------------------------------------------------------
+
+
+def _record(message: str, level: int = logging.INFO, **extra: object) -> logging.LogRecord:
+    record = logging.LogRecord("steadypost.daemon", level, __file__, 1, message, None, None)
+    record.__dict__.update(extra)
+    return record
+
+
+def test_log_formats() -> None:
+    plain = PlainFormatter(journald=False).format(_record("clip.mp4 is up"))
+    assert plain.endswith("INFO  clip.mp4 is up")
+    assert plain[:4].isdigit()  # a timestamp first
+    journald = PlainFormatter(journald=True).format(_record("slow down", logging.WARNING))
+    assert journald == "<4>slow down"  # no timestamp: journald adds its own
+    line = JsonFormatter().format(_record("clip.mp4 is up", post_id="01J", state="confirmed"))
+    data = json.loads(line)
+    assert data["message"] == "clip.mp4 is up"
+    assert (data["level"], data["post_id"], data["state"]) == ("info", "01J", "confirmed")
+    assert data["time"].endswith("Z")
+
+
+def test_journald_is_detected_from_journal_stream(tmp_path: Path) -> None:
+    with open(tmp_path / "log", "w") as stream:
+        st = os.fstat(stream.fileno())
+        assert under_journald(stream, {"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
+        assert not under_journald(stream, {"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino + 1}"})
+        assert not under_journald(stream, {})
+    assert under_journald(io.StringIO(), {"JOURNAL_STREAM": "8:1234"})  # no fd: trust it
+
+
+# --- journal helpers -------------------------------------------------------------------------
+
+
+def _journal_with_post(tmp_path: Path, clock: FakeClock) -> tuple[Journal, str]:
+    journal = Journal(tmp_path / "j.sqlite3", clock=clock.now)
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"v" * 1000)
+    post = journal.add(path=video, endpoint="http://127.0.0.1:1/files/",
+                       identity=FileIdentity(1000, video.stat().st_mtime_ns))  # fmt: skip
+    return journal, post.post_id
+
+
+def test_posts_of_a_dead_local_process_are_handed_back(tmp_path: Path) -> None:
+    clock = FakeClock(start=T0)
+    journal, post_id = _journal_with_post(tmp_path, clock)
+    with journal:
+        journal.claim(owner="thishost:4242:ab", post_id=post_id)
+        journal.checkpoint(post_id, owner="thishost:4242:ab", upload_url="http://x/files/1",
+                           offset=500)  # fmt: skip
+        assert release_orphans(journal, now=T0, host="otherhost", alive=lambda _: False) == []
+        assert release_orphans(journal, now=T0, host="thishost", alive=lambda _: True) == []
+        [post] = release_orphans(journal, now=T0, host="thishost", alive=lambda pid: pid != 4242)
+        assert post.state is PostState.WAITING
+        assert (post.lease_owner, post.offset, post.next_attempt_at) == (None, 500, T0)
+        assert post.upload_url == "http://x/files/1"
+
+
+def test_status_reports_counts_next_times_and_the_last_error(tmp_path: Path) -> None:
+    clock = FakeClock(start=T0)
+    journal, post_id = _journal_with_post(tmp_path, clock)
+    with journal:
+        empty = read_status(journal, now=T0)
+        assert empty.daemon is None
+        assert empty.counts[PostState.QUEUED] == 1
+        assert empty.next_upload_at == T0
+        assert empty.next_check is None
+        journal.claim(owner="me", post_id=post_id)
+        journal.release(post_id, owner="me", next_attempt_at=T0 + 60, last_error="server busy")
+        clock.advance(1)
+        status = read_status(journal, now=clock.now())
+    assert status.next_upload_at == T0 + 60
+    assert status.last_error is not None
+    assert (status.last_error.message, status.last_error.post_id) == ("server busy", post_id)
+
+
+def test_outcome_lines() -> None:
+    from steadypost import Post
+
+    post = Post("01J", "tus", "http://x/", "/v/clip.mp4", FileIdentity(1, 1), PostState.FAILED,
+                last_error="rejected")  # fmt: skip
+    level, line = outcome_line("upload", post)
+    assert level == logging.ERROR
+    assert "clip.mp4 (post 01J) failed: rejected" in line
