@@ -20,16 +20,21 @@ clean                  behaves
 Every post has its own simulator, so a post's fault rules can only ever hit that post;
 one in-process transport (``PerPostPlatform``) sits in front of them all under a single
 host and routes each request to its post's simulator (by the tus ``post_id`` metadata, the
-upload URL, the ``Idempotency-Key`` or the status URL). Every simulator, the journal and
-the client share one ``FakeClock``.
+upload URL, the ``Idempotency-Key`` or the status URL). Within a run, every simulator,
+journal and client share one ``FakeClock``; the three runs share nothing and run in
+parallel processes (``--jobs``).
 
 Three runs over the same plan (same seed: same kinds, files and rules per post):
 
-* **steadypost**: ``Uploader.post(..., platform=PostApiPlatform(...))`` for every post, then
-  a polling loop that moves the clock to the next due time (at least ``--tick`` seconds
-  ahead, as a daemon waking once a minute would) and calls ``verify_due()`` and
-  ``resume_pending()``, until every post is ``confirmed`` or ``failed`` or ``--max-hours``
-  of simulated time have passed.
+* **steadypost**: ``Uploader.post(..., platform=PostApiPlatform(...))`` for every post, by
+  a fleet of clients: ``--posts-per-client`` posts (default 10) per creator app, each with
+  its own journal, ``Uploader`` and so its own per-host retry budget and circuit breaker
+  (``steadypost.hosts``), as 10,000 posts come from many creators, not one process. Then
+  each client polls like a daemon: it wakes at its journal's next due time (at most once
+  per ``--tick`` seconds) and calls ``verify_due()`` then ``resume_pending()``, until every
+  post is ``confirmed`` or ``failed`` or ``--max-hours`` of simulated time have passed.
+  ``--posts-per-client N`` puts every post in one process (see the report on the retry
+  budget: the work then grows with the square of the backlog).
 * **steadypost, platform ignores keys**: the same on simulators built with
   ``ignore_idempotency=True`` (every ``POST /posts`` publishes a new copy).
 * **naive**: what a common tus client plus one publish call does, with plain httpx: create,
@@ -44,8 +49,12 @@ terminal state (steadypost: ``confirmed`` / ``failed``; naive: every post, since
 waits). requests = every request that reached a simulator. sim hours = fake-clock time from
 the first post until the last post reached its terminal state.
 
-The journal and the test videos live in a temporary directory on /dev/shm when it exists
-(tmpfs: the journal's many fsyncs cost nothing there); the output says where.
+The journals and the test videos (8 files of 4-64 KiB, sent in 16 KiB chunks) live in a
+temporary directory on /dev/shm when it exists (tmpfs: the journals' many fsyncs cost
+nothing there); the output says where. steadypost retries with
+``RetryPolicy(max_attempts=3)`` (``--max-attempts``), as the tests do: a client's backoff
+sleeps move the shared fake clock. Exit status 1 if steadypost duplicated, lost or left
+unresolved any post.
 
     python benchmarks/duplicates.py --posts 1000
     python benchmarks/duplicates.py --posts 10000 --seed 7 --json

@@ -16,6 +16,8 @@ then resumes in this process until nothing is pending. Then:
 * the only other uploads on the server are incomplete ones whose creation answer was lost
   with the killed process (the journal never learnt their URL), at most one per kill.
 
+``STEADYPOST_CRASH_TRIALS=N`` runs N seeded trials instead of 32 (a soak).
+
 Resuming runs take over a dead run's posts at once: the child and the journal run on a
 clock moved ahead by more than the lease (``--clock-offset``), so no test waits a lease out.
 """
@@ -23,6 +25,7 @@ clock moved ahead by more than the lease (``--clock-offset``), so no test waits 
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import signal
 import subprocess
@@ -48,7 +51,8 @@ LEASE_S = 2.0
 STEP_S = 60.0
 """How far each later run's clock is ahead of the one before: far more than the lease."""
 CHILD_TIMEOUT_S = 60.0
-SEEDS = range(32)
+SEEDS = range(int(os.environ.get("STEADYPOST_CRASH_TRIALS", "32")))
+"""Seeded trials; set ``STEADYPOST_CRASH_TRIALS=500`` for a longer soak."""
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -27,7 +27,7 @@ from steadypost.daemon import (
     running_daemon,
 )
 from steadypost.daemon.logs import JsonFormatter, PlainFormatter, under_journald
-from steadypost.daemon.runner import outcome_line
+from steadypost.daemon.posts import outcome_line
 from steadypost.daemon.watch import SidecarError, sidecar_for
 from steadypost.testing import FakeClock
 
@@ -270,3 +270,29 @@ def test_outcome_lines() -> None:
     level, line = outcome_line("upload", post)
     assert level == logging.ERROR
     assert "clip.mp4 (post 01J) failed: rejected" in line
+
+
+def test_each_post_gets_the_credentials_of_its_sites_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from steadypost.cli.daemon import load_sites
+
+    monkeypatch.setenv("STEADYPOST_CONFIG_DIR", str(tmp_path))
+    monkeypatch.setenv("B_TOKEN", "b-secret")
+    monkeypatch.delenv("C_TOKEN", raising=False)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        'default_profile = "a"\n'
+        '[profiles.a]\nendpoint = "https://a.example/files/"\ntoken = "a-secret"\n'
+        '[profiles.b]\nendpoint = "https://b.example/files/"\ntoken_env = "B_TOKEN"\n'
+        '[profiles.c]\nendpoint = "https://c.example/files/"\ntoken_env = "C_TOKEN"\n'
+    )
+    config.chmod(0o600)
+    sites = load_sites(None)
+    assert sites.endpoint == "https://a.example/files/"  # watched files go to the daemon's site
+    assert sites.headers_for("https://a.example/files/1") == {"Authorization": "Bearer a-secret"}
+    assert sites.headers_for("https://b.example/files/1") == {"Authorization": "Bearer b-secret"}
+    assert not sites.foreign("https://b.example/files/1")
+    assert sites.foreign("https://c.example/files/1")  # its token is not set: left alone
+    assert sites.foreign("https://elsewhere.example/files/")  # no profile for it
+    assert sites.headers_for("https://elsewhere.example/files/") == {}

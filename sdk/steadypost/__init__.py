@@ -20,6 +20,8 @@ again), ``AMBIGUOUS`` (may have been processed: verify before resending) or
 ``REJECTED`` (a retry will not help).
 """
 
+import logging
+
 from .client import AsyncUploader, Uploader
 from .errors import (
     AuthorizationError,
@@ -61,6 +63,9 @@ from .posting import PostOptions
 from .statuspage import StatusPageOptions, StatusPages
 
 __version__ = "0.1.0"
+
+# A library logs; the application decides where the lines go.
+logging.getLogger("steadypost").addHandler(logging.NullHandler())
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",

@@ -183,10 +183,12 @@ class Uploader(UploaderCore):
     def resume_pending(self, *, on_progress: ProgressCallback | None = None) -> list[Post]:
         """Upload every post whose time has come (queued, due waiting, or orphaned)."""
         done = []
-        for post_id in self._due_post_ids():
+        for item in self._pending():
             if self._cancel.is_set():
                 break
-            done.append(self.upload_post(post_id, on_progress=on_progress))
+            if isinstance(item, str):
+                item = self.upload_post(item, on_progress=on_progress)
+            done.append(item)
         return done
 
     def verify_due(
@@ -324,10 +326,12 @@ class AsyncUploader(UploaderCore):
     async def resume_pending(self, *, on_progress: ProgressCallback | None = None) -> list[Post]:
         """See :meth:`Uploader.resume_pending`."""
         done = []
-        for post_id in self._due_post_ids():
+        for item in self._pending():
             if self._cancel.is_set():
                 break
-            done.append(await self.upload_post(post_id, on_progress=on_progress))
+            if isinstance(item, str):
+                item = await self.upload_post(item, on_progress=on_progress)
+            done.append(item)
         return done
 
     async def verify_due(

@@ -12,6 +12,8 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
 DEFAULT_MAX_PENDING = 8
+#: Smaller files are hashed inline: a helper thread would cost more than it saves.
+THREADED_FROM = 8 * 1024 * 1024
 
 
 class RunningDigest:
@@ -30,6 +32,11 @@ class RunningDigest:
         self._pool = ThreadPoolExecutor(1, "steadypost-sha256") if threaded else None
         self._pending: deque[Future[None]] = deque()
         self._max_pending = max_pending
+
+    @classmethod
+    def for_size(cls, size: int) -> RunningDigest:
+        """A digest for a file of ``size`` bytes: hashed on a helper thread only when large."""
+        return cls(threaded=size >= THREADED_FROM)
 
     def feed(self, offset: int, data: bytes) -> None:
         """Account for ``data`` read at ``offset``."""

@@ -188,7 +188,7 @@ class PostRun(EventRecorder):
 
     def digest(self, file: LocalFile) -> RunningDigest:
         """A digest primed with the bytes the server already holds (if resuming)."""
-        digest = RunningDigest()
+        digest = RunningDigest.for_size(file.size)
         if self.upload_url and self.offset:
             hash_prefix(file.path, self.offset, digest)
         return digest
@@ -345,9 +345,14 @@ class PostRun(EventRecorder):
         if self.last_byte_sent:
             # Every byte went out and no answer said whether it was processed.
             return PostState.UNCONFIRMED, self.first_check_at(now)
-        return PostState.WAITING, now + retry_delay(
-            exc, attempts, policy=self.policy, rng=self.rng
-        )
+        return PostState.WAITING, now + retry_delay(exc, attempts, policy=self.policy, rng=self.rng)
+
+    def deferred(self, refusal: HostUnavailableError) -> Post:
+        """Not started: the host is recovering. Waits for it; no attempt is charged."""
+        return self._end(
+            PostState.WAITING, next_attempt_at=self.clock() + refusal.retry_after,
+            last_error=str(refusal), event={"deferred": refusal.reason or str(refusal)},
+        )  # fmt: skip
 
     def interrupted(self, why: str) -> Post:
         """The run was stopped from outside (Ctrl-C, task cancelled): resumable at once."""

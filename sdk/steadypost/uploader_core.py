@@ -13,13 +13,14 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import replace
 from types import MappingProxyType
 
 from .digest import RunningDigest
 from .errors import (
     AuthorizationError,
+    HostUnavailableError,
     IllegalTransitionError,
     JournalError,
     LeaseHeldError,
@@ -142,7 +143,7 @@ class UploaderCore:
         cap = self.retry_policy.retry_after_cap_s
         return self.hosts.guard(store=self._journal, retry_after_cap_s=cap)
 
-    def _host_refusal(self, url: str) -> SteadypostError | None:
+    def _host_refusal(self, url: str) -> HostUnavailableError | None:
         """Why nothing should be sent to ``url``'s host now (checked before preparing a post)."""
         now = self.clock()
         return self._guard().check(url, now) or self.status_pages.refusal(url, now, self._journal)
@@ -181,7 +182,7 @@ class UploaderCore:
             endpoint, file, options, self._retry_ctx(),
             info=self._info_cache.get(endpoint), upload_url=upload_url,
             known_offset=known_offset, expires_at=expires_at,
-            digest=digest if digest is not None else RunningDigest(),
+            digest=digest if digest is not None else RunningDigest.for_size(file.size),
         )  # fmt: skip
 
     def _observer(self, total: int, on_progress: Callable[..., None] | None) -> RunObserver:
@@ -266,7 +267,7 @@ class UploaderCore:
         """The platform's upload of a claimed post, or the post itself if it cannot start."""
         refusal = self._host_refusal(run.post.endpoint)
         if refusal is not None:  # waits for its host, without hashing the file first
-            return run.failed(refusal)
+            return run.deferred(refusal)
         try:
             file = run.local_file()
             digest = run.digest(file)
@@ -333,8 +334,29 @@ class UploaderCore:
             raise exc
         return run.failed(exc)
 
-    def _due_post_ids(self) -> list[str]:
-        return [p.post_id for p in self.journal.due(now=self.clock()) if p.state in _UPLOADABLE]
+    def _pending(self) -> Iterator[str | Post]:
+        """The due posts, lazily: an id to upload now, or a post deferred for its host.
+
+        A post whose host refuses (circuit open, budget spent, status page) is
+        rescheduled to the host's next time without being claimed or charged
+        an attempt: a long outage costs one journal write per post per breaker
+        period, not an upload run per post per wake-up.
+        """
+        for post in self.journal.due(now=self.clock()):
+            if post.state not in _UPLOADABLE:
+                continue
+            refusal = self._host_refusal(post.endpoint)
+            yield post.post_id if refusal is None else self._defer(post.post_id, refusal)
+
+    def _defer(self, post_id: str, refusal: HostUnavailableError) -> Post:
+        with self.journal.atomic():
+            post = self.journal.get(post_id)
+            if post.state not in (PostState.QUEUED, PostState.WAITING):
+                return post  # someone claimed it meanwhile
+            return self.journal.transition(
+                post_id, PostState.WAITING, next_attempt_at=self.clock() + refusal.retry_after,
+                last_error=str(refusal), event={"deferred": refusal.reason or str(refusal)},
+            )  # fmt: skip
 
     # -- verification and cancelling --
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,17 @@ from steadypost.daemon.schedule import DEFAULT_CONCURRENCY, DEFAULT_POLL_S
 from steadypost.daemon.watch import DEFAULT_SETTLE_S
 
 from .app import App, CliError
-from .config import ConfigError, Settings, load_config, resolve
+from .config import (
+    ENV_CHUNK_SIZE,
+    ENV_ENDPOINT,
+    ENV_PROFILE,
+    ENV_TOKEN,
+    ConfigError,
+    Settings,
+    load_config,
+    origin,
+    resolve,
+)
 from .exitcodes import ExitCode, for_posts
 from .options import common_options, json_option, pass_app, post_options
 from .output import iso, print_json, size, when
@@ -39,16 +51,66 @@ on ended: 0 confirmed, 3 some unconfirmed, 4 some waiting, 5 some failed.
 """
 
 
-def _loader(app: App, **flags: Any) -> Any:
-    """Reads config.toml, the environment and the flags again (at start and on SIGHUP)."""
+_OVERRIDES = (ENV_PROFILE, ENV_ENDPOINT, ENV_TOKEN, ENV_CHUNK_SIZE)
 
-    def load() -> Settings:
-        settings = resolve(load_config(), profile_name=app.profile, **flags)
-        for warning in settings.warnings:
-            log.warning(warning)
-        return settings
 
-    return load
+@dataclass(frozen=True)
+class Sites:
+    """The daemon's profile, and the sites of the other profiles in config.toml.
+
+    One daemon serves the whole journal, so a post for another site than the
+    daemon's profile gets the credentials of the profile for that site (the
+    one whose endpoint has the post's origin); a post for a site no profile
+    knows is left alone when credentials are configured.
+    """
+
+    main: Settings
+    others: tuple[Settings, ...] = ()
+
+    @property
+    def endpoint(self) -> str | None:
+        return self.main.endpoint
+
+    @property
+    def chunk_size(self) -> int | None:
+        return self.main.chunk_size
+
+    @property
+    def metadata(self) -> Mapping[str, str]:
+        return self.main.metadata
+
+    def _site(self, url: str) -> Settings:
+        if self.main.endpoint is None or origin(url) == origin(self.main.endpoint):
+            return self.main
+        mine = [s for s in self.others if s.endpoint and origin(s.endpoint) == origin(url)]
+        return mine[0] if mine else self.main
+
+    def headers_for(self, url: str) -> Mapping[str, str]:
+        return self._site(url).headers_for(url)
+
+    def foreign(self, url: str) -> bool:
+        return self._site(url).foreign(url)
+
+
+def load_sites(profile: str | None, **flags: Any) -> Sites:
+    """Read config.toml, the environment and the flags (at start and on SIGHUP)."""
+    config = load_config()
+    main = resolve(config, profile_name=profile, **flags)
+    for warning in main.warnings:
+        log.warning(warning)
+    # The other profiles as they are in the file: the $STEADYPOST_* overrides and the
+    # flags are for the daemon's own profile.
+    env = {k: v for k, v in os.environ.items() if k not in _OVERRIDES}
+    others = []
+    for name in sorted(set(config.profiles) - {main.profile or ""}):
+        try:
+            other = resolve(config, profile_name=name, env=env)
+        except ConfigError as exc:
+            log.warning("profile %r is not used for its site's posts: %s", name, exc)
+            continue
+        if other.endpoint and other.headers:
+            others.append(other)
+    return Sites(main, tuple(others))
 
 
 def _setup_logging(app: App, log_json: bool) -> None:
@@ -95,8 +157,12 @@ def daemon(
     once, also across restarts.
 
     The token and endpoint come from your profile or $STEADYPOST_TOKEN /
-    $STEADYPOST_ENDPOINT, as for `steadypost upload`. Log lines go to
-    stderr (without timestamps under systemd, which adds its own).
+    $STEADYPOST_ENDPOINT, as for `steadypost upload`; watched files are
+    posted to that endpoint. The token goes only to its site; a queued post
+    for another site is sent with the credentials of the profile whose
+    endpoint is on that site (and left alone if there is none).
+    Log lines go to stderr (without timestamps under systemd, which adds
+    its own).
 
     \b
     Examples:
@@ -107,8 +173,10 @@ def daemon(
       kill -HUP <pid>                     # after editing config.toml
     """
     _setup_logging(app, log_json)
-    load = _loader(app, endpoint=endpoint, headers=headers, metadata=metadata,
-                   chunk_size=chunk_size)  # fmt: skip
+    def load() -> Sites:
+        return load_sites(app.profile, endpoint=endpoint, headers=headers, metadata=metadata,
+                          chunk_size=chunk_size)  # fmt: skip
+
     try:
         settings = load()
     except ConfigError as exc:

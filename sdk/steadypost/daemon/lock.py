@@ -96,7 +96,8 @@ def _describe(info: LockInfo | None, path: Path) -> str:
     )
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (on this machine)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -127,7 +128,7 @@ class DaemonLock:
                 holder = LockInfo.from_text(_read(fd))
                 # A live daemon's pid: refuse at once. No pid yet (a daemon starting, or
                 # `steadypost status` peeking for an instant): look again for a moment.
-                if (holder is not None and _alive(holder.pid)) or time.monotonic() > deadline:
+                if (holder is not None and pid_alive(holder.pid)) or time.monotonic() > deadline:
                     os.close(fd)
                     raise DaemonRunningError(_describe(holder, self.path), holder) from None
                 time.sleep(0.05)

@@ -32,16 +32,13 @@ import logging
 import os
 import queue
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType, MappingProxyType
-from typing import Any, Protocol
-from urllib.parse import urlsplit
+from types import FrameType
+from typing import Any
 
 from steadypost.client import Uploader
 from steadypost.errors import SteadypostError
@@ -49,6 +46,7 @@ from steadypost.journal import Journal
 from steadypost.models import Post, PostState
 
 from .lock import DaemonLock
+from .posts import Site, SiteSettings, origin, outcome_line, release_orphans
 from .schedule import DEFAULT_CONCURRENCY, DEFAULT_POLL_S, Plan, Scheduler, Snapshot
 from .watch import DEFAULT_SETTLE_S, FolderWatcher
 
@@ -56,44 +54,7 @@ log = logging.getLogger("steadypost.daemon")
 
 UPLOADABLE = frozenset({PostState.QUEUED, PostState.WAITING, PostState.UPLOADING})
 DEFAULT_STOP_GRACE_S = 4.0
-_EMPTY: Mapping[str, str] = MappingProxyType({})
-
-
-class SiteSettings(Protocol):
-    """What the daemon needs from the configuration (the CLI's resolved settings fit)."""
-
-    @property
-    def endpoint(self) -> str | None: ...
-    @property
-    def chunk_size(self) -> int | None: ...
-    @property
-    def metadata(self) -> Mapping[str, str]: ...
-    def headers_for(self, url: str) -> Mapping[str, str]: ...
-    def foreign(self, url: str) -> bool: ...
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower(), 0)
-    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{port}"
-
-
-@dataclass(frozen=True)
-class Site:
-    """Settings for library use: ``headers`` go only to ``endpoint``'s origin."""
-
-    endpoint: str | None = None
-    headers: Mapping[str, str] = field(default_factory=lambda: _EMPTY, repr=False)
-    chunk_size: int | None = None
-    metadata: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
-
-    def headers_for(self, url: str) -> Mapping[str, str]:
-        if self.endpoint is None or _origin(url) == _origin(self.endpoint):
-            return self.headers
-        return _EMPTY
-
-    def foreign(self, url: str) -> bool:
-        return bool(self.headers) and not self.headers_for(url)
+KEEP_RESULTS = 1000
 
 
 @dataclass(frozen=True)
@@ -120,70 +81,6 @@ class _Job:
     post: Post
     uploader: Uploader
     chunk_size: int | None = None
-
-
-def _local_pid(owner: str | None, host: str) -> int | None:
-    """The pid in a lease owner ``host:pid:random`` if it is a process of this machine."""
-    parts = (owner or "").rsplit(":", 2)
-    if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
-        return None
-    return int(parts[1])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def release_orphans(
-    journal: Journal, *, now: float, host: str | None = None,
-    alive: Callable[[int], bool] = _alive,
-) -> list[Post]:  # fmt: skip
-    """Hand back posts leased by a process of this machine that is gone (``waiting``, due now)."""
-    host = socket.gethostname() if host is None else host
-    released = []
-    for post in journal.list(state=PostState.UPLOADING):
-        pid = _local_pid(post.lease_owner, host)
-        if pid is None or alive(pid):
-            continue
-        with journal.atomic():
-            current = journal.get(post.post_id)
-            if current.state is PostState.UPLOADING and current.lease_owner == post.lease_owner:
-                why = f"its uploader (pid {pid}) is gone: going on from the last checkpoint"
-                released.append(journal.transition(
-                    post.post_id, PostState.WAITING, next_attempt_at=now, event={"reason": why}))
-    return released
-
-
-def _at(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "the next run"
-
-
-def outcome_line(kind: str, post: Post) -> tuple[int, str]:
-    """The log level and line for a post after an upload or a check."""
-    name = os.path.basename(post.path)
-    who = f"{name} (post {post.post_id})"
-    state = post.state
-    if state is PostState.CONFIRMED:
-        return logging.INFO, f"{who} is up: confirmed"
-    if state is PostState.UNCONFIRMED:
-        what = "still unconfirmed" if kind == "check" else "sent, but no answer said it arrived"
-        return logging.INFO, f"{who}: {what}; checking at {_at(post.next_attempt_at)}"
-    if state is PostState.QUEUED:
-        return logging.WARNING, f"{who}: the platform does not have it; posting it again"
-    if state is PostState.WAITING:
-        why = post.last_error or "interrupted"
-        return logging.WARNING, f"{who} waits: {why}; next try at {_at(post.next_attempt_at)}"
-    if state is PostState.FAILED:
-        return logging.ERROR, f"{who} failed: {post.last_error or 'no reason given'}"
-    if state is PostState.UPLOADING:
-        return logging.INFO, f"{who} is being uploaded by another steadypost process"
-    return logging.INFO, f"{who} was cancelled"
 
 
 class Daemon:
@@ -274,6 +171,8 @@ class Daemon:
                 plan = self.tick()
                 self._last_error = None
             except (SteadypostError, OSError) as exc:  # e.g. the disk is full: try again later
+                if self.options.once:
+                    raise
                 self._error(f"cannot go on just now: {exc}")
                 plan = Plan(wake_at=self.clock() + self.options.poll_s)
             if self.options.once and plan.idle and not self._watch_pending():
@@ -296,7 +195,7 @@ class Daemon:
                 continue  # what is due now was done; its next try belongs to the next run
             if self._settings.foreign(post.endpoint):
                 self._warn_once(post.post_id, f"post {post.post_id} is for "
-                                f"{_origin(post.endpoint)}, not the configured site: left alone "
+                                f"{origin(post.endpoint)}, not the configured site: left alone "
                                 "so your credentials stay with their site")  # fmt: skip
             elif post.state in UPLOADABLE:
                 uploads.append(post.post_id)
@@ -390,9 +289,16 @@ class Daemon:
         name = os.path.basename(job.post.path)
         if isinstance(result, BaseException):
             self._error(f"{name} (post {post_id}): unexpected {type(result).__name__}: {result}")
+            log.debug("the traceback:", exc_info=result)
             return
+        self.results.pop(post_id, None)
         self.results[post_id] = result
+        if len(self.results) > KEEP_RESULTS:  # a daemon runs for months: keep the latest
+            del self.results[next(iter(self.results))]
         level, line = outcome_line(job.kind, result)
+        if self._stopping and result.state is PostState.WAITING:
+            level, line = logging.INFO, (f"{name} (post {post_id}) checkpointed at byte "
+                                         f"{result.offset:,}; it goes on at the next start")
         log.log(level, line, extra={"post_id": post_id, "file": name, "state": result.state.value,
                                     "error": result.last_error})  # fmt: skip
 

@@ -104,6 +104,15 @@ def sidecar_for(path: Path) -> Path | None:
     return None
 
 
+def _stamp(path: Path | None) -> tuple[int, int] | None:
+    """Size and modification time of a sidecar, if it (still) exists."""
+    try:
+        st = path.stat() if path else None
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns) if st else None
+
+
 def _metadata_value(key: str, value: object, where: Path) -> str:
     if not key or any(c in key for c in " ,\t\n"):
         raise SidecarError(f"{where}: metadata key {key!r} must be one word (no spaces, commas)")
@@ -195,8 +204,7 @@ class FolderWatcher:
                 if file is None or file.key in self._done:
                     continue
                 present.append(str(file.path))
-                side = file.sidecar.stat() if file.sidecar else None
-                signature = (file.size, file.mtime_ns, side and (side.st_size, side.st_mtime_ns))
+                signature = (file.size, file.mtime_ns, _stamp(file.sidecar))
                 if file.size and self.tracker.observe(str(file.path), signature, now):
                     if self.memory.post_for(file) is None:
                         ready.append(file)

@@ -1,0 +1,122 @@
+"""What the daemon knows about sites and posts: settings, orphaned leases, log lines.
+
+* :class:`SiteSettings` is what the loop needs from the configuration; the
+  CLI's resolved profile fits it, and :class:`Site` is the plain version for
+  library use. Credentials go only to the configured site: a post for another
+  site is ``foreign`` and left alone rather than sent without (or with the
+  wrong) credentials.
+* :func:`release_orphans` hands back posts whose uploading process on this
+  machine is gone (``kill -9``, a crash), without waiting for their lease.
+* :func:`outcome_line` words a post's new state for the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from steadypost.journal import Journal
+from steadypost.models import Post, PostState
+
+from .lock import pid_alive
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+class SiteSettings(Protocol):
+    """What the daemon needs from the configuration (the CLI's resolved settings fit)."""
+
+    @property
+    def endpoint(self) -> str | None: ...
+    @property
+    def chunk_size(self) -> int | None: ...
+    @property
+    def metadata(self) -> Mapping[str, str]: ...
+    def headers_for(self, url: str) -> Mapping[str, str]: ...
+    def foreign(self, url: str) -> bool: ...
+
+
+def origin(url: str) -> str:
+    """``scheme://host:port`` of a URL, lower-cased, with the default port."""
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower(), 0)
+    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{port}"
+
+
+@dataclass(frozen=True)
+class Site:
+    """Settings for library use: ``headers`` go only to ``endpoint``'s origin."""
+
+    endpoint: str | None = None
+    headers: Mapping[str, str] = field(default_factory=lambda: _EMPTY, repr=False)
+    chunk_size: int | None = None
+    metadata: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+
+    def headers_for(self, url: str) -> Mapping[str, str]:
+        if self.endpoint is None or origin(url) == origin(self.endpoint):
+            return self.headers
+        return _EMPTY
+
+    def foreign(self, url: str) -> bool:
+        return bool(self.headers) and not self.headers_for(url)
+
+
+def _local_pid(owner: str | None, host: str) -> int | None:
+    """The pid in a lease owner ``host:pid:random`` if it is a process of this machine."""
+    parts = (owner or "").rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
+        return None
+    return int(parts[1])
+
+
+def release_orphans(
+    journal: Journal, *, now: float, host: str | None = None,
+    alive: Callable[[int], bool] = pid_alive,
+) -> list[Post]:  # fmt: skip
+    """Hand back posts leased by a process of this machine that is gone (``waiting``, due now)."""
+    host = socket.gethostname() if host is None else host
+    released = []
+    for post in journal.list(state=PostState.UPLOADING):
+        pid = _local_pid(post.lease_owner, host)
+        if pid is None or alive(pid):
+            continue
+        with journal.atomic():
+            current = journal.get(post.post_id)
+            if current.state is PostState.UPLOADING and current.lease_owner == post.lease_owner:
+                why = f"its uploader (pid {pid}) is gone: going on from the last checkpoint"
+                released.append(journal.transition(
+                    post.post_id, PostState.WAITING, next_attempt_at=now, event={"reason": why}))
+    return released
+
+
+def _at(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "the next run"
+
+
+def outcome_line(kind: str, post: Post) -> tuple[int, str]:
+    """The log level and line for a post after an upload or a check."""
+    name = os.path.basename(post.path)
+    who = f"{name} (post {post.post_id})"
+    state = post.state
+    if state is PostState.CONFIRMED:
+        return logging.INFO, f"{who} is up: confirmed"
+    if state is PostState.UNCONFIRMED:
+        what = "still unconfirmed" if kind == "check" else "sent, but no answer said it arrived"
+        return logging.INFO, f"{who}: {what}; checking at {_at(post.next_attempt_at)}"
+    if state is PostState.QUEUED:
+        return logging.WARNING, f"{who}: the platform does not have it; posting it again"
+    if state is PostState.WAITING:
+        why = post.last_error or "interrupted"
+        return logging.WARNING, f"{who} waits: {why}; next try at {_at(post.next_attempt_at)}"
+    if state is PostState.FAILED:
+        return logging.ERROR, f"{who} failed: {post.last_error or 'no reason given'}"
+    if state is PostState.UPLOADING:
+        return logging.INFO, f"{who} is being uploaded by another steadypost process"
+    return logging.INFO, f"{who} was cancelled"
