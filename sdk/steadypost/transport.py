@@ -17,6 +17,7 @@ import hashlib
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import MappingProxyType
+from typing import Generic, TypeVar
 
 import httpx
 
@@ -33,6 +34,8 @@ from .models import Timeouts
 DEFAULT_BLOCK_SIZE = 256 * 1024
 #: Answers are small JSON or empty; a server sending more is cut off here.
 MAX_RESPONSE_BYTES = 1024 * 1024
+
+C = TypeVar("C", httpx.Client, httpx.AsyncClient)
 
 BodyProgress = Callable[[FileBody, int], None]
 """Called with the body and the file position reached after each block is handed to httpx."""
@@ -131,6 +134,24 @@ def _iter_file(
         os.close(fd)
 
 
+class _Kept:
+    """The start of an answer's body, up to :data:`MAX_RESPONSE_BYTES`."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    def add(self, part: bytes) -> bool:
+        """Keep ``part``; ``False`` once enough is kept (the rest is not read)."""
+        self._parts.append(part)
+        self._size += len(part)
+        return self._size <= MAX_RESPONSE_BYTES
+
+    @property
+    def content(self) -> bytes:
+        return b"".join(self._parts)[:MAX_RESPONSE_BYTES]
+
+
 def _response(resp: httpx.Response, content: bytes) -> Response:
     return Response(
         status=resp.status_code,
@@ -155,68 +176,55 @@ def _build(
     )
 
 
-class SyncHttp:
-    """Sends requests with an ``httpx.Client`` (pooled, keep-alive)."""
+class _Http(Generic[C]):
+    """What both HTTP layers hold: the client, the timeouts, and how bodies are read."""
 
     def __init__(
         self,
-        client: httpx.Client,
+        client: C,
         *,
         timeouts: Timeouts,
         block_size: int = DEFAULT_BLOCK_SIZE,
         on_body: BodyProgress | None = None,
         check_cancelled: Callable[[], None] | None = None,
     ) -> None:
-        self.client = client
+        self.client: C = client
         self.timeouts = timeouts
         self.block_size = block_size
         self.on_body = on_body
         self.check_cancelled = check_cancelled
 
+    def _blocks(self, body: FileBody) -> Iterator[bytes]:
+        return _iter_file(body, self.block_size, self.on_body, self.check_cancelled)
+
+
+class SyncHttp(_Http[httpx.Client]):
+    """Sends requests with an ``httpx.Client`` (pooled, keep-alive)."""
+
     def send(self, request: Request) -> Response:
         body = request.body
-        content = (
-            _iter_file(body, self.block_size, self.on_body, self.check_cancelled)
-            if isinstance(body, FileBody)
-            else body
-        )
+        content = self._blocks(body) if isinstance(body, FileBody) else body
         req = _build(self.client, request, content, self.timeouts)
         try:
             resp = self.client.send(req, stream=True)
             try:
-                content_bytes = b""
+                kept = _Kept()
                 for part in resp.iter_bytes():
-                    content_bytes += part
-                    if len(content_bytes) > MAX_RESPONSE_BYTES:
+                    if not kept.add(part):
                         break
             finally:
                 resp.close()
         except httpx.HTTPError as exc:
             raise translate(exc, request) from exc
-        return _response(resp, content_bytes[:MAX_RESPONSE_BYTES])
+        return _response(resp, kept.content)
 
 
-class AsyncHttp:
+class AsyncHttp(_Http[httpx.AsyncClient]):
     """Sends requests with an ``httpx.AsyncClient`` (pooled, keep-alive)."""
-
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        *,
-        timeouts: Timeouts,
-        block_size: int = DEFAULT_BLOCK_SIZE,
-        on_body: BodyProgress | None = None,
-        check_cancelled: Callable[[], None] | None = None,
-    ) -> None:
-        self.client = client
-        self.timeouts = timeouts
-        self.block_size = block_size
-        self.on_body = on_body
-        self.check_cancelled = check_cancelled
 
     async def _stream(self, body: FileBody) -> AsyncIterator[bytes]:
         # Reading one block from local disk is short; it runs inline, not in a thread.
-        for block in _iter_file(body, self.block_size, self.on_body, self.check_cancelled):
+        for block in self._blocks(body):
             yield block
 
     async def send(self, request: Request) -> Response:
@@ -226,16 +234,15 @@ class AsyncHttp:
         try:
             resp = await self.client.send(req, stream=True)
             try:
-                content_bytes = b""
+                kept = _Kept()
                 async for part in resp.aiter_bytes():
-                    content_bytes += part
-                    if len(content_bytes) > MAX_RESPONSE_BYTES:
+                    if not kept.add(part):
                         break
             finally:
                 await resp.aclose()
         except httpx.HTTPError as exc:
             raise translate(exc, request) from exc
-        return _response(resp, content_bytes[:MAX_RESPONSE_BYTES])
+        return _response(resp, kept.content)
 
 
 __all__ = ["AsyncHttp", "SteadypostError", "SyncHttp", "digest_body", "translate"]
