@@ -268,6 +268,10 @@ class PostRun(EventRecorder):
     def failed(self, exc: SteadypostError) -> Post:
         """Journal a failed run: waiting, unconfirmed or failed, never lost."""
         now = self.clock()
+        if isinstance(exc, UploadCancelledError) and not self.last_byte_sent:
+            # Stopped on purpose (cancel(), a daemon's SIGTERM): not a failure, no attempt spent.
+            event = {"note": "stopped; resumable from the server's offset"}
+            return self._end(PostState.WAITING, next_attempt_at=now, event=event)
         attempts = self.post.attempts + 1
         message = str(exc)
         to, when = self._classify(exc, attempts, now)
