@@ -24,6 +24,7 @@ from steadypost import Journal, PostState, RetryPolicy
 from steadypost.cli import ExitCode, cli
 from steadypost.cli.app import Runtime
 from steadypost.paths import config_dir, default_journal_path
+from steadypost.platforms.tus import DEFAULT_CREATION_WITH_UPLOAD_MAX
 from steadypost.testing import (
     FakeClock,
     Outage,
@@ -652,7 +653,9 @@ def test_resume_and_cancel_against_the_reference_tus_server(tus_server: TusServe
             assert result.exit_code == ExitCode.INTERRUPTED, result.output
     posts = json_lines(runner.invoke(cli, ["list", "--json"]).stdout)
     assert [p["state"] for p in posts] == ["waiting", "waiting"]
-    assert [p["offset"] for p in posts] == [100_000, 100_000]
+    # The creation request carried the first bytes (creation-with-upload, capped).
+    first_bytes = min(100_000, DEFAULT_CREATION_WITH_UPLOAD_MAX)
+    assert [p["offset"] for p in posts] == [first_bytes, first_bytes]
 
     resumed = runner.invoke(cli, ["resume", posts[0]["post_id"], "--chunk-size", "100KB"])
     assert resumed.exit_code == 0, resumed.output  # real HTTP from here on

@@ -164,11 +164,11 @@ def test_steadypost_begins_tuspy_finishes(tus_server: TusServer, tmp_path: Path)
     with up, pytest.raises(UploadCancelledError):
         up.upload(video, tus_server.endpoint, on_progress=stop_after_three_chunks)
     [partial] = tus_server.uploads()
-    assert partial.stored_bytes == 3 * MiB
+    assert 3 * MiB <= partial.stored_bytes < 4 * MiB
     seen.append(partial.id)
     peer = tus_client.TusClient(tus_server.endpoint)
     finisher = peer.uploader(str(video), chunk_size=MiB, url=tus_server.upload_url(partial.id))
-    assert finisher.offset == 3 * MiB
+    assert finisher.offset == partial.stored_bytes
     finisher.upload()
     [stored] = tus_server.uploads()
     assert stored.id in seen

@@ -483,3 +483,23 @@ def test_terminate_sends_delete(httpx_mock: HTTPXMock, ft: FakeTime) -> None:
 
 def test_gone_error_has_not_delivered_outcome() -> None:
     assert UploadGoneError("x").outcome is Outcome.NOT_DELIVERED
+
+
+def test_upload_expires_is_read_on_the_servers_clock(
+    httpx_mock: HTTPXMock, video: Path, ft: FakeTime
+) -> None:
+    """A server whose clock is a day behind ours: its upload still has an hour left."""
+    tus = serve(httpx_mock)
+    server_now = ft.now - 86_400
+    headers = {
+        "Location": ENDPOINT + "u9",
+        "Date": email.utils.formatdate(server_now, usegmt=True),
+        "Upload-Expires": email.utils.formatdate(server_now + 3600, usegmt=True),
+    }
+    tus.queue("POST", Canned(201, headers))
+    tus.uploads[ENDPOINT + "u9"] = bytearray()
+    tus.lengths[ENDPOINT + "u9"] = 10_240
+    with make_uploader(ft) as up:
+        result = up.upload(video, ENDPOINT)
+    assert result.upload_url == ENDPOINT + "u9"  # resumed into, not abandoned as expired
+    assert tus.methods().count("POST") == 1

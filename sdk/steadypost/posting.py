@@ -21,9 +21,9 @@ process's post is taken up again once its lease expires.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from .digest import RunningDigest
 from .errors import (
@@ -52,6 +52,8 @@ from .models import Post, PostState
 from .platforms.base import CheckResult, CheckStatus
 from .platforms.tus import LocalFile, request_id
 from .policy import RetryPolicy, retry_wait
+
+T = TypeVar("T")
 
 DEFAULT_VERIFY_WINDOW_S = (15 * 60.0, 30 * 60.0)
 DEFAULT_MAX_PROTOCOL_FAILURES = 5
@@ -103,10 +105,52 @@ class PostOptions:
             )
 
 
+class BatchedWrites:
+    """The journal as a running upload writes to it.
+
+    ``request`` and ``wait`` events are kept until the next state write (the
+    offset checkpoint that follows each chunk's answer, a lease renewal, the
+    outcome) and committed in the same transaction: one fsync per chunk
+    instead of two. State writes themselves are never delayed.
+    """
+
+    _BATCHED = frozenset({"request", "wait"})
+
+    def __init__(self, journal: Journal) -> None:
+        self.inner = journal
+        self._pending: list[tuple[str, str, Mapping[str, Any]]] = []
+
+    def record(self, post_id: str, kind: str, data: Mapping[str, Any]) -> None:
+        if kind in self._BATCHED:
+            self._pending.append((post_id, kind, data))
+        else:
+            self._write(self.inner.record, post_id, kind, data)
+
+    def _write(self, write: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        with self.inner.atomic():
+            for post_id, kind, data in self._pending:
+                self.inner.record(post_id, kind, data)
+            result = write(*args, **kwargs)
+        self._pending.clear()
+        return result
+
+    def checkpoint(self, post_id: str, **fields: Any) -> Post:
+        return self._write(self.inner.checkpoint, post_id, **fields)
+
+    def transition(self, post_id: str, to: PostState, **fields: Any) -> Post:
+        return self._write(self.inner.transition, post_id, to, **fields)
+
+    def release(self, post_id: str, **fields: Any) -> Post:
+        return self._write(self.inner.release, post_id, **fields)
+
+    def renew(self, post_id: str, **fields: Any) -> Post:
+        return self._write(self.inner.renew, post_id, **fields)
+
+
 class EventRecorder:
     """Records a post's requests and waits in its journal (the creator's evidence)."""
 
-    def __init__(self, journal: Journal, post: Post) -> None:
+    def __init__(self, journal: Journal | BatchedWrites, post: Post) -> None:
         self.journal = journal
         self.post = post
 
@@ -153,7 +197,8 @@ class PostRun(EventRecorder):
         policy: RetryPolicy,
         options: PostOptions,
     ) -> None:
-        super().__init__(journal, post)
+        super().__init__(BatchedWrites(journal), post)
+        self.journal: BatchedWrites
         self.owner = owner
         self.clock = clock
         self.rng = rng

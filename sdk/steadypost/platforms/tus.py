@@ -62,7 +62,7 @@ from .common import HeaderPolicy
 TUS_VERSION = "1.0.0"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024
-DEFAULT_CREATION_WITH_UPLOAD_MAX = 4 * 1024 * 1024
+DEFAULT_CREATION_WITH_UPLOAD_MAX = 64 * 1024
 DEFAULT_MAX_RESTARTS = 3
 MAX_CONFLICTS_PER_CHUNK = 3
 #: Strongest first; the first one the server offers is used.
@@ -197,14 +197,27 @@ def _parse_int_header(response: Response, name: str, request: Request) -> int:
     return int(raw)
 
 
-def _parse_expires(response: Response) -> float | None:
-    raw = response.header("upload-expires")
+def _http_date(raw: str | None) -> float | None:
     if not raw:
         return None
     try:
         return email.utils.parsedate_to_datetime(raw).timestamp()
     except (TypeError, ValueError, IndexError):
         return None
+
+
+def parse_expires(response: Response, *, now: float) -> float | None:
+    """``Upload-Expires`` on the local clock (``now``), or ``None``.
+
+    The server's own ``Date`` header, when present, gives the time left as the
+    server counts it, so a client whose clock is off neither resumes into a
+    dead upload nor abandons a live one.
+    """
+    expires = _http_date(response.header("upload-expires"))
+    if expires is None:
+        return None
+    server_now = _http_date(response.header("date"))
+    return expires if server_now is None else now + (expires - server_now)
 
 
 # --- the flow -----------------------------------------------------------------------
@@ -259,7 +272,7 @@ class TusUpload:
 
     def _exchange(self, request: Request) -> Flow[Response]:
         response: Response = yield request
-        expires = _parse_expires(response)
+        expires = parse_expires(response, now=self.retry.clock())
         if expires is not None and self.upload_url and expires != self.expires_at:
             self.expires_at = expires
             yield Emit(UploadExpiresChanged(self.upload_url, expires))
@@ -317,7 +330,7 @@ class TusUpload:
             offset = self._check_offset(offset, req, sent_to=first)
         elif not with_data:
             offset = 0
-        self.expires_at = _parse_expires(resp)
+        self.expires_at = parse_expires(resp, now=self.retry.clock())
         return url, offset
 
     def head(self, url: str) -> Flow[int]:
