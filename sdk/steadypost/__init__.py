@@ -22,6 +22,7 @@ again), ``AMBIGUOUS`` (may have been processed: verify before resending) or
 
 import logging
 
+from . import _lean_imports  # noqa: F401  (before anything imports httpx)
 from .client import AsyncUploader, Uploader
 from .errors import (
     AuthorizationError,
