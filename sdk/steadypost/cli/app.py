@@ -19,9 +19,12 @@ from rich.logging import RichHandler
 from rich.markup import escape
 
 from steadypost import Journal, Post, Uploader
+from steadypost.errors import JournalError
 from steadypost.journal import PostNotFoundError
+from steadypost.platforms import platform_for
+from steadypost.platforms.base import Platform
 
-from .config import ConfigError, ConfigFile, Settings, load_config, resolve
+from .config import DEFAULT_PLATFORM, ConfigError, ConfigFile, Settings, load_config, resolve
 from .exitcodes import ExitCode
 from .output import make_console, print_posts
 from .progress import Display
@@ -44,6 +47,16 @@ class CliError(Exception):
     def __init__(self, message: str, code: ExitCode = ExitCode.ERROR) -> None:
         super().__init__(message)
         self.code = code
+
+
+def _same(kept: str, given: str) -> bool:
+    """Whether the adapter kept an option as given (``"60"`` and ``"60.0"`` are the same)."""
+    if kept == given:
+        return True
+    try:
+        return float(kept) == float(given)
+    except ValueError:
+        return False
 
 
 class App:
@@ -80,18 +93,45 @@ class App:
         headers: Sequence[tuple[str, str]] = (),
         metadata: Sequence[tuple[str, str]] = (),
         chunk_size: int | None = None,
+        platform: str | None = None,
+        platform_options: Sequence[tuple[str, str]] = (),
     ) -> Settings:
         """The profile, the environment and these flags, combined (warnings shown)."""
         try:
             settings = resolve(
                 self.config(), profile_name=self.profile, endpoint=endpoint,
                 headers=headers, metadata=metadata, chunk_size=chunk_size,
+                platform=platform, platform_options=platform_options,
             )  # fmt: skip
         except ConfigError as exc:
             raise CliError(str(exc), ExitCode.USAGE) from None
         for warning in settings.warnings:
             self.warn(warning)
         return settings
+
+    def platform(self, settings: Settings) -> Platform | None:
+        """The adapter new posts get (``None``: plain tus, the uploader's default).
+
+        A usage error (exit 2) when the options do not make a usable adapter.
+        """
+        name, options = settings.platform, settings.platform_options
+        if name == DEFAULT_PLATFORM and not options:
+            return None
+        try:
+            adapter = platform_for(name, options, clock=self.runtime.clock)
+        except JournalError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, KeyError):
+                why = f"it needs the option {cause.args[0]} (--platform-option KEY=VALUE)"
+            else:
+                why = str(cause) if cause is not None else str(exc)
+            raise CliError(f"platform {name}: {why}", ExitCode.USAGE) from None
+        kept = adapter.config()
+        for key, value in options.items():
+            if key in kept and not _same(kept[key], value):
+                raise CliError(f"platform {name}: {key}={value!r} is not a value it takes",
+                               ExitCode.USAGE)  # fmt: skip
+        return adapter
 
     # --- the journal and uploaders -------------------------------------------------------
 

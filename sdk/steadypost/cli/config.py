@@ -13,10 +13,19 @@ The file is ``steadypost.paths.config_dir() / "config.toml"`` (on Linux
     headers = { "X-Channel" = "travel" }
     metadata = { "playlist" = "summer" }
 
+    [profiles.tiktok]
+    platform = "tiktok"                 # tus (the default), post-api, tiktok, vimeo
+    token_env = "TIKTOK_ACCESS_TOKEN"   # no endpoint: the platform's own API is used
+    [profiles.tiktok.platform_options]
+    privacy_level = "SELF_ONLY"
+
 The profile is ``--profile NAME``, else ``$STEADYPOST_PROFILE``, else
 ``default_profile``, else a profile named ``default`` if there is one.
-``$STEADYPOST_ENDPOINT``, ``$STEADYPOST_TOKEN`` and ``$STEADYPOST_CHUNK_SIZE``
-override the profile; flags override both. A token becomes
+``$STEADYPOST_PLATFORM``, ``$STEADYPOST_ENDPOINT``, ``$STEADYPOST_TOKEN`` and
+``$STEADYPOST_CHUNK_SIZE`` override the profile; flags override both. The
+profile's ``endpoint`` and ``platform_options`` belong to its ``platform``:
+when another platform is chosen they are left out, and a platform with its
+own API (TikTok, Vimeo) posts to that API unless an endpoint is given. A token becomes
 ``Authorization: Bearer <token>``. Credentials (the token and every
 ``--header``) go only to the origin of the configured endpoint; they are never
 written to the journal or printed.
@@ -36,6 +45,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from steadypost.paths import config_dir
+from steadypost.platforms import PlatformInfo, available
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -47,8 +57,13 @@ ENV_PROFILE = "STEADYPOST_PROFILE"
 ENV_ENDPOINT = "STEADYPOST_ENDPOINT"
 ENV_TOKEN = "STEADYPOST_TOKEN"  # noqa: S105 - the variable's name, not a secret
 ENV_CHUNK_SIZE = "STEADYPOST_CHUNK_SIZE"
+ENV_PLATFORM = "STEADYPOST_PLATFORM"
+DEFAULT_PLATFORM = "tus"
 
-_PROFILE_KEYS = frozenset({"endpoint", "token", "token_env", "chunk_size", "headers", "metadata"})
+_PROFILE_KEYS = frozenset({
+    "endpoint", "token", "token_env", "chunk_size", "headers", "metadata",
+    "platform", "platform_options",
+})  # fmt: skip
 _TOP_KEYS = frozenset({"default_profile", "profiles"})
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
@@ -137,6 +152,36 @@ def parse_metadata(text: str) -> tuple[str, str]:
     return key, value
 
 
+def parse_option(text: str) -> tuple[str, str]:
+    """``("key", "value")`` from a ``--platform-option`` ``"key=value"``."""
+    key, eq, value = text.partition("=")
+    key = key.strip()
+    if not eq or not key:
+        raise ConfigError(f"{text!r}: a platform option is written key=value, "
+                          "e.g. privacy_level=SELF_ONLY")  # fmt: skip
+    return key, value.strip()
+
+
+def platform_info(name: str) -> PlatformInfo:
+    """The listed platform called ``name``; :class:`ConfigError` naming the known ones."""
+    infos = available()
+    for info in infos:
+        if info.name == name.strip().lower():
+            return info
+    known = ", ".join(info.name for info in infos)
+    raise ConfigError(f"unknown platform {name!r}; known platforms: {known} "
+                      "(`steadypost platforms` describes them)")  # fmt: skip
+
+
+def check_platform_options(info: PlatformInfo, options: Mapping[str, str]) -> None:
+    """:class:`ConfigError` for an option ``info``'s platform does not take."""
+    unknown = sorted(set(options) - set(info.options))
+    if not unknown:
+        return
+    known = ", ".join(info.options) if info.options else "none"
+    raise ConfigError(f"platform {info.name} has no option {unknown[0]!r} (its options: {known})")
+
+
 # --- the file --------------------------------------------------------------------------
 
 
@@ -151,6 +196,8 @@ class Profile:
     chunk_size: int | None = None
     headers: Mapping[str, str] = field(default_factory=_empty, repr=False)
     metadata: Mapping[str, str] = field(default_factory=_empty)
+    platform: str | None = None
+    platform_options: Mapping[str, str] = field(default_factory=_empty)
 
 
 @dataclass(frozen=True)
@@ -197,6 +244,10 @@ def _profile(name: str, table: Any, path: Path) -> Profile:
         chunk_size = parse_size(str(chunk)) if chunk is not None else None
         headers = dict(parse_header(f"{k}: {v}") for k, v in _strings(
             f"{where} headers", table.get("headers", {})).items())
+        platform = _optional_str(f"{where} platform", table.get("platform"))
+        info = platform_info(platform or DEFAULT_PLATFORM)
+        options = _strings(f"{where} platform_options", table.get("platform_options", {}))
+        check_platform_options(info, options)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return Profile(
@@ -207,6 +258,8 @@ def _profile(name: str, table: Any, path: Path) -> Profile:
         chunk_size=chunk_size,
         headers=MappingProxyType(headers),
         metadata=_strings(f"{where} metadata", table.get("metadata", {})),
+        platform=info.name if platform is not None else None,
+        platform_options=options,
     )  # fmt: skip
 
 
@@ -255,6 +308,9 @@ class Settings:
     metadata: Mapping[str, str] = field(default_factory=_empty)
     chunk_size: int | None = None
     warnings: tuple[str, ...] = ()
+    platform: str = DEFAULT_PLATFORM
+    """The platform new posts go to (a name from ``steadypost.platforms.available()``)."""
+    platform_options: Mapping[str, str] = field(default_factory=_empty)
 
     def headers_for(self, url: str) -> Mapping[str, str]:
         """The headers for a post at ``url``: none unless it is at the endpoint's origin.
@@ -326,8 +382,15 @@ def resolve(
     headers: Sequence[tuple[str, str]] = (),
     metadata: Sequence[tuple[str, str]] = (),
     chunk_size: int | None = None,
+    platform: str | None = None,
+    platform_options: Sequence[tuple[str, str]] = (),
 ) -> Settings:
     """Combine the profile, the environment and the flags (later wins).
+
+    The platform is ``platform``, else ``$STEADYPOST_PLATFORM``, else the
+    profile's, else plain tus. The profile's endpoint and platform options
+    count only for the profile's own platform; with no endpoint anywhere, the
+    platform's ``default_endpoint`` (TikTok's or Vimeo's API) is used.
 
     Credentials stay with the site they were configured for: the profile's
     token and headers go only to the profile's endpoint, ``$STEADYPOST_TOKEN``
@@ -339,7 +402,14 @@ def resolve(
     warnings: list[str] = []
     env_url = _from_env(ENV_ENDPOINT, check_endpoint, env[ENV_ENDPOINT]) if env.get(
         ENV_ENDPOINT) else None  # fmt: skip
-    url = endpoint or env_url or profile.endpoint
+    if not platform and env.get(ENV_PLATFORM):
+        info = _from_env(ENV_PLATFORM, platform_info, env[ENV_PLATFORM])
+    else:
+        info = platform_info(platform or profile.platform or DEFAULT_PLATFORM)
+    own = info.name == (profile.platform or DEFAULT_PLATFORM)  # else: for another platform
+    options = {**(profile.platform_options if own else {}), **dict(platform_options)}
+    check_platform_options(info, options)
+    url = endpoint or env_url or (profile.endpoint if own else None) or info.default_endpoint
 
     from_profile = dict(profile.headers)
     token = _profile_token(profile, config, env, warnings)
@@ -365,6 +435,8 @@ def resolve(
         metadata=MappingProxyType({**profile.metadata, **dict(metadata)}),
         chunk_size=size or profile.chunk_size,
         warnings=tuple(warnings),
+        platform=info.name,
+        platform_options=MappingProxyType(options),
     )
 
 

@@ -19,8 +19,10 @@ from steadypost.daemon.watch import DEFAULT_SETTLE_S
 
 from .app import App, CliError
 from .config import (
+    DEFAULT_PLATFORM,
     ENV_CHUNK_SIZE,
     ENV_ENDPOINT,
+    ENV_PLATFORM,
     ENV_PROFILE,
     ENV_TOKEN,
     ConfigError,
@@ -51,7 +53,7 @@ on ended: 0 confirmed, 3 some unconfirmed, 4 some waiting, 5 some failed.
 """
 
 
-_OVERRIDES = (ENV_PROFILE, ENV_ENDPOINT, ENV_TOKEN, ENV_CHUNK_SIZE)
+_OVERRIDES = (ENV_PROFILE, ENV_PLATFORM, ENV_ENDPOINT, ENV_TOKEN, ENV_CHUNK_SIZE)
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,10 @@ def daemon(
 
     The token and endpoint come from your profile or $STEADYPOST_TOKEN /
     $STEADYPOST_ENDPOINT, as for `steadypost upload`; watched files are
-    posted to that endpoint. The token goes only to its site; a queued post
+    posted to that endpoint (a tus server). Posts of any platform
+    (`steadypost add --platform tiktok ...`) are resumed and checked with
+    the platform they were added with; a profile with `platform = "tiktok"`
+    gives the token for TikTok's API. The token goes only to its site; a queued post
     for another site is sent with the credentials of the profile whose
     endpoint is on that site (and left alone if there is none).
     Log lines go to stderr (without timestamps under systemd, which adds
@@ -174,8 +179,16 @@ def daemon(
     """
     _setup_logging(app, log_json)
     def load() -> Sites:
-        return load_sites(app.profile, endpoint=endpoint, headers=headers, metadata=metadata,
-                          chunk_size=chunk_size)  # fmt: skip
+        sites = load_sites(app.profile, endpoint=endpoint, headers=headers, metadata=metadata,
+                           chunk_size=chunk_size)  # fmt: skip
+        if watch and sites.main.platform != DEFAULT_PLATFORM:
+            # The daemon adds watched files as plain tus posts; never send them to another API.
+            raise ConfigError(
+                f"--watch posts to tus servers only for now, and the profile's platform is "
+                f"{sites.main.platform}: use a profile (or $STEADYPOST_PLATFORM) for a tus "
+                "server, or `steadypost add --platform ...` for single files"
+            )
+        return sites
 
     try:
         settings = load()

@@ -18,7 +18,7 @@ import click
 from steadypost import FileProblemError, SteadypostError, __version__
 from steadypost.journal import PostNotFoundError
 
-from . import daemon, demo, posts, report, upload, work
+from . import daemon, demo, platforms, posts, report, upload, work
 from .app import App, CliError, Runtime
 from .exitcodes import ExitCode, help_text
 from .options import common_options
@@ -73,13 +73,15 @@ EPILOG = f"""
 Examples:
   steadypost demo
   steadypost upload holiday.mp4 --endpoint https://uploads.example.com/files/
+  steadypost upload clip.mp4 --platform tiktok -m title='Sunset'
+  steadypost platforms
   steadypost --profile travel upload day1.mp4 day2.mp4 -m caption='Day one'
   steadypost list --state unconfirmed
   steadypost report --since 2025-11-01 --format csv -o outage.csv
 
 \b
 Configuration: profiles in config.toml (see `steadypost upload --help`),
-then STEADYPOST_PROFILE, STEADYPOST_ENDPOINT, STEADYPOST_TOKEN,
+then STEADYPOST_PROFILE, STEADYPOST_PLATFORM, STEADYPOST_ENDPOINT, STEADYPOST_TOKEN,
 STEADYPOST_CHUNK_SIZE, STEADYPOST_HOME (where the journal is), then flags.
 NO_COLOR turns colours off.
 
@@ -109,7 +111,7 @@ def cli(ctx: click.Context) -> None:
 
 for _command in (
     upload.upload, upload.add, posts.list_posts, posts.show, work.resume, work.verify,
-    posts.cancel, report.report, demo.demo, daemon.daemon, daemon.status,
+    posts.cancel, report.report, demo.demo, daemon.daemon, daemon.status, platforms.platforms,
 ):  # fmt: skip
     cli.add_command(_command)
 

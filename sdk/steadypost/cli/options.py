@@ -10,7 +10,15 @@ import click
 from steadypost import DEFAULT_CHUNK_SIZE
 
 from .app import App
-from .config import ConfigError, check_endpoint, parse_header, parse_metadata, parse_size
+from .config import (
+    ConfigError,
+    check_endpoint,
+    parse_header,
+    parse_metadata,
+    parse_option,
+    parse_size,
+    platform_info,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,6 +51,8 @@ SIZE = _Checked("SIZE", parse_size)
 URL = _Checked("URL", check_endpoint)
 HEADER = _Checked("'NAME: VALUE'", parse_header)
 METADATA = _Checked("KEY=VALUE", parse_metadata)
+PLATFORM = _Checked("NAME", lambda text: platform_info(text).name)
+PLATFORM_OPTION = _Checked("KEY=VALUE", parse_option)
 
 
 def _set_profile(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -108,5 +118,21 @@ def post_options(f: F) -> F:
     f = header_option(f)
     return click.option(
         "--endpoint", "-e", type=URL, default=None,
-        help="The platform's tus upload endpoint (default: $STEADYPOST_ENDPOINT or the profile).",
+        help="The platform's upload endpoint (default: $STEADYPOST_ENDPOINT, the profile, or "
+        "the API of a platform that has one: TikTok's, Vimeo's).",
+    )(f)  # fmt: skip
+
+
+def platform_options(f: F) -> F:
+    """``--platform`` and ``--platform-option`` (``upload`` and ``add``)."""
+    f = click.option(
+        "--platform-option", "platform_options", type=PLATFORM_OPTION, multiple=True,
+        help="An option of the platform, key=value (repeatable), e.g. privacy_level=SELF_ONLY "
+        "or mode=inbox for TikTok. Added to the profile's platform_options.",
+    )(f)  # fmt: skip
+    return click.option(
+        "--platform", "-p", "platform", type=PLATFORM, default=None,
+        help="Where the posts go: tus (any tus server, the default), post-api, tiktok or "
+        "vimeo (default: $STEADYPOST_PLATFORM or the profile's platform). "
+        "`steadypost platforms` lists them.",
     )(f)  # fmt: skip

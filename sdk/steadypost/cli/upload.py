@@ -11,9 +11,9 @@ import click
 from steadypost import Post
 
 from .app import App, CliError
-from .config import Settings
+from .config import Settings, platform_info
 from .exitcodes import ExitCode, for_posts, help_text
-from .options import common_options, json_option, pass_app, post_options
+from .options import common_options, json_option, pass_app, platform_options, post_options
 
 FILES = click.argument(
     "files", nargs=-1, required=True,
@@ -33,8 +33,14 @@ Support/steadypost/ on macOS, %LOCALAPPDATA%\\steadypost\\ on Windows
   token_env = "TRAVEL_UPLOAD_TOKEN"     # or: token = "..." (chmod 600)
   chunk_size = "16MiB"
 \b
-$STEADYPOST_ENDPOINT, $STEADYPOST_TOKEN and $STEADYPOST_CHUNK_SIZE override
-the profile; flags override both. A token is sent as
+  [profiles.tiktok]
+  platform = "tiktok"                   # no endpoint needed: TikTok's API
+  token_env = "TIKTOK_ACCESS_TOKEN"
+  [profiles.tiktok.platform_options]
+  privacy_level = "SELF_ONLY"
+\b
+$STEADYPOST_PLATFORM, $STEADYPOST_ENDPOINT, $STEADYPOST_TOKEN and
+$STEADYPOST_CHUNK_SIZE override the profile; flags override both. A token is sent as
 'Authorization: Bearer <token>', only to the endpoint's site, and is never
 saved in the journal or printed.
 """
@@ -43,11 +49,21 @@ saved in the journal or printed.
 def _endpoint(settings: Settings) -> str:
     if settings.endpoint is None:
         raise CliError(
-            "no endpoint: pass --endpoint URL, set STEADYPOST_ENDPOINT, or put "
-            "endpoint in a profile of config.toml",
+            f"no endpoint for platform {settings.platform}: pass --endpoint URL, set "
+            "STEADYPOST_ENDPOINT, or put endpoint in a profile of config.toml",
             ExitCode.USAGE,
         )
     return settings.endpoint
+
+
+def _token_missing(settings: Settings, url: str) -> str | None:
+    """What to say when the platform needs a token and none is configured for ``url``."""
+    if not platform_info(settings.platform).needs_token:
+        return None
+    if any(k.lower() == "authorization" for k in settings.headers_for(url)):
+        return None
+    return (f"platform {settings.platform} needs an access token: set $STEADYPOST_TOKEN, "
+            "or token_env in your profile")  # fmt: skip
 
 
 def _unique(app: App, files: Sequence[Path]) -> list[Path]:
@@ -70,12 +86,14 @@ def _metadata(settings: Settings, path: Path) -> dict[str, str]:
 @click.command(epilog=CONFIG_HELP + "\n" + help_text())
 @FILES
 @post_options
+@platform_options
 @json_option
 @common_options
 @pass_app
 def upload(
     app: App, files: tuple[Path, ...], endpoint: str | None, headers: tuple[tuple[str, str], ...],
-    metadata: tuple[tuple[str, str], ...], chunk_size: int | None, as_json: bool,
+    metadata: tuple[tuple[str, str], ...], chunk_size: int | None,
+    platform: str | None, platform_options: tuple[tuple[str, str], ...], as_json: bool,
 ) -> None:  # fmt: skip
     """Upload videos now, with a progress bar per file.
 
@@ -92,18 +110,28 @@ def upload(
       steadypost upload day1.mp4 day2.mp4 -m caption='Day one' --chunk-size 8MiB
       STEADYPOST_TOKEN=... steadypost upload clip.mp4 -e https://up.example/files/
       steadypost upload clip.mp4 --json | jq -r .state
+      steadypost upload clip.mp4 --platform tiktok -m title='Sunset'
+      steadypost upload clip.mp4 -p tiktok --platform-option mode=inbox
+      steadypost upload talk.mp4 --platform vimeo -m title='My talk'
     """
     settings = app.settings(
-        endpoint=endpoint, headers=headers, metadata=metadata, chunk_size=chunk_size
-    )
+        endpoint=endpoint, headers=headers, metadata=metadata, chunk_size=chunk_size,
+        platform=platform, platform_options=platform_options,
+    )  # fmt: skip
     url = _endpoint(settings)
+    adapter = app.platform(settings)
+    missing = _token_missing(settings, url)
+    if missing and "token_provider" not in app.runtime.uploader_options:
+        raise CliError(missing, ExitCode.USAGE)
     files = tuple(_unique(app, files))
     uploader = app.uploader(settings.headers_for(url))
     results: list[Post] = []
     try:
         with app.display() as display:
             for path in files:
-                post = uploader.add(path, url, metadata=_metadata(settings, path))
+                post = uploader.add(
+                    path, url, metadata=_metadata(settings, path), platform=adapter
+                )
                 results.append(post)
                 tracker = display.track(path.name, post.identity.size)
                 post = uploader.upload_post(
@@ -134,30 +162,39 @@ def _interrupted(app: App, started: list[Post], left: Sequence[Path], *, as_json
 @click.command(epilog=CONFIG_HELP)
 @FILES
 @post_options
+@platform_options
 @json_option
 @common_options
 @pass_app
 def add(
     app: App, files: tuple[Path, ...], endpoint: str | None, headers: tuple[tuple[str, str], ...],
-    metadata: tuple[tuple[str, str], ...], chunk_size: int | None, as_json: bool,
+    metadata: tuple[tuple[str, str], ...], chunk_size: int | None,
+    platform: str | None, platform_options: tuple[tuple[str, str], ...], as_json: bool,
 ) -> None:  # fmt: skip
     """Put videos in the journal without uploading them yet.
 
     `steadypost resume` (or the daemon) uploads them later. Headers and
     tokens are never saved in the journal: resume takes them from your
     profile or $STEADYPOST_TOKEN, and the chunk size from the profile or
-    $STEADYPOST_CHUNK_SIZE.
+    $STEADYPOST_CHUNK_SIZE. The platform and its options are saved with each
+    post.
 
     \b
     Examples:
       steadypost add day1.mp4 day2.mp4 --endpoint https://uploads.example.com/files/
       steadypost --profile travel add clip.mp4 -m caption='Day one'
+      steadypost add clip.mp4 --platform tiktok --platform-option privacy_level=SELF_ONLY
       steadypost resume
     """
     settings = app.settings(
-        endpoint=endpoint, headers=headers, metadata=metadata, chunk_size=chunk_size
-    )
+        endpoint=endpoint, headers=headers, metadata=metadata, chunk_size=chunk_size,
+        platform=platform, platform_options=platform_options,
+    )  # fmt: skip
     url = _endpoint(settings)
+    adapter = app.platform(settings)
+    missing = _token_missing(settings, url)
+    if missing:
+        app.warn(f"{missing} before `steadypost resume`")
     if headers:
         app.warn("--header values are not saved; `steadypost resume` takes headers from "
                  "the profile or $STEADYPOST_TOKEN")  # fmt: skip
@@ -166,7 +203,7 @@ def add(
                  "or $STEADYPOST_CHUNK_SIZE")  # fmt: skip
     uploader = app.uploader({})
     posts = [
-        uploader.add(path, url, metadata=_metadata(settings, path))
+        uploader.add(path, url, metadata=_metadata(settings, path), platform=adapter)
         for path in _unique(app, files)
     ]
     app.print_posts(posts, as_json=as_json)
