@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
-
-import httpx
+from urllib.parse import urlsplit
 
 from ..errors import ProtocolError
 from ..flow import Request, Response, make_headers
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
+
+@functools.lru_cache(maxsize=1024)
 def origin_of(url: str) -> str:
-    """``scheme://host:port`` of a URL, with the default port filled in."""
-    u = httpx.URL(url)
-    port = u.port or {"http": 80, "https": 443}.get(u.scheme, 0)
-    return f"{u.scheme}://{u.host}:{port}"
+    """``scheme://host:port`` of a URL, lower-cased, default port filled in: the guard's key."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port or _DEFAULT_PORTS.get(scheme, 0)}"
 
 
 @dataclass(frozen=True)

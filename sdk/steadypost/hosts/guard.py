@@ -1,0 +1,292 @@
+"""One process's hosts: the registry, the guard the drivers ask, the shared default."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..errors import (
+    ConnectFailedError,
+    ConnectionLostError,
+    HostUnavailableError,
+    JournalError,
+)
+from ..flow import Response
+from ..platforms.common import origin_of
+from ..policy import parse_retry_after
+from ._common import (
+    BREAKER_KIND,
+    DEFAULT_FAILURE_STATUSES,
+    T,
+    host_name,
+)
+from .breaker import (
+    _CLOSED,
+    ALLOWED,
+    Admission,
+    BreakerOptions,
+    BreakerPhase,
+    BreakerState,
+    CircuitBreaker,
+)
+from .budget import (
+    BudgetOptions,
+    TokenBucket,
+)
+
+log = logging.getLogger("steadypost")
+
+# --- one process's hosts -------------------------------------------------------------
+
+
+class HostStateStore(Protocol):
+    """Where breaker state is shared between processes (a :class:`~steadypost.journal.Journal`)."""
+
+    def get_host_state(self, host: str, kind: str) -> dict[str, Any] | None: ...
+
+    def update_host_state(
+        self, host: str, kind: str, update: Callable[[dict[str, Any] | None], Mapping[str, Any]]
+    ) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class HostOptions:
+    """Everything the per-host guard decides with. Every field has a named default."""
+
+    breaker: BreakerOptions = field(default_factory=BreakerOptions)
+    budget: BudgetOptions = field(default_factory=BudgetOptions)
+    failure_statuses: frozenset[int] = DEFAULT_FAILURE_STATUSES
+    """Statuses that count as the host failing (any other answer shows it works)."""
+
+
+class HostRegistry:
+    """The breakers and budgets of one process, by origin. Thread-safe.
+
+    Every :class:`~steadypost.Uploader` uses :func:`default_registry` unless
+    given ``hosts=HostRegistry(...)``; get a guard bound to a journal with
+    :meth:`guard`. ``rng`` draws the breakers' open periods.
+    """
+
+    def __init__(self, options: HostOptions | None = None, *, rng: random.Random | None = None):
+        self.options = options or HostOptions()
+        self.breaker = CircuitBreaker(self.options.breaker, rng=rng or random.Random())
+        self._lock = threading.Lock()
+        self._states: dict[str, BreakerState] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def guard(
+        self, store: HostStateStore | None = None, *, retry_after_cap_s: float | None = None
+    ) -> HostGuard:
+        """A guard over this registry whose breaker state lives in ``store`` (if given).
+
+        ``retry_after_cap_s`` lowers the breaker's cap on ``Retry-After`` for
+        what this guard records (an uploader passes its retry policy's), so
+        the host is never held back longer than the flows would wait.
+        """
+        return HostGuard(self, store, retry_after_cap_s=retry_after_cap_s)
+
+    def state(self, origin: str) -> BreakerState:
+        """The last breaker state this process saw for ``origin`` (a URL is fine too)."""
+        return self._state(origin_of(origin))
+
+    def bucket(self, origin: str) -> TokenBucket:
+        """The retry budget of ``origin`` (a URL is fine too) in this process."""
+        return self._bucket(origin_of(origin))
+
+    def _state(self, key: str) -> BreakerState:
+        with self._lock:
+            return self._states.get(key, _CLOSED)
+
+    def _bucket(self, key: str) -> TokenBucket:
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                bucket = self._buckets[key] = TokenBucket(self.options.budget)
+            return bucket
+
+    def reset(self) -> None:
+        """Forget every host (closed breakers, full budgets) in this process."""
+        with self._lock:
+            self._states.clear()
+            self._buckets.clear()
+
+
+class HostGuard:
+    """What the drivers ask before each request and tell after it (see the module docstring).
+
+    Breaker transitions go through ``store`` (read on every admission: one
+    SELECT; written only when the state changes, in one transaction, so two
+    processes never both take the half-open probe). Without a store, or if
+    the store fails, the registry's memory is used.
+    """
+
+    def __init__(
+        self,
+        registry: HostRegistry,
+        store: HostStateStore | None = None,
+        *,
+        retry_after_cap_s: float | None = None,
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.retry_after_cap_s = retry_after_cap_s
+        """The caller's own cap on ``Retry-After`` (its :class:`~steadypost.RetryPolicy`'s)."""
+
+    # -- breaker state, in the store or in memory --
+
+    def _remember(self, origin: str, state: BreakerState) -> None:
+        with self.registry._lock:
+            self.registry._states[origin] = state
+
+    def _load(self, origin: str) -> BreakerState:
+        if self.store is not None:
+            try:
+                state = BreakerState.from_json(self.store.get_host_state(origin, BREAKER_KIND))
+            except JournalError as exc:
+                log.warning("host state of %s unreadable, using this process's: %s", origin, exc)
+            else:
+                self._remember(origin, state)
+                return state
+        return self.registry._state(origin)
+
+    def _apply(self, origin: str, step: Callable[[BreakerState], tuple[T, BreakerState]]) -> T:
+        """Run ``step`` on the current state; store its new state if it changed."""
+        current = self._load(origin)
+        result, new = step(current)
+        if new == current:
+            return result
+        if self.store is not None:
+            box: list[tuple[T, BreakerState]] = []
+
+            def update(data: dict[str, Any] | None) -> Mapping[str, Any]:
+                box.append(step(BreakerState.from_json(data)))  # on the freshest state
+                return box[-1][1].to_json()
+
+            try:
+                self.store.update_host_state(origin, BREAKER_KIND, update)
+            except JournalError as exc:
+                log.warning("cannot store host state of %s, keeping it in memory: %s", origin, exc)
+            else:
+                result, new = box[-1]
+        self._remember(origin, new)
+        return result
+
+    # -- what the drivers call --
+
+    def _refusal(self, origin: str, admission: Admission) -> HostUnavailableError:
+        seconds = max(1, math.ceil(admission.wait_s))
+        host = host_name(origin)
+        return HostUnavailableError(
+            f"{host} is recovering: {admission.reason} in {seconds} s",
+            host=host, retry_after=admission.wait_s, reason=admission.reason,
+        )  # fmt: skip
+
+    def _budget(self, origin: str, now: float) -> Admission:
+        bucket = self.registry._bucket(origin)
+        with self.registry._lock:
+            if bucket.admits(now):
+                return ALLOWED
+            wait = bucket.wait_s(now)
+        return Admission(False, wait_s=wait, reason="retry budget spent, next attempt")
+
+    def check(self, origin: str, now: float) -> HostUnavailableError | None:
+        """Why a request to ``origin`` would be refused now, or ``None``; takes no probe."""
+        origin = origin_of(origin)
+        admission = self.registry.breaker.peek(self._load(origin), now)
+        if admission.allowed and not admission.probe:
+            admission = self._budget(origin, now)
+        return None if admission.allowed else self._refusal(origin, admission)
+
+    def admit(self, origin: str, now: float) -> HostUnavailableError | None:
+        """``None`` if a request to ``origin`` may go now, else the error to throw instead.
+
+        The half-open probe bypasses the budget (it is the one request that
+        finds out whether the host is back).
+        """
+        origin = origin_of(origin)
+        breaker = self.registry.breaker
+        admission = self._apply(origin, lambda s: breaker.admit(s, now))
+        if admission.allowed and not admission.probe:
+            admission = self._budget(origin, now)
+        return None if admission.allowed else self._refusal(origin, admission)
+
+    def record(
+        self, origin: str, response: Response | None, error: BaseException | None, now: float
+    ) -> None:
+        """Account for one exchange with ``origin``: the budget, the breaker, ``Retry-After``."""
+        origin = origin_of(origin)
+        retry_after: float | None = None
+        timeout = False
+        if response is not None:
+            failed = response.status in self.registry.options.failure_statuses
+            if response.status >= 400:
+                retry_after = parse_retry_after(response.header("retry-after"), now=now)
+                if retry_after is not None and self.retry_after_cap_s is not None:
+                    retry_after = min(retry_after, self.retry_after_cap_s)
+        elif isinstance(error, ConnectFailedError | ConnectionLostError):
+            failed, timeout = True, isinstance(error, ConnectionLostError)
+        else:
+            return  # a local problem (the file, a cancel): says nothing about the host
+        bucket = self.registry._bucket(origin)
+        with self.registry._lock:
+            if failed:
+                bucket.charge(now, timeout=timeout)
+            else:
+                bucket.refund(now)
+        breaker = self.registry.breaker
+        self._apply(
+            origin,
+            lambda s: (None, breaker.record(s, now, failed=failed, retry_after=retry_after)),
+        )
+
+
+# --- the process-wide default -----------------------------------------------------------
+
+_defaults: dict[tuple[str, Callable[[], float]], HostRegistry] = {}
+_defaults_lock = threading.Lock()
+
+
+def default_registry(
+    journal_path: str | os.PathLike[str], clock: Callable[[], float] = time.time
+) -> HostRegistry:
+    """The process's shared registry for the journal at ``journal_path``, on ``clock``.
+
+    There is one per journal file: the in-process half of that journal's host
+    table. An ordinary process (the CLI, the daemon, a creator tool) uses one
+    journal and the system clock, so every upload and verification in it
+    shares one registry. Separate journals (separate users) stay independent,
+    and so do separate clocks: a breaker's times only mean something on the
+    clock they were read from (tests give each uploader a fake one).
+    """
+    key = (os.path.abspath(os.fspath(journal_path)), clock)
+    with _defaults_lock:
+        registry = _defaults.get(key)
+        if registry is None:
+            registry = _defaults[key] = HostRegistry()
+        return registry
+
+
+__all__ = [
+    "BREAKER_KIND",
+    "Admission",
+    "BreakerOptions",
+    "BreakerPhase",
+    "BreakerState",
+    "BudgetOptions",
+    "CircuitBreaker",
+    "HostGuard",
+    "HostOptions",
+    "HostRegistry",
+    "HostStateStore",
+    "TokenBucket",
+    "default_registry",
+    "host_name",
+    "origin_of",
+]
