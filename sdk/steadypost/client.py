@@ -20,7 +20,6 @@ so tests never wait out a backoff for real.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
@@ -37,8 +36,6 @@ from .platforms.base import Platform
 from .platforms.tus import LocalFile
 from .transport import AsyncHttp, SyncHttp, to_httpx_timeout
 from .uploader_core import UploaderCore
-
-log = logging.getLogger("steadypost")
 
 __all__ = ["AsyncUploader", "Uploader", "snapshot_file"]
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 from typing import TypeVar
 from urllib.parse import urlsplit
-
-log = logging.getLogger("steadypost")
 
 T = TypeVar("T")
 

@@ -32,7 +32,6 @@ from .breaker import (
     ALLOWED,
     Admission,
     BreakerOptions,
-    BreakerPhase,
     BreakerState,
     CircuitBreaker,
 )
@@ -271,22 +270,3 @@ def default_registry(
         if registry is None:
             registry = _defaults[key] = HostRegistry()
         return registry
-
-
-__all__ = [
-    "BREAKER_KIND",
-    "Admission",
-    "BreakerOptions",
-    "BreakerPhase",
-    "BreakerState",
-    "BudgetOptions",
-    "CircuitBreaker",
-    "HostGuard",
-    "HostOptions",
-    "HostRegistry",
-    "HostStateStore",
-    "TokenBucket",
-    "default_registry",
-    "host_name",
-    "origin_of",
-]

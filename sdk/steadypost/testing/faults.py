@@ -26,7 +26,6 @@ DEFAULT_HOLD_S = 3.0
 #: Why ``RejectMedia`` says the video was refused, unless told otherwise.
 DEFAULT_REJECT_REASON = "unsupported media: the video codec is not accepted"
 
-Step = Literal["create", "patch", "final_patch", "delete", "publish"]
 #: The steps ``ProcessedButError`` / ``ProcessedButTimeout`` can hit.
 #: ``final_patch`` is the request that stores an upload's last byte (a PATCH,
 #: or a creation-with-upload POST carrying the whole file).
