@@ -114,10 +114,7 @@ class Uploader(UploaderCore):
             endpoint, file, metadata=metadata, chunk_size=chunk_size, upload_url=upload_url
         )
         obs = self._observer(file.size, on_progress)
-        try:
-            return self._result(self._drive(upload.run(), obs), obs)
-        finally:
-            upload.close()
+        return self._result(self._drive(upload.run(), obs), obs)
 
     def resume(
         self, upload_url: str, path: str | os.PathLike[str], *, endpoint: str | None = None,
@@ -174,8 +171,6 @@ class Uploader(UploaderCore):
         except BaseException:
             run.interrupted("interrupted")
             raise
-        finally:
-            upload.close()
 
     def resume_pending(self, *, on_progress: ProgressCallback | None = None) -> list[Post]:
         """Upload every post whose time has come (queued, due waiting, or orphaned)."""
@@ -270,10 +265,7 @@ class AsyncUploader(UploaderCore):
             endpoint, file, metadata=metadata, chunk_size=chunk_size, upload_url=upload_url
         )
         obs = self._observer(file.size, on_progress)
-        try:
-            return self._result(await self._drive(upload.run(), obs), obs)
-        finally:
-            upload.close()
+        return self._result(await self._drive(upload.run(), obs), obs)
 
     async def resume(
         self, upload_url: str, path: str | os.PathLike[str], *, endpoint: str | None = None,
@@ -317,8 +309,6 @@ class AsyncUploader(UploaderCore):
         except BaseException:
             run.interrupted("interrupted")
             raise
-        finally:
-            upload.close()
 
     async def resume_pending(self, *, on_progress: ProgressCallback | None = None) -> list[Post]:
         """See :meth:`Uploader.resume_pending`."""

@@ -51,6 +51,6 @@ def hash_prefix(path: str, length: int, digest: RunningDigest) -> None:
 
 def file_sha256(path: str, size: int) -> str | None:
     """The SHA-256 of the whole file (a full read; used only when the upload left a gap)."""
-    digest = RunningDigest(threaded=False)
+    digest = RunningDigest()
     hash_prefix(path, size, digest)
     return digest.hexdigest(size)

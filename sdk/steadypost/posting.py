@@ -233,7 +233,7 @@ class PostRun(EventRecorder):
 
     def digest(self, file: LocalFile) -> RunningDigest:
         """A digest primed with the bytes the server already holds (if resuming)."""
-        digest = RunningDigest.for_size(file.size)
+        digest = RunningDigest()
         if self.upload_url and self.offset:
             hash_prefix(file.path, self.offset, digest)
         return digest

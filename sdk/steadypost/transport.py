@@ -31,7 +31,7 @@ from .errors import (
 from .flow import FileBody, Request, Response
 from .models import Timeouts
 
-DEFAULT_BLOCK_SIZE = 256 * 1024
+DEFAULT_BLOCK_SIZE = 512 * 1024
 #: Answers are small JSON or empty; a server sending more is cut off here.
 MAX_RESPONSE_BYTES = 1024 * 1024
 

@@ -182,7 +182,7 @@ class UploaderCore:
             endpoint, file, options, self._retry_ctx(),
             info=self._info_cache.get(endpoint), upload_url=upload_url,
             known_offset=known_offset, expires_at=expires_at,
-            digest=digest if digest is not None else RunningDigest.for_size(file.size),
+            digest=digest if digest is not None else RunningDigest(),
         )  # fmt: skip
 
     def _observer(self, total: int, on_progress: Callable[..., None] | None) -> RunObserver:
@@ -284,7 +284,6 @@ class UploaderCore:
         try:
             return self._platform(post).begin(job)
         except SteadypostError as exc:
-            digest.close()
             if isinstance(exc, JournalError):
                 raise
             return run.failed(exc)

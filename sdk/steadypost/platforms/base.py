@@ -75,13 +75,11 @@ class UploadJob:
 
 
 class PlatformUpload(Protocol):
-    """One run of a post's upload: ``run()`` is the flow, ``close()`` frees its helpers."""
+    """One run of a post's upload: ``run()`` is the flow."""
 
     file: LocalFile
 
     def run(self) -> Flow[UploadResult]: ...
-
-    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -236,9 +236,6 @@ class TikTokUpload:
         self.plan, self.publish_id, self.upload_url, self.expires_at = None, None, None, None
         self.acknowledged = 0
 
-    def close(self) -> None:
-        self.digest.close()
-
     def run(self) -> Flow[UploadResult]:
         content_type = content_type_for(self.file.path)
         restarts = 0

@@ -256,11 +256,6 @@ class TusUpload:
         self.digest = digest
         self.auth = HeaderPolicy.for_endpoint(endpoint, options.headers, options.allowed_origins)
 
-    def close(self) -> None:
-        """Release the digest's helper thread."""
-        if self.digest is not None:
-            self.digest.close()
-
     # -- requests --
 
     def _headers(self, url: str, *extra: tuple[str, str]) -> tuple[tuple[str, str], ...]:
