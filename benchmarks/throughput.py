@@ -323,6 +323,12 @@ def run_worker(name: str, file: Path, endpoint: str) -> None:
 # ------------------------------------------------------------------------------ driver
 
 
+def settle(seconds: float) -> None:
+    """Let the previous upload's disk writeback and the server's clean-up finish first."""
+    os.sync()
+    time.sleep(seconds)
+
+
 def verify_and_remove(server: TusServer, run: Run, size: int, sha: str) -> None:
     """The stored upload must be byte-identical to the file; then free its disk space."""
     try:
@@ -419,7 +425,12 @@ def bench(args: argparse.Namespace) -> int:
         ]
         for phase, i in rounds:
             total = args.warmup if phase == "warm-up" else args.runs
-            for client in clients:  # interleaved, so drift hits every client alike
+            # Interleaved, so drift hits every client alike, and rotated each round, so no
+            # client always follows the same one (a slow predecessor's leftovers, such as the
+            # server's garbage collection, would otherwise always land on the same client).
+            shift = i % len(clients)
+            for client in clients[shift:] + clients[:shift]:
+                settle(args.settle)
                 cpu0 = sum(server_proc.cpu_times()[:2])
                 if client.kind == "curl":
                     run = run_curl(file, args.size, server.endpoint, env, args.timeout)
@@ -466,6 +477,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tuspy-64", action="store_true", help="add tuspy with 64 MiB chunks")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     parser.add_argument("--timeout", type=float, default=600.0, help="per upload, seconds")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=1.0,
+        help="seconds of quiet (after a sync) before each upload (default 1)",
+    )
     parser.add_argument("--tmp-dir", default=None, help="where to put the file and the store")
     parser.add_argument("--keep", action="store_true", help="keep the work dir")
     parser.add_argument("--worker", help=argparse.SUPPRESS)

@@ -26,6 +26,7 @@ from . import _lean_imports  # noqa: F401  (before anything imports httpx)
 from .client import AsyncUploader, Uploader
 from .errors import (
     AuthorizationError,
+    CertificateError,
     ChecksumMismatchError,
     ConnectFailedError,
     ConnectionLostError,
@@ -74,6 +75,7 @@ __all__ = [
     "AuthorizationError",
     "BreakerOptions",
     "BudgetOptions",
+    "CertificateError",
     "ChecksumMismatchError",
     "ConnectFailedError",
     "ConnectionLostError",

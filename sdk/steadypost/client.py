@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from ._clients import default_async_client, default_client
 from .drivers import run_async, run_sync
 from .files import snapshot_file
 from .flow import Flow
@@ -34,7 +35,7 @@ from .models import Post, UploadResult
 from .observers import ProgressCallback, Tee, UploadObserver
 from .platforms.base import Platform
 from .platforms.tus import LocalFile
-from .transport import AsyncHttp, SyncHttp, to_httpx_timeout
+from .transport import AsyncHttp, SyncHttp
 from .uploader_core import UploaderCore
 
 __all__ = ["AsyncUploader", "Uploader", "snapshot_file"]
@@ -62,7 +63,7 @@ class Uploader(UploaderCore):
     ) -> None:
         super().__init__(**options)
         self._owns_client = client is None
-        self.client = client or httpx.Client(timeout=to_httpx_timeout(self.timeouts))
+        self.client = client or default_client(self.timeouts)
         self._sleep = sleep or self._interruptible_sleep
 
     def _interruptible_sleep(self, seconds: float) -> None:
@@ -218,7 +219,7 @@ class AsyncUploader(UploaderCore):
     ) -> None:
         super().__init__(**options)
         self._owns_client = client is None
-        self.client = client or httpx.AsyncClient(timeout=to_httpx_timeout(self.timeouts))
+        self.client = client or default_async_client(self.timeouts)
         self._sleep = sleep or self._interruptible_sleep
 
     async def _interruptible_sleep(self, seconds: float) -> None:

@@ -56,6 +56,18 @@ class ConnectFailedError(TransportError):
     outcome = Outcome.NOT_DELIVERED
 
 
+class CertificateError(TransportError):
+    """The server's TLS certificate could not be verified; nothing was sent.
+
+    Not retried: a wrong or self-signed certificate does not fix itself, and
+    sending credentials to an unverified server is what TLS is there to stop.
+    If you run a private CA, point ``SSL_CERT_FILE`` at its certificate, or
+    pass your own ``httpx.Client(verify=...)`` to the uploader.
+    """
+
+    outcome = Outcome.NOT_DELIVERED
+
+
 class ConnectionLostError(TransportError):
     """The request was (perhaps partly) sent, then the exchange broke.
 

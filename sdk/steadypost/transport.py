@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import MappingProxyType
 from typing import Generic, TypeVar
@@ -22,6 +23,7 @@ from typing import Generic, TypeVar
 import httpx
 
 from .errors import (
+    CertificateError,
     ConnectFailedError,
     ConnectionLostError,
     FileProblemError,
@@ -44,11 +46,29 @@ BodyProgress = Callable[[FileBody, int], None]
 def translate(exc: httpx.HTTPError, request: Request) -> TransportError:
     """Map an httpx exception to a steadypost one (the caller raises it ``from exc``)."""
     what = f"{request.method} {request.url}"
+    verify_failure = _certificate_failure(exc)
+    if verify_failure is not None:
+        return CertificateError(
+            f"{what}: the server's TLS certificate could not be verified "
+            f"({verify_failure.verify_message}); nothing was sent"
+        )
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
         return ConnectFailedError(f"{what}: could not connect ({type(exc).__name__}: {exc})")
     if isinstance(exc, httpx.TimeoutException):
         return ConnectionLostError(f"{what}: timed out ({type(exc).__name__})")
     return ConnectionLostError(f"{what}: connection lost ({type(exc).__name__}: {exc})")
+
+
+def _certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure behind ``exc`` (httpx chains it as the cause)."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # httpx -> httpcore -> ssl; bounded in case of a cycle
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def to_httpx_timeout(timeouts: Timeouts, read_override: float | None = None) -> httpx.Timeout:
