@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import httpx
 
 from ._clients import default_async_client, default_client
+from .digest import FileHasher
 from .drivers import run_async, run_sync
 from .files import snapshot_file
 from .flow import Flow
@@ -115,7 +116,8 @@ class Uploader(UploaderCore):
             endpoint, file, metadata=metadata, chunk_size=chunk_size, upload_url=upload_url
         )
         obs = self._observer(file.size, on_progress)
-        return self._result(self._drive(upload.run(), obs), obs)
+        hasher = FileHasher.start(file.path, file.size, file.mtime_ns)
+        return self._result(self._drive(self._hashed(upload.run(), hasher), obs), obs)
 
     def resume(
         self, upload_url: str, path: str | os.PathLike[str], *, endpoint: str | None = None,
@@ -266,7 +268,8 @@ class AsyncUploader(UploaderCore):
             endpoint, file, metadata=metadata, chunk_size=chunk_size, upload_url=upload_url
         )
         obs = self._observer(file.size, on_progress)
-        return self._result(await self._drive(upload.run(), obs), obs)
+        hasher = FileHasher.start(file.path, file.size, file.mtime_ns)
+        return self._result(await self._drive(self._hashed(upload.run(), hasher), obs), obs)
 
     async def resume(
         self, upload_url: str, path: str | os.PathLike[str], *, endpoint: str | None = None,

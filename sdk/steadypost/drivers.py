@@ -6,6 +6,8 @@ answer back (or throws the translated failure in):
 * :class:`~steadypost.flow.Request` -> the HTTP layer's ``send``;
 * :class:`~steadypost.flow.Sleep` -> the injected sleeper (a test passes a fake);
 * :class:`~steadypost.flow.Digest` -> a checksum of part of the file;
+* :class:`~steadypost.flow.FileSha256` -> the file hasher's result (waited for;
+  the async driver awaits it without blocking the event loop);
 * :class:`~steadypost.flow.Emit` -> the observer;
 * :class:`~steadypost.flow.Acquire` -> the rate ``limiter`` (the seconds to wait).
 
@@ -21,12 +23,13 @@ with the guard (``Retry-After`` included), on the driver's ``clock``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, Protocol, TypeVar
 
 from .errors import SteadypostError
-from .flow import Acquire, Digest, Emit, Flow, Request, Response, Sleep
+from .flow import Acquire, Digest, Emit, FileSha256, Flow, Request, Response, Sleep
 from .hosts import origin_of
 from .ratelimit import LocalRateLimiter, RateLimiter
 from .transport import AsyncHttp, SyncHttp, digest_body
@@ -102,8 +105,8 @@ class _Pump(Generic[T]):
         self.failure: BaseException | None = None
         self.result: T | None = None
 
-    def next_io(self) -> Request | Sleep | None:
-        """The next request or sleep the flow wants, or ``None`` when it returned."""
+    def next_io(self) -> Request | Sleep | FileSha256 | None:
+        """The next request, sleep or wait for the hasher, or ``None`` when the flow returned."""
         while True:
             try:
                 self.check_cancelled()
@@ -118,7 +121,7 @@ class _Pump(Generic[T]):
                 self.result = stop.value
                 return None
             self.answer, self.failure = None, None
-            if isinstance(effect, Request | Sleep):
+            if isinstance(effect, Request | Sleep | FileSha256):
                 if isinstance(effect, Sleep):
                     self.observer.on_wait(effect)
                 return effect
@@ -133,6 +136,10 @@ class _Pump(Generic[T]):
                 self.answer = self.limiter.acquire(effect)
             else:  # pragma: no cover - a flow bug
                 raise TypeError(f"unknown effect {effect!r}")
+
+    def hashed(self, answer: str | None, failure: SteadypostError | None) -> None:
+        """Answer a :class:`~steadypost.flow.FileSha256` with the digest or its failure."""
+        self.answer, self.failure = answer, failure
 
     def admit(self, request: Request) -> bool:
         """Whether ``request`` may be sent; if not, the guard's refusal goes into the flow."""
@@ -174,6 +181,12 @@ def run_sync(
         if isinstance(effect, Sleep):
             sleep(effect.seconds)
             continue
+        if isinstance(effect, FileSha256):
+            try:
+                pump.hashed(effect.hasher.result(), None)
+            except SteadypostError as exc:
+                pump.hashed(None, exc)
+            continue
         if not pump.admit(effect):
             continue
         started = time.monotonic()
@@ -201,6 +214,13 @@ async def run_async(
     while (effect := pump.next_io()) is not None:
         if isinstance(effect, Sleep):
             await sleep(effect.seconds)
+            continue
+        if isinstance(effect, FileSha256):
+            try:
+                digest: str = await asyncio.wrap_future(effect.hasher.future)
+                pump.hashed(digest, None)
+            except SteadypostError as exc:
+                pump.hashed(None, exc)
             continue
         if not pump.admit(effect):
             continue

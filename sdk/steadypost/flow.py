@@ -32,7 +32,7 @@ import tenacity
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from .digest import RunningDigest
+from .digest import FileHasher
 from .errors import Outcome, RetriesExhaustedError, SteadypostError
 from .policy import RetryPolicy, describe, is_transient, retry_wait
 
@@ -48,8 +48,7 @@ class FileBody:
     The driver reads it in small blocks, so memory does not grow with the
     chunk or file size. It checks that the file still has ``expect_size`` bytes
     and ``expect_mtime_ns`` (a file changed mid-upload is a
-    :class:`~steadypost.errors.FileProblemError`). ``digest``, when given, is fed
-    every block read, so the file's SHA-256 comes out of the upload pass.
+    :class:`~steadypost.errors.FileProblemError`).
     """
 
     path: str
@@ -57,7 +56,6 @@ class FileBody:
     length: int
     expect_size: int
     expect_mtime_ns: int
-    digest: RunningDigest | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +118,19 @@ class Digest:
 
 
 @dataclass(frozen=True)
+class FileSha256:
+    """Wait for the whole file's SHA-256 from ``hasher``; answered with the hex digest.
+
+    The hasher runs on its own thread from the moment the upload began (see
+    :mod:`steadypost.digest`); by the time the server holds every byte it has
+    usually finished. A changed or unreadable file is thrown into the flow as a
+    :class:`~steadypost.errors.FileProblemError`.
+    """
+
+    hasher: FileHasher
+
+
+@dataclass(frozen=True)
 class Emit:
     """Tell the driver's observer something happened (progress, a new upload URL)."""
 
@@ -146,7 +157,7 @@ class Acquire:
     now: float
 
 
-Effect = Request | Sleep | Digest | Emit | Acquire
+Effect = Request | Sleep | Digest | FileSha256 | Emit | Acquire
 Flow = Generator[Effect, Any, T]
 
 

@@ -155,7 +155,7 @@ class UploadResult:
     size: int
     offset: int
     sha256: str | None = None
-    """SHA-256 of the bytes sent in this run when the whole file was read."""
+    """The file's SHA-256 (hex), hashed while it was uploaded."""
     bytes_sent: int = 0
     """Bytes put on the wire by this run (re-sent bytes included)."""
     requests: int = 0

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .digest import RunningDigest
+from .digest import FileHasher
 from .errors import (
     FileProblemError,
     HostUnavailableError,
@@ -45,7 +45,7 @@ from .events import (
     UploadExpiresChanged,
     UploadRestarted,
 )
-from .files import hash_prefix, snapshot_file
+from .files import snapshot_file
 from .flow import FileBody, Request, Response, Sleep
 from .journal import DEFAULT_LEASE_S, Journal
 from .models import Post, PostState
@@ -208,6 +208,8 @@ class PostRun(EventRecorder):
         self.offset = post.offset if post.upload_url else 0
         self.last_byte_sent = False
         self._renewed_at = clock()
+        self.hasher: FileHasher | None = None
+        """The file's SHA-256 in the making, once the upload has begun."""
 
     # -- before the upload --
 
@@ -230,13 +232,6 @@ class PostRun(EventRecorder):
         )  # fmt: skip
         self.upload_url, self.offset = None, 0
         return file
-
-    def digest(self, file: LocalFile) -> RunningDigest:
-        """A digest primed with the bytes the server already holds (if resuming)."""
-        digest = RunningDigest()
-        if self.upload_url and self.offset:
-            hash_prefix(file.path, self.offset, digest)
-        return digest
 
     # -- while it runs (the driver's observer) --
 

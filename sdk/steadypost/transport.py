@@ -111,8 +111,6 @@ class _FileReader:
             data = os.pread(fd, min(self.block_size, end - position), position)
             if not data:
                 raise FileProblemError(f"{b.path} became shorter while it was being uploaded")
-            if b.digest is not None:
-                b.digest.feed(position, data)
             position += len(data)
             yield data
 
@@ -128,9 +126,8 @@ class _FileReader:
 
 
 def digest_body(body: FileBody, algorithm: str, block_size: int = DEFAULT_BLOCK_SIZE) -> bytes:
-    """The raw digest of a file body (for ``Upload-Checksum``), without feeding ``body.digest``."""
-    plain = FileBody(body.path, body.offset, body.length, body.expect_size, body.expect_mtime_ns)
-    return _FileReader(plain, block_size).digest(algorithm)
+    """The raw digest of a file body (for ``Upload-Checksum``)."""
+    return _FileReader(body, block_size).digest(algorithm)
 
 
 def _iter_file(

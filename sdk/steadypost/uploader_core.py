@@ -17,7 +17,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import replace
 from types import MappingProxyType
 
-from .digest import RunningDigest
+from .digest import FileHasher
 from .errors import (
     AuthorizationError,
     HostUnavailableError,
@@ -28,8 +28,8 @@ from .errors import (
     SteadypostError,
     UploadCancelledError,
 )
-from .files import file_sha256, snapshot_file
-from .flow import Flow, RetryContext, with_retries
+from .files import snapshot_file
+from .flow import FileSha256, Flow, RetryContext, with_retries
 from .hosts import HostGuard, HostRegistry, default_registry
 from .journal import Journal, make_owner
 from .models import FileIdentity, Post, PostState, Timeouts, UploadResult
@@ -169,7 +169,7 @@ class UploaderCore:
     def _tus(
         self, endpoint: str, file: LocalFile, *, metadata: Mapping[str, str] | None,
         chunk_size: int | None, upload_url: str | None = None, known_offset: int = 0,
-        expires_at: float | None = None, digest: RunningDigest | None = None,
+        expires_at: float | None = None,
     ) -> TusUpload:  # fmt: skip
         options = TusOptions(
             chunk_size=chunk_size or self.chunk_size,
@@ -182,7 +182,6 @@ class UploaderCore:
             endpoint, file, options, self._retry_ctx(),
             info=self._info_cache.get(endpoint), upload_url=upload_url,
             known_offset=known_offset, expires_at=expires_at,
-            digest=digest if digest is not None else RunningDigest(),
         )  # fmt: skip
 
     def _observer(self, total: int, on_progress: Callable[..., None] | None) -> RunObserver:
@@ -270,33 +269,45 @@ class UploaderCore:
             return run.deferred(refusal)
         try:
             file = run.local_file()
-            digest = run.digest(file)
         except SteadypostError as exc:
             if isinstance(exc, JournalError):
                 raise
             return run.failed(exc)
         post = run.post
         job = UploadJob(
-            post=post, file=file, retry=self._retry_ctx(), digest=digest, chunk_size=chunk_size,
+            post=post, file=file, retry=self._retry_ctx(), chunk_size=chunk_size,
             default_chunk_size=self.chunk_size, checksum=self.checksum,
             server_info=self._info_cache.get(post.endpoint),
         )  # fmt: skip
         try:
-            return self._platform(post).begin(job)
+            upload = self._platform(post).begin(job)
         except SteadypostError as exc:
             if isinstance(exc, JournalError):
                 raise
             return run.failed(exc)
+        run.hasher = FileHasher.start(file.path, file.size, file.mtime_ns)
+        return upload
+
+    @staticmethod
+    def _hashed(flow: Flow[UploadResult], hasher: FileHasher) -> Flow[UploadResult]:
+        """``flow``'s result with the file's SHA-256 from ``hasher`` (started with the upload)."""
+        try:
+            result = yield from flow
+            sha256 = yield FileSha256(hasher)
+        finally:
+            hasher.stop()  # a failed upload does not need the rest of the file read
+        return replace(result, sha256=sha256)
 
     def _post_flow(self, run: PostRun, upload: PlatformUpload) -> Flow[Post]:
         """Upload the bytes, then publish if the platform has that step."""
         try:
             yield from self.status_pages.gate(run.post.endpoint, clock=self.clock,
                                               store=self._journal)  # fmt: skip
-            result = yield from upload.run()
+            assert run.hasher is not None, "_prepare starts the hasher"
+            result = yield from self._hashed(upload.run(), run.hasher)
         except SteadypostError as exc:
             return self._conclude(run, exc)
-        sha = result.sha256 or file_sha256(upload.file.path, upload.file.size)
+        sha = result.sha256
         try:
             platform = self._platform(run.post)
         except SteadypostError as exc:

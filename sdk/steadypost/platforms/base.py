@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from ..digest import RunningDigest
 from ..flow import Flow, RetryContext
 from ..models import Post, UploadResult
 from .tus import LocalFile, ServerInfo
@@ -58,15 +57,13 @@ class UploadJob:
 
     ``post`` is the journaled post as it is now: its ``upload_url``,
     ``offset``, ``upload_expires_at`` and ``extra`` say where an earlier run
-    stopped. ``digest`` is primed with the bytes the journal says the server
-    holds. ``chunk_size`` is the caller's choice for this upload (``None``:
+    stopped. ``chunk_size`` is the caller's choice for this upload (``None``:
     the platform's own default, or ``default_chunk_size`` for plain tus).
     """
 
     post: Post
     file: LocalFile
     retry: RetryContext
-    digest: RunningDigest
     chunk_size: int | None = None
     default_chunk_size: int
     checksum: bool = True

@@ -58,7 +58,7 @@ class TusPlatform:
         return TusUpload(
             post.endpoint, job.file, options, job.retry, info=job.server_info,
             upload_url=post.upload_url, known_offset=post.offset if post.upload_url else 0,
-            expires_at=post.upload_expires_at, digest=job.digest,
+            expires_at=post.upload_expires_at,
         )  # fmt: skip
 
     def cancel(self, post: Post) -> Flow[None] | None:

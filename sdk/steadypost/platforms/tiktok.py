@@ -211,7 +211,6 @@ class TikTokUpload:
         self.post = job.post
         self.file = job.file
         self.retry = job.retry
-        self.digest = job.digest
         self.preferred_chunk = job.chunk_size or self.options.chunk_size
         self._creator_checked = False
         # Where an earlier run stopped (all None: start with an init).
@@ -261,7 +260,7 @@ class TikTokUpload:
     def _result(self) -> UploadResult:
         assert self.upload_url is not None
         size = self.file.size
-        return UploadResult(self.upload_url, size, size, sha256=self.digest.hexdigest(size))
+        return UploadResult(self.upload_url, size, size)
 
     # -- init --
 
@@ -355,7 +354,7 @@ class TikTokUpload:
                 "rather than sending into it"
             )
         f = self.file
-        body = FileBody(f.path, chunk.first, chunk.length, f.size, f.mtime_ns, self.digest)
+        body = FileBody(f.path, chunk.first, chunk.length, f.size, f.mtime_ns)
         headers = self.api.auth.for_url(
             url, ("Content-Type", content_type), ("Content-Range", chunk.content_range(f.size))
         )

@@ -29,7 +29,6 @@ from types import MappingProxyType
 
 import httpx
 
-from ..digest import RunningDigest
 from ..errors import (
     ChecksumMismatchError,
     Outcome,
@@ -243,7 +242,6 @@ class TusUpload:
         upload_url: str | None = None,
         known_offset: int = 0,
         expires_at: float | None = None,
-        digest: RunningDigest | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.file = file
@@ -253,7 +251,6 @@ class TusUpload:
         self.upload_url = upload_url
         self.acknowledged = known_offset if upload_url else 0
         self.expires_at = expires_at
-        self.digest = digest
         self.auth = HeaderPolicy.for_endpoint(endpoint, options.headers, options.allowed_origins)
 
     # -- requests --
@@ -263,7 +260,7 @@ class TusUpload:
 
     def _body(self, offset: int, length: int) -> FileBody:
         f = self.file
-        return FileBody(f.path, offset, length, f.size, f.mtime_ns, self.digest)
+        return FileBody(f.path, offset, length, f.size, f.mtime_ns)
 
     def _exchange(self, request: Request) -> Flow[Response]:
         response: Response = yield request
@@ -432,7 +429,6 @@ class TusUpload:
                     upload_url=self.upload_url,
                     size=self.file.size,
                     offset=self.acknowledged,
-                    sha256=self.digest.hexdigest(self.file.size) if self.digest else None,
                 )
             except UploadGoneError as exc:
                 restarts += 1

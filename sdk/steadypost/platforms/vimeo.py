@@ -144,7 +144,7 @@ class VimeoUpload(TusUpload):
         link = post.upload_url if journaled else None
         super().__init__(
             post.endpoint, job.file, options, job.retry, info=ServerInfo(), upload_url=link,
-            known_offset=post.offset if link else 0, digest=job.digest,
+            known_offset=post.offset if link else 0,
         )  # fmt: skip
         self.post = post
 
