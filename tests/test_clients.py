@@ -3,7 +3,7 @@
 A real TLS server on 127.0.0.1 with a certificate from a throwaway CA (``trustme``): an
 uploader that does not trust that CA refuses it at once, without a retry or a byte sent;
 one told to trust it (``SSL_CERT_FILE``) talks to it. A plain-HTTP upload to the reference
-tus server never builds the verified TLS context.
+tus server never builds the verified TLS context. A proxy named in the environment is used.
 """
 
 from __future__ import annotations
@@ -21,6 +21,16 @@ import trustme
 
 from steadypost import AsyncUploader, CertificateError, Outcome, Uploader
 from tusd import TusServer
+
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+@pytest.fixture(autouse=True)
+def no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests talk to 127.0.0.1 directly, whatever proxy the machine running them has."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
 
 
 @dataclass
@@ -125,3 +135,33 @@ def test_a_trusted_private_ca_is_honoured_on_first_use(
         answer = up.client.get(tls_server.url + "/hello")
     assert (answer.status_code, answer.text) == (200, "ok")
     assert tls_server.requests == ["GET /hello"]
+
+
+def test_a_proxy_from_the_environment_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """httpx drops environment proxies for a client given its own transport: not ours."""
+    seen: list[str] = []
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)  # a forward proxy gets the absolute URL
+            self.send_response(200)
+            self.send_header("Content-Length", "7")
+            self.end_headers()
+            self.wfile.write(b"proxied")
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+        with Uploader() as up:
+            answer = up.client.get("http://tus.example/files/abc")
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert answer.text == "proxied"
+    assert seen == ["http://tus.example/files/abc"]

@@ -7,13 +7,17 @@ request instead of up front. An uploader talking to a plain-HTTP tus server
 (a NAS, a studio's ingest box, the test server) never pays for it, and the
 CLI starts an upload sooner. TLS itself is unchanged: the same
 ``httpx.HTTPTransport`` defaults, certificates verified, ``SSL_CERT_FILE`` /
-``SSL_CERT_DIR`` honoured. Proxies from the environment still apply: httpx
-mounts them in front of this default transport.
+``SSL_CERT_DIR`` honoured.
+
+httpx ignores proxy environment variables (``HTTPS_PROXY``, ``ALL_PROXY``,
+...) once a client is given its own transport, so when any is set the
+uploader makes a plain ``httpx.Client`` instead, and the proxies apply.
 """
 
 from __future__ import annotations
 
 import threading
+import urllib.request
 
 import httpx
 
@@ -68,11 +72,22 @@ class _LazyTLSAsyncTransport(httpx.AsyncBaseTransport):
             await self._tls.aclose()
 
 
+def _proxies_configured() -> bool:
+    """Whether the environment names a proxy (what httpx would read, via the stdlib)."""
+    return bool(urllib.request.getproxies())
+
+
 def default_client(timeouts: Timeouts) -> httpx.Client:
-    """A pooled keep-alive client with ``timeouts`` and TLS set up on first use."""
-    return httpx.Client(timeout=to_httpx_timeout(timeouts), transport=_LazyTLSTransport())
+    """A pooled keep-alive client with ``timeouts``; TLS set up on first use unless proxied."""
+    timeout = to_httpx_timeout(timeouts)
+    if _proxies_configured():
+        return httpx.Client(timeout=timeout)
+    return httpx.Client(timeout=timeout, transport=_LazyTLSTransport())
 
 
 def default_async_client(timeouts: Timeouts) -> httpx.AsyncClient:
     """The asyncio twin of :func:`default_client`."""
-    return httpx.AsyncClient(timeout=to_httpx_timeout(timeouts), transport=_LazyTLSAsyncTransport())
+    timeout = to_httpx_timeout(timeouts)
+    if _proxies_configured():
+        return httpx.AsyncClient(timeout=timeout)
+    return httpx.AsyncClient(timeout=timeout, transport=_LazyTLSAsyncTransport())
