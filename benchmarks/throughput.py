@@ -16,7 +16,9 @@ Figures per client are medians over the runs. MB/s uses MB = 10**6 bytes and cou
 whole upload, creation POST included. For curl the time also covers starting its two
 processes (POST, then one streamed PATCH with ``-T``); for the Python clients it is measured
 in the child around the upload call (interpreter start-up and imports excluded from MB/s,
-included in CPU and RSS). ``--size`` takes binary units: 256M = 256 MiB.
+included in CPU and RSS; httpx defers importing httpcore to its first client, so the steadypost
+worker imports it before the clock starts, as tuspy's requests/urllib3 are). ``--size`` takes
+binary units: 256M = 256 MiB.
 
 To add a row: add a ``Client`` to ``CLIENTS`` (and, for a new kind, a branch in
 ``run_worker``); then name it in ``--clients``.
@@ -28,6 +30,7 @@ import argparse
 import base64
 import contextlib
 import hashlib
+import importlib
 import json
 import os
 import re
@@ -287,6 +290,8 @@ def run_worker(name: str, file: Path, endpoint: str) -> None:
         seconds = time.perf_counter() - started
         url = str(uploader.url)
     elif client.kind == "steadypost":
+        importlib.import_module("httpcore")  # an import, like tuspy's: not timed (docstring)
+
         from steadypost import Uploader
 
         kwargs: dict[str, Any] = {}
@@ -300,6 +305,8 @@ def run_worker(name: str, file: Path, endpoint: str) -> None:
     elif client.kind == "steadypost-journal":
         # Journal on: Uploader.post() commits the post, its upload URL, each chunk's offset
         # and every request to a fresh SQLite journal (opening and creating it is timed too).
+        importlib.import_module("httpcore")  # not timed, as above
+
         from steadypost import Journal, PostState, Uploader
 
         kwargs = {}
