@@ -209,3 +209,10 @@ def test_adapters_are_rebuilt_from_their_journaled_config() -> None:
         platform_for("myspace", {})
     with pytest.raises(JournalError, match="unusable config"):
         platform_for("tiktok", {"mode": "direct", "chunk_size": "zero"})
+
+
+@pytest.mark.parametrize("mode", ["Inbox", "draft", ""])
+def test_a_journaled_mode_that_is_not_known_is_refused_not_published_directly(mode: str) -> None:
+    # "direct" makes the video public; an unknown mode must never fall back to it.
+    with pytest.raises(JournalError, match="mode must be 'direct' or 'inbox'"):
+        platform_for("tiktok", {"mode": mode})

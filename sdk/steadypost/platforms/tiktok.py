@@ -116,6 +116,9 @@ class TikTokOptions:
     @classmethod
     def from_config(cls, config: Mapping[str, str]) -> TikTokOptions:
         mode = config.get("mode", "direct")
+        if mode not in ("direct", "inbox"):
+            # Never guess: "direct" publishes for everyone to see, "inbox" leaves a draft.
+            raise ValueError(f"mode must be 'direct' or 'inbox', not {mode!r}")
         return cls(
             mode="inbox" if mode == "inbox" else "direct",
             privacy_level=config.get("privacy_level", DEFAULT_PRIVACY_LEVEL),
