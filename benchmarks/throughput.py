@@ -275,6 +275,8 @@ def run_python_client(
 def run_worker(name: str, file: Path, endpoint: str) -> None:
     """Child side: upload once with one client, print {"seconds", "upload_url"} as JSON."""
     client = CLIENTS[name]
+    if client.kind.startswith("steadypost"):
+        importlib.import_module("httpcore")  # an import, like tuspy's: not timed (docstring)
     if client.kind == "tuspy":
         from tusclient import client as tus_client
 
@@ -290,8 +292,6 @@ def run_worker(name: str, file: Path, endpoint: str) -> None:
         seconds = time.perf_counter() - started
         url = str(uploader.url)
     elif client.kind == "steadypost":
-        importlib.import_module("httpcore")  # an import, like tuspy's: not timed (docstring)
-
         from steadypost import Uploader
 
         kwargs: dict[str, Any] = {}
@@ -305,8 +305,6 @@ def run_worker(name: str, file: Path, endpoint: str) -> None:
     elif client.kind == "steadypost-journal":
         # Journal on: Uploader.post() commits the post, its upload URL, each chunk's offset
         # and every request to a fresh SQLite journal (opening and creating it is timed too).
-        importlib.import_module("httpcore")  # not timed, as above
-
         from steadypost import Journal, PostState, Uploader
 
         kwargs = {}

@@ -72,26 +72,29 @@ def tls_server() -> Iterator[TLSServer]:
         httpd.server_close()
 
 
+@pytest.fixture
+def video(tmp_path: Path) -> Path:
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"v" * 1000)
+    return clip
+
+
 def _tls_pool(up: Uploader) -> object:
     return getattr(up.client._transport, "_tls")  # noqa: B009 (private on purpose)
 
 
 def test_plain_http_upload_never_builds_the_tls_context(
-    tus_server: TusServer, tmp_path: Path
+    tus_server: TusServer, video: Path
 ) -> None:
-    video = tmp_path / "clip.mp4"
-    video.write_bytes(b"v" * 70_000)
     with Uploader() as up:
         result = up.upload(video, tus_server.endpoint)
         assert _tls_pool(up) is None
-    assert tus_server.upload(result.upload_url).stored_bytes == 70_000
+    assert tus_server.upload(result.upload_url).stored_bytes == 1000
 
 
 def test_an_unverifiable_certificate_fails_at_once_without_retrying(
-    tls_server: TLSServer, tmp_path: Path
+    tls_server: TLSServer, video: Path
 ) -> None:
-    video = tmp_path / "clip.mp4"
-    video.write_bytes(b"v" * 1000)
     waits: list[float] = []
     with Uploader(sleep=waits.append) as up:
         with pytest.raises(CertificateError, match="certificate could not be verified") as info:
@@ -104,10 +107,8 @@ def test_an_unverifiable_certificate_fails_at_once_without_retrying(
 
 
 def test_an_unverifiable_certificate_fails_the_same_way_async(
-    tls_server: TLSServer, tmp_path: Path
+    tls_server: TLSServer, video: Path
 ) -> None:
-    video = tmp_path / "clip.mp4"
-    video.write_bytes(b"v" * 1000)
     waits: list[float] = []
 
     async def record(seconds: float) -> None:

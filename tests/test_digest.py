@@ -14,9 +14,14 @@ from typing import Any
 import pytest
 
 from steadypost import AsyncUploader, FileProblemError, RetryPolicy, SteadypostError, Uploader
-from steadypost import digest as digest_module
 from steadypost.digest import BLOCK_SIZE, FileHasher
 from tusd import TusServer
+
+
+def _clip(tmp_path: Path, data: bytes) -> Path:
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(data)
+    return video
 
 
 def _start(path: Path) -> FileHasher:
@@ -24,49 +29,45 @@ def _start(path: Path) -> FileHasher:
     return FileHasher.start(str(path), st.st_size, st.st_mtime_ns)
 
 
+def _refused(hasher: FileHasher, match: str) -> None:
+    with pytest.raises(FileProblemError, match=match):
+        hasher.result()
+
+
 @pytest.mark.parametrize("size", [0, 1, BLOCK_SIZE - 1, BLOCK_SIZE, BLOCK_SIZE + 1, 3 * BLOCK_SIZE])
 def test_the_digest_is_the_files_sha256(tmp_path: Path, size: int) -> None:
-    video = tmp_path / "clip.mp4"
     data = os.urandom(size)
-    video.write_bytes(data)
-    assert _start(video).result() == hashlib.sha256(data).hexdigest()
+    assert _start(_clip(tmp_path, data)).result() == hashlib.sha256(data).hexdigest()
 
 
-def test_it_hashes_on_its_own_daemon_thread(tmp_path: Path) -> None:
-    video = tmp_path / "clip.mp4"
-    video.write_bytes(b"x" * 10)
+def test_it_hashes_on_its_own_daemon_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seen: list[threading.Thread] = []
-    real = digest_module.FileHasher._hash
+    real = FileHasher._hash
 
     def spy(self: FileHasher) -> str:
         seen.append(threading.current_thread())
         return real(self)
 
-    digest_module.FileHasher._hash = spy  # type: ignore[method-assign]
-    try:
-        _start(video).result()
-    finally:
-        digest_module.FileHasher._hash = real  # type: ignore[method-assign]
+    monkeypatch.setattr(FileHasher, "_hash", spy)
+    _start(_clip(tmp_path, b"x" * 10)).result()
     assert seen[0] is not threading.main_thread()
     assert seen[0].daemon
     assert seen[0].name == "steadypost-sha256:clip.mp4"
 
 
 def test_a_file_changed_before_hashing_is_refused(tmp_path: Path) -> None:
-    video = tmp_path / "clip.mp4"
-    video.write_bytes(b"a" * 100)
+    video = _clip(tmp_path, b"a" * 100)
     st = video.stat()
     video.write_bytes(b"b" * 101)
-    hasher = FileHasher.start(str(video), st.st_size, st.st_mtime_ns)
-    with pytest.raises(FileProblemError, match="changed since its upload began"):
-        hasher.result()
+    _refused(FileHasher.start(str(video), st.st_size, st.st_mtime_ns), "changed since its upload")
 
 
 def test_a_file_changed_while_hashing_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    video = tmp_path / "clip.mp4"
-    video.write_bytes(b"a" * 100)
+    video = _clip(tmp_path, b"a" * 100)
     st = video.stat()
     calls: list[int] = []
     real_fstat = os.fstat
@@ -77,34 +78,26 @@ def test_a_file_changed_while_hashing_is_refused(
             os.utime(video, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
         return real_fstat(fd)
 
-    monkeypatch.setattr(digest_module.os, "fstat", fstat)
-    hasher = FileHasher.start(str(video), st.st_size, st.st_mtime_ns)
-    with pytest.raises(FileProblemError, match="changed while it was uploaded"):
-        hasher.result()
+    monkeypatch.setattr(os, "fstat", fstat)
+    _refused(_start(video), "changed while it was uploaded")
 
 
 def test_a_missing_file_is_a_file_problem(tmp_path: Path) -> None:
-    hasher = FileHasher.start(str(tmp_path / "gone.mp4"), 10, 0)
-    with pytest.raises(FileProblemError, match="cannot read the file"):
-        hasher.result()
+    _refused(FileHasher.start(str(tmp_path / "gone.mp4"), 10, 0), "the file is gone")
 
 
 def test_stop_ends_the_reading_early(tmp_path: Path) -> None:
-    video = tmp_path / "clip.mp4"
-    video.write_bytes(b"z" * (4 * BLOCK_SIZE))
-    st = video.stat()
-    hasher = FileHasher(str(video), st.st_size, st.st_mtime_ns)
+    st = _clip(tmp_path, b"z" * (4 * BLOCK_SIZE)).stat()
+    hasher = FileHasher(str(tmp_path / "clip.mp4"), st.st_size, st.st_mtime_ns)
     hasher.stop()  # before it runs: it must not read the file at all
     hasher._run()
-    with pytest.raises(FileProblemError, match="hashing stopped"):
-        hasher.result()
+    _refused(hasher, "hashing stopped")
 
 
 def test_a_failed_upload_stops_its_hasher(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    video = tmp_path / "clip.mp4"
-    video.write_bytes(b"v" * 1000)
+    video = _clip(tmp_path, b"v" * 1000)
     started: list[FileHasher] = []
     real_start = FileHasher.start
 
@@ -126,9 +119,8 @@ def test_a_failed_upload_stops_its_hasher(
 def test_an_async_upload_awaits_a_slow_hasher_without_blocking_the_loop(
     tus_server: TusServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    video = tmp_path / "clip.mp4"
     data = os.urandom(50_000)
-    video.write_bytes(data)
+    video = _clip(tmp_path, data)
     release = threading.Event()
     real_hash = FileHasher._hash
 

@@ -24,6 +24,7 @@ import os
 import threading
 from concurrent.futures import Future
 
+from ._fileio import ensure_unchanged, open_unchanged
 from .errors import FileProblemError
 
 #: Bytes read and hashed at a time: one buffer, reused.
@@ -72,12 +73,8 @@ class FileHasher:
             self.future.set_result(digest)
 
     def _hash(self) -> str:
+        fd = open_unchanged(self.path, self.size, self.mtime_ns)
         try:
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-        except OSError as exc:
-            raise FileProblemError(f"{self.path}: cannot read the file ({exc.strerror})") from exc
-        try:
-            self._check(fd, "since its upload began")
             h = hashlib.sha256()
             buffer = bytearray(BLOCK_SIZE)
             view = memoryview(buffer)
@@ -91,17 +88,9 @@ class FileHasher:
                 position += got
             if self._stop.is_set():
                 raise FileProblemError(f"{self.path}: hashing stopped before the end")
-            self._check(fd, "while it was uploaded")
+            ensure_unchanged(fd, self.path, self.size, self.mtime_ns, "while it was uploaded")
             return h.hexdigest()
         except OSError as exc:
             raise FileProblemError(f"{self.path}: cannot read the file ({exc.strerror})") from exc
         finally:
             os.close(fd)
-
-    def _check(self, fd: int, when: str) -> None:
-        st = os.fstat(fd)
-        if st.st_size != self.size or st.st_mtime_ns != self.mtime_ns:
-            raise FileProblemError(
-                f"{self.path} changed {when} (size {self.size} -> {st.st_size}); "
-                "its upload cannot be trusted to hold this file"
-            )

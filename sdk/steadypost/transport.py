@@ -22,6 +22,7 @@ from typing import Generic, TypeVar
 
 import httpx
 
+from ._fileio import open_unchanged
 from .errors import (
     CertificateError,
     ConnectFailedError,
@@ -89,20 +90,7 @@ class _FileReader:
 
     def open(self) -> int:
         b = self.body
-        try:
-            fd = os.open(b.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-        except FileNotFoundError as exc:
-            raise FileProblemError(f"{b.path}: the file is gone") from exc
-        except OSError as exc:
-            raise FileProblemError(f"{b.path}: cannot read the file ({exc.strerror})") from exc
-        st = os.fstat(fd)
-        if st.st_size != b.expect_size or st.st_mtime_ns != b.expect_mtime_ns:
-            os.close(fd)
-            raise FileProblemError(
-                f"{b.path} changed since its upload began (size {b.expect_size} -> {st.st_size}); "
-                "it will not be resumed into the old upload"
-            )
-        return fd
+        return open_unchanged(b.path, b.expect_size, b.expect_mtime_ns)
 
     def blocks(self, fd: int) -> Iterator[bytes]:
         b = self.body
