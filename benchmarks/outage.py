@@ -320,19 +320,22 @@ class FastPost(SimPost):
             self._outcome(response)
 
     def _outcome(self, response: Response) -> None:
+        # The guard hears of an answer once the flow has read it (``_Pump._judge``): after
+        # the flow drew its wait, so the random draws come in the flow's order.
         world = self.world
-        if self.guard is not None:
-            self.guard.record(ORIGIN, response, None, world.now)
         if response.status < 300:
+            self._record(response)
             self.finished_at = world.now
             self.on_done(self)
             return
         exc = status_error(REQUEST, response, now=world.now, what="sending bytes failed")
         if not is_transient(self.policy, exc):
+            self._record(response)
             self._wait(exc)
             return
         sleep = retry_wait(self.policy, self.attempt_number, retry_after=exc.retry_after,
                            rng=self.rng)  # fmt: skip
+        self._record(response)
         if self.attempt_number >= self.policy.max_attempts or (
             self.deadline is not None and world.now + sleep > self.deadline
         ):
@@ -342,6 +345,11 @@ class FastPost(SimPost):
             self._wait(gave_up)
             return
         world.at(world.now + sleep, self._attempt)
+
+
+    def _record(self, response: Response) -> None:
+        if self.guard is not None:
+            self.guard.record(ORIGIN, response, None, self.world.now)
 
 
 ENGINES: dict[str, type[SimPost]] = {"fast": FastPost, "flow": SimPost}

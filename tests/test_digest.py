@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 from steadypost import AsyncUploader, FileProblemError, RetryPolicy, SteadypostError, Uploader
+from steadypost._fileio import OpenedFile
 from steadypost.digest import BLOCK_SIZE, FileHasher
+from steadypost.files import snapshot_file
 from tusd import TusServer
 
 
@@ -24,9 +26,13 @@ def _clip(tmp_path: Path, data: bytes) -> Path:
     return video
 
 
+def _open(path: Path) -> OpenedFile:
+    file = snapshot_file(path)
+    return OpenedFile(file.path, file.identity)
+
+
 def _start(path: Path) -> FileHasher:
-    st = path.stat()
-    return FileHasher.start(str(path), st.st_size, st.st_mtime_ns)
+    return FileHasher.start(_open(path))
 
 
 def _refused(hasher: FileHasher, match: str) -> None:
@@ -46,9 +52,9 @@ def test_it_hashes_on_its_own_daemon_thread(
     seen: list[threading.Thread] = []
     real = FileHasher._hash
 
-    def spy(self: FileHasher) -> str:
+    def spy(self: FileHasher, reader: OpenedFile) -> str:
         seen.append(threading.current_thread())
-        return real(self)
+        return real(self, reader)
 
     monkeypatch.setattr(FileHasher, "_hash", spy)
     _start(_clip(tmp_path, b"x" * 10)).result()
@@ -57,11 +63,43 @@ def test_it_hashes_on_its_own_daemon_thread(
     assert seen[0].name == "steadypost-sha256:clip.mp4"
 
 
-def test_a_file_changed_before_hashing_is_refused(tmp_path: Path) -> None:
+def test_a_file_changed_before_it_is_opened_is_refused(tmp_path: Path) -> None:
     video = _clip(tmp_path, b"a" * 100)
-    st = video.stat()
+    file = snapshot_file(video)
     video.write_bytes(b"b" * 101)
-    _refused(FileHasher.start(str(video), st.st_size, st.st_mtime_ns), "changed since its upload")
+    with pytest.raises(FileProblemError, match="changed since its upload began"):
+        OpenedFile(file.path, file.identity)
+
+
+def test_an_edit_with_the_mtime_set_back_is_still_a_change(tmp_path: Path) -> None:
+    video = _clip(tmp_path, b"a" * 100)
+    file = snapshot_file(video)
+    time.sleep(0.01)
+    with video.open("r+b") as f:  # same size, then the old mtime restored: only ctime tells
+        f.write(b"b")
+    os.utime(video, ns=(file.mtime_ns, file.mtime_ns))
+    with pytest.raises(FileProblemError, match="written to or its metadata changed"):
+        OpenedFile(file.path, file.identity)
+
+
+def test_a_file_replaced_by_a_rename_is_another_file(tmp_path: Path) -> None:
+    video = _clip(tmp_path, b"a" * 100)
+    file = snapshot_file(video)
+    other = _clip(tmp_path / "..", b"b" * 100)
+    os.utime(other, ns=(file.mtime_ns, file.mtime_ns))
+    os.replace(other, video)
+    with pytest.raises(FileProblemError, match="changed since its upload began"):
+        OpenedFile(file.path, file.identity)
+
+
+def test_the_descriptor_stays_open_until_the_last_reader_lets_go(tmp_path: Path) -> None:
+    opened = _open(_clip(tmp_path, b"x" * 10))
+    reader = opened.acquire()
+    opened.release()
+    assert reader.read(10, 0) == b"x" * 10  # still open: the reader holds it
+    reader.release()
+    with pytest.raises(OSError):
+        os.fstat(opened.fd)
 
 
 def test_a_file_changed_while_hashing_is_refused(
@@ -83,15 +121,19 @@ def test_a_file_changed_while_hashing_is_refused(
 
 
 def test_a_missing_file_is_a_file_problem(tmp_path: Path) -> None:
-    _refused(FileHasher.start(str(tmp_path / "gone.mp4"), 10, 0), "the file is gone")
+    file = snapshot_file(_clip(tmp_path, b"x"))
+    os.unlink(file.path)
+    with pytest.raises(FileProblemError, match="the file is gone"):
+        OpenedFile(file.path, file.identity)
 
 
 def test_stop_ends_the_reading_early(tmp_path: Path) -> None:
-    st = _clip(tmp_path, b"z" * (4 * BLOCK_SIZE)).stat()
-    hasher = FileHasher(str(tmp_path / "clip.mp4"), st.st_size, st.st_mtime_ns)
+    opened = _open(_clip(tmp_path, b"z" * (4 * BLOCK_SIZE)))
+    hasher = FileHasher(opened)
     hasher.stop()  # before it runs: it must not read the file at all
-    hasher._run()
-    _refused(hasher, "hashing stopped")
+    hasher._run(opened.acquire())
+    with pytest.raises(FileProblemError, match="hashing stopped"):
+        hasher.future.result()
 
 
 def test_a_failed_upload_stops_its_hasher(
@@ -101,8 +143,8 @@ def test_a_failed_upload_stops_its_hasher(
     started: list[FileHasher] = []
     real_start = FileHasher.start
 
-    def start(path: str, size: int, mtime_ns: int) -> FileHasher:
-        started.append(real_start(path, size, mtime_ns))
+    def start(file: OpenedFile) -> FileHasher:
+        started.append(real_start(file))
         return started[-1]
 
     monkeypatch.setattr(FileHasher, "start", start)
@@ -124,9 +166,9 @@ def test_an_async_upload_awaits_a_slow_hasher_without_blocking_the_loop(
     release = threading.Event()
     real_hash = FileHasher._hash
 
-    def slow_hash(self: FileHasher) -> str:
+    def slow_hash(self: FileHasher, reader: OpenedFile) -> str:
         release.wait(5)  # held until the loop has shown it was free while waiting
-        return real_hash(self)
+        return real_hash(self, reader)
 
     monkeypatch.setattr(FileHasher, "_hash", slow_hash)
     ticks = 0

@@ -218,13 +218,17 @@ def test_connect_error_is_retried(httpx_mock: HTTPXMock, video: Path, ft: FakeTi
     assert len(ft.sleeps) == 1
 
 
-def test_409_heads_then_continues(httpx_mock: HTTPXMock, video: Path, ft: FakeTime) -> None:
+def test_409_waits_then_heads_then_continues(
+    httpx_mock: HTTPXMock, video: Path, ft: FakeTime
+) -> None:
     tus = serve(httpx_mock)
     tus.queue("PATCH", Canned(409))
     with make_uploader(ft) as up:
         result = up.upload(video, ENDPOINT)
     assert tus.methods()[2:5] == ["PATCH", "HEAD", "PATCH"]
-    assert ft.sleeps == []
+    # A 409 moved nothing: a wait (at least the policy's floor) comes before the HEAD.
+    assert len(ft.sleeps) == 1
+    assert ft.sleeps[0] >= RetryPolicy().floor_s
     assert tus.sha256(result.upload_url) == sha(video)
 
 
@@ -318,7 +322,7 @@ def test_resume_continues_from_head_offset(
     ("headers", "match"),
     [
         ({"Upload-Offset": "99999", "Upload-Length": "10240"}, "beyond the file size"),
-        ({"Upload-Length": "10240"}, "no upload-offset header"),
+        ({"Upload-Length": "10240"}, "no Upload-Offset header"),
         ({"Upload-Offset": "abc", "Upload-Length": "10240"}, "not a number"),
         ({"Upload-Offset": "10", "Upload-Length": "777"}, "belongs to another file"),
     ],
@@ -351,7 +355,7 @@ def test_patch_offset_beyond_what_was_sent(
 ) -> None:
     tus = serve(httpx_mock)
     tus.queue("PATCH", Canned(204, {"Upload-Offset": "9000"}))
-    with make_uploader(ft) as up, pytest.raises(ProtocolError, match="only 4096 bytes were sent"):
+    with make_uploader(ft) as up, pytest.raises(ProtocolError, match="only 4096 bytes were ever sent"):
         up.upload(video, ENDPOINT)
 
 
@@ -428,7 +432,9 @@ def test_attempt_counter_resets_when_offset_advances(
 
     tus._patch = two_failures_before_each_chunk  # type: ignore[method-assign]
     # 6 failures in all, more than max_attempts=3, but never 3 in a row without progress.
-    with make_uploader(ft, retry=RetryPolicy(max_attempts=3, deadline_s=None)) as up:
+    # (Each refused PATCH carried its chunk: 3x the file goes out, past the default wire bound.)
+    policy = RetryPolicy(max_attempts=3, deadline_s=None, wire_factor=4)
+    with make_uploader(ft, retry=policy) as up:
         result = up.upload(video, ENDPOINT)
     assert len(ft.sleeps) == 6
     assert tus.sha256(result.upload_url) == sha(video)

@@ -39,6 +39,11 @@ POST_COLUMNS: tuple[str, ...] = (
     "updated_at",
     "upload_expires_at",
     "extra",
+    "dev",
+    "inode",
+    "ctime_ns",
+    "bytes_sent",
+    "sent_to",
 )
 SELECT_POSTS = "SELECT " + ", ".join(f'"{c}"' for c in POST_COLUMNS) + " FROM posts"  # noqa: S608
 SELECT_EVENTS = "SELECT event_id, post_id, at, kind, data FROM events"
@@ -56,12 +61,18 @@ TRANSITION_FIELDS = frozenset(
         "extra",
         "size",
         "mtime_ns",
+        "dev",
+        "inode",
+        "ctime_ns",
+        "bytes_sent",
+        "sent_to",
     }
 )
 #: Fields ``Journal.checkpoint`` may change while an upload holds its lease.
 CHECKPOINT_FIELDS = frozenset(
-    {"upload_url", "offset", "sha256", "upload_expires_at", "extra", "attempts"}
-)
+    {"upload_url", "offset", "sha256", "upload_expires_at", "extra", "attempts",
+     "bytes_sent", "sent_to", "dev", "inode", "ctime_ns"}
+)  # fmt: skip
 
 MAX_ERROR_CHARS = 4000
 _MAX_POST_ID_CHARS = 128
@@ -121,7 +132,10 @@ def post_from_row(row: Sequence[Any]) -> Post:
         platform=r["platform"],
         endpoint=r["endpoint"],
         path=r["path"],
-        identity=FileIdentity(size=r["size"], mtime_ns=r["mtime_ns"], sha256=r["sha256"]),
+        identity=FileIdentity(
+            size=r["size"], mtime_ns=r["mtime_ns"], sha256=r["sha256"],
+            dev=from_u64(r["dev"]), inode=from_u64(r["inode"]), ctime_ns=r["ctime_ns"],
+        ),
         state=PostState(r["state"]),
         metadata=loads_frozen(r["metadata"]),
         upload_url=r["upload_url"],
@@ -135,6 +149,8 @@ def post_from_row(row: Sequence[Any]) -> Post:
         updated_at=r["updated_at"],
         upload_expires_at=r["upload_expires_at"],
         extra=loads_frozen(r["extra"]),
+        bytes_sent=r["bytes_sent"],
+        sent_to=r["sent_to"],
     )
 
 
@@ -174,6 +190,26 @@ def _text(name: str, value: Any) -> str | None:
     return value
 
 
+_U64 = 1 << 64
+
+
+def to_u64(name: str, value: Any) -> int | None:
+    """An unsigned 64-bit number (a device or inode number) as SQLite's signed INTEGER."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _U64:
+        raise ValueError(f"{name} must be an unsigned 64-bit int or None, not {value!r}")
+    return value - _U64 if value >= _U64 // 2 else value
+
+
+def from_u64(value: int | None) -> int | None:
+    return None if value is None else value % _U64
+
+
+def _optional(convert: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
+    return lambda name, value: None if value is None else convert(name, value)
+
+
 def sha256_hex(value: Any) -> str | None:
     text = _text("sha256", value)
     if text is None:
@@ -191,6 +227,11 @@ _CONVERTERS: Mapping[str, Callable[[str, Any], Any]] = MappingProxyType(
         "attempts": non_negative,
         "size": non_negative,
         "mtime_ns": _int,
+        "dev": to_u64,
+        "inode": to_u64,
+        "ctime_ns": _optional(_int),
+        "bytes_sent": non_negative,
+        "sent_to": _optional(non_negative),
         "next_attempt_at": _time,
         "upload_expires_at": _time,
         "last_error": lambda n, v: None

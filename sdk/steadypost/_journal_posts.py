@@ -82,6 +82,7 @@ class JournalBase:
         """UPDATE one post; a new upload URL starts at offset 0 unless one is given."""
         if values.get("upload_url", post.upload_url) != post.upload_url:
             values.setdefault("offset", 0)
+            values.setdefault("sent_to", 0)
         size, offset = values.get("size", post.identity.size), values.get("offset", post.offset)
         if offset > size:
             raise ValueError(f"post {post.post_id}: offset {offset} is beyond size {size}")
@@ -129,7 +130,9 @@ class PostsAPI(JournalBase):
             "endpoint": endpoint,
             "path": os.path.abspath(os.fsdecode(path)),
             **codec.field_values(
-                {"size": identity.size, "mtime_ns": identity.mtime_ns, "sha256": identity.sha256},
+                {"size": identity.size, "mtime_ns": identity.mtime_ns, "sha256": identity.sha256,
+                 "dev": identity.dev, "inode": identity.inode, "ctime_ns": identity.ctime_ns,
+                 "sent_to": 0},
                 codec.TRANSITION_FIELDS,
                 what="add",
             ),

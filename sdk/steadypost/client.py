@@ -28,14 +28,14 @@ from typing import Any, TypeVar
 import httpx
 
 from ._clients import default_async_client, default_client
+from ._fileio import OpenedFile
 from .digest import FileHasher
 from .drivers import run_async, run_sync
 from .files import snapshot_file
 from .flow import Flow
-from .models import Post, UploadResult
+from .models import LocalFile, Post, UploadResult
 from .observers import ProgressCallback, Tee, UploadObserver
 from .platforms.base import Platform
-from .platforms.tus import LocalFile
 from .transport import AsyncHttp, SyncHttp
 from .uploader_core import UploaderCore
 
@@ -82,10 +82,10 @@ class Uploader(UploaderCore):
             self.client.close()
         self._close_journal()
 
-    def _drive(self, flow: Flow[T], observer: UploadObserver) -> T:
+    def _drive(self, flow: Flow[T], observer: UploadObserver, file: OpenedFile | None = None) -> T:
         http = SyncHttp(
             self.client, timeouts=self.timeouts, block_size=self.block_size,
-            on_body=observer.on_body, check_cancelled=self._check_cancelled,
+            on_body=observer.on_body, check_cancelled=self._check_cancelled, file=file,
         )  # fmt: skip
         return run_sync(
             flow, http=http, sleep=self._sleep, observer=observer,
@@ -116,8 +116,12 @@ class Uploader(UploaderCore):
             endpoint, file, metadata=metadata, chunk_size=chunk_size, upload_url=upload_url
         )
         obs = self._observer(file.size, on_progress)
-        hasher = FileHasher.start(file.path, file.size, file.mtime_ns)
-        return self._result(self._drive(self._hashed(upload.run(), hasher), obs), obs)
+        opened = OpenedFile(file.path, file.identity)
+        try:
+            flow = self._hashed(upload.run(), FileHasher.start(opened))
+            return self._result(self._drive(flow, obs, opened), obs)
+        finally:
+            opened.release()
 
     def resume(
         self, upload_url: str, path: str | os.PathLike[str], *, endpoint: str | None = None,
@@ -170,10 +174,11 @@ class Uploader(UploaderCore):
             return upload
         observer = Tee(run, self._observer(upload.file.size, on_progress))
         try:
-            return self._drive(self._post_flow(run, upload), observer)
-        except BaseException:
-            run.interrupted("interrupted")
-            raise
+            return self._drive(self._post_flow(run, upload), observer, run.file)
+        except BaseException as exc:
+            return self._run_ended(run, exc)
+        finally:
+            run.close_file()
 
     def resume_pending(self, *, on_progress: ProgressCallback | None = None) -> list[Post]:
         """Upload every post whose time has come (queued, due waiting, or orphaned)."""
@@ -241,10 +246,12 @@ class AsyncUploader(UploaderCore):
             await self.client.aclose()
         self._close_journal()
 
-    async def _drive(self, flow: Flow[T], observer: UploadObserver) -> T:
+    async def _drive(
+        self, flow: Flow[T], observer: UploadObserver, file: OpenedFile | None = None
+    ) -> T:
         http = AsyncHttp(
             self.client, timeouts=self.timeouts, block_size=self.block_size,
-            on_body=observer.on_body, check_cancelled=self._check_cancelled,
+            on_body=observer.on_body, check_cancelled=self._check_cancelled, file=file,
         )  # fmt: skip
         return await run_async(
             flow, http=http, sleep=self._sleep, observer=observer,
@@ -268,8 +275,12 @@ class AsyncUploader(UploaderCore):
             endpoint, file, metadata=metadata, chunk_size=chunk_size, upload_url=upload_url
         )
         obs = self._observer(file.size, on_progress)
-        hasher = FileHasher.start(file.path, file.size, file.mtime_ns)
-        return self._result(await self._drive(self._hashed(upload.run(), hasher), obs), obs)
+        opened = OpenedFile(file.path, file.identity)
+        try:
+            flow = self._hashed(upload.run(), FileHasher.start(opened))
+            return self._result(await self._drive(flow, obs, opened), obs)
+        finally:
+            opened.release()
 
     async def resume(
         self, upload_url: str, path: str | os.PathLike[str], *, endpoint: str | None = None,
@@ -309,10 +320,11 @@ class AsyncUploader(UploaderCore):
             return upload
         observer = Tee(run, self._observer(upload.file.size, on_progress))
         try:
-            return await self._drive(self._post_flow(run, upload), observer)
-        except BaseException:
-            run.interrupted("interrupted")
-            raise
+            return await self._drive(self._post_flow(run, upload), observer, run.file)
+        except BaseException as exc:
+            return self._run_ended(run, exc)
+        finally:
+            run.close_file()
 
     async def resume_pending(self, *, on_progress: ProgressCallback | None = None) -> list[Post]:
         """See :meth:`Uploader.resume_pending`."""

@@ -24,7 +24,7 @@ import os
 import threading
 from concurrent.futures import Future
 
-from ._fileio import ensure_unchanged, open_unchanged
+from ._fileio import OpenedFile
 from .errors import FileProblemError
 
 #: Bytes read and hashed at a time: one buffer, reused.
@@ -32,65 +32,67 @@ BLOCK_SIZE = 1024 * 1024
 
 
 class FileHasher:
-    """The SHA-256 of one file, computed on a daemon thread. Start it with :meth:`start`.
+    """The SHA-256 of one opened file, computed on a daemon thread. Start it with :meth:`start`.
 
-    ``future`` ends with the hex digest, or with a
-    :class:`~steadypost.errors.FileProblemError` when the file is gone,
-    unreadable, or not the file the upload began with (its size or mtime
-    changed before or while it was read: the uploaded bytes may then be a
-    mix of two versions).
+    It reads through the run's :class:`~steadypost._fileio.OpenedFile`, the
+    descriptor the request bodies are read from, so it hashes the bytes the
+    upload sends. ``future`` ends with the hex digest, or with a
+    :class:`~steadypost.errors.FileProblemError` when the file is unreadable or
+    changed before or while it was read. :meth:`result` checks the file once
+    more when every byte is up: an edit made after the hasher finished is
+    caught too.
     """
 
-    def __init__(self, path: str, size: int, mtime_ns: int) -> None:
-        self.path = path
-        self.size = size
-        self.mtime_ns = mtime_ns
+    def __init__(self, file: OpenedFile) -> None:
+        self.file = file.acquire()
+        self.path = file.path
+        self.size = file.expected.size
         self.future: Future[str] = Future()
         self._stop = threading.Event()
+        self._released = False
 
     @classmethod
-    def start(cls, path: str, size: int, mtime_ns: int) -> FileHasher:
-        """Begin hashing ``path`` (expected to have ``size`` bytes and ``mtime_ns``)."""
-        hasher = cls(path, size, mtime_ns)
-        name = f"steadypost-sha256:{os.path.basename(path)}"
-        threading.Thread(target=hasher._run, name=name, daemon=True).start()
+    def start(cls, file: OpenedFile) -> FileHasher:
+        """Begin hashing ``file`` from byte 0."""
+        hasher = cls(file)
+        reader = file.acquire()  # the thread's own hold: the descriptor outlives its last read
+        name = f"steadypost-sha256:{os.path.basename(file.path)}"
+        threading.Thread(target=hasher._run, args=(reader,), name=name, daemon=True).start()
         return hasher
 
     def result(self) -> str:
-        """Wait for the hex digest (raises what the hashing raised)."""
-        return self.future.result()
+        """Wait for the hex digest (raises what the hashing raised), then check the file again."""
+        digest = self.future.result()
+        self.file.check("while it was uploaded")
+        return digest
 
     def stop(self) -> None:
-        """Stop reading early (the upload ended without needing the digest)."""
+        """Stop reading early and let go of the file (the upload ended)."""
         self._stop.set()
+        if not self._released:
+            self._released = True
+            self.file.release()
 
-    def _run(self) -> None:
+    def _run(self, reader: OpenedFile) -> None:
         try:
-            digest = self._hash()
+            digest = self._hash(reader)
         except BaseException as exc:  # the waiting driver re-raises it
             self.future.set_exception(exc)
         else:
             self.future.set_result(digest)
-
-    def _hash(self) -> str:
-        fd = open_unchanged(self.path, self.size, self.mtime_ns)
-        try:
-            h = hashlib.sha256()
-            buffer = bytearray(BLOCK_SIZE)
-            view = memoryview(buffer)
-            position = 0
-            while position < self.size and not self._stop.is_set():
-                want = min(BLOCK_SIZE, self.size - position)
-                got = os.preadv(fd, [view[:want]], position)
-                if got == 0:
-                    raise FileProblemError(f"{self.path} became shorter while it was uploaded")
-                h.update(view[:got])
-                position += got
-            if self._stop.is_set():
-                raise FileProblemError(f"{self.path}: hashing stopped before the end")
-            ensure_unchanged(fd, self.path, self.size, self.mtime_ns, "while it was uploaded")
-            return h.hexdigest()
-        except OSError as exc:
-            raise FileProblemError(f"{self.path}: cannot read the file ({exc.strerror})") from exc
         finally:
-            os.close(fd)
+            reader.release()
+
+    def _hash(self, reader: OpenedFile) -> str:
+        h = hashlib.sha256()
+        buffer = bytearray(BLOCK_SIZE)
+        view = memoryview(buffer)
+        position = 0
+        while position < self.size and not self._stop.is_set():
+            got = reader.read_into(view[: min(BLOCK_SIZE, self.size - position)], position)
+            h.update(view[:got])
+            position += got
+        if self._stop.is_set():
+            raise FileProblemError(f"{self.path}: hashing stopped before the end")
+        reader.check("while it was uploaded")
+        return h.hexdigest()

@@ -24,17 +24,31 @@ with the guard (``Retry-After`` included), on the driver's ``clock``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, Protocol, TypeVar
 
+from ._fileio import OpenedFile
 from .errors import SteadypostError
-from .flow import Acquire, Digest, Emit, FileSha256, Flow, Request, Response, Sleep
+from .flow import (
+    Acquire,
+    Digest,
+    Effect,
+    Emit,
+    FileSha256,
+    Flow,
+    NoProgress,
+    Request,
+    Response,
+    Sleep,
+)
 from .hosts import origin_of
 from .ratelimit import LocalRateLimiter, RateLimiter
 from .transport import AsyncHttp, SyncHttp, digest_body
 
 T = TypeVar("T")
+log = logging.getLogger("steadypost")
 
 #: Answers :class:`~steadypost.flow.Acquire` when a driver is given no limiter.
 PROCESS_RATE_LIMITER = LocalRateLimiter()
@@ -62,8 +76,9 @@ class Guard(Protocol):
     def admit(self, origin: str, now: float) -> SteadypostError | None: ...
 
     def record(
-        self, origin: str, response: Response | None, error: BaseException | None, now: float
-    ) -> None: ...
+        self, origin: str, response: Response | None, error: BaseException | None, now: float,
+        *, failed: bool | None = None,
+    ) -> None: ...  # fmt: skip
 
 
 class NullObserver:
@@ -94,8 +109,10 @@ class _Pump(Generic[T]):
         guard: Guard | None = None,
         clock: Callable[[], float] = time.time,
         limiter: RateLimiter | None = None,
+        file: OpenedFile | None = None,
     ):
         self.flow = flow
+        self.file = file
         self.observer = observer
         self.check_cancelled = check_cancelled
         self.guard = guard
@@ -104,6 +121,34 @@ class _Pump(Generic[T]):
         self.answer: Any = None
         self.failure: BaseException | None = None
         self.result: T | None = None
+        self._unjudged: tuple[str, Response | None, SteadypostError | None] | None = None
+        """The last exchange, until the flow has seen its answer (see :meth:`_judge`)."""
+
+    def _judge(self, no_progress: bool) -> None:
+        """Tell the guard how the last exchange went, once the flow has read its answer.
+
+        By its status, unless the flow's next effect was :class:`NoProgress`:
+        then a "yes" that moved nothing counts as a failure with the host's
+        budget and breaker (counted as a success first, a run of them would
+        keep resetting the breaker's count of failures).
+        """
+        pending, self._unjudged = self._unjudged, None
+        if pending is not None and self.guard is not None:
+            origin, response, failure = pending
+            self.guard.record(origin, response, failure, self.clock(),
+                              failed=True if no_progress else None)  # fmt: skip
+
+    def _step(self) -> Effect:
+        try:
+            if self.failure is None:
+                effect = self.flow.send(self.answer)
+            else:
+                effect = self.flow.throw(self.failure)
+        except BaseException:
+            self._judge(no_progress=False)
+            raise
+        self._judge(no_progress=isinstance(effect, NoProgress))
+        return effect
 
     def next_io(self) -> Request | Sleep | FileSha256 | None:
         """The next request, sleep or wait for the hasher, or ``None`` when the flow returned."""
@@ -113,21 +158,20 @@ class _Pump(Generic[T]):
             except SteadypostError as exc:  # cancelled: the flow decides what that means
                 self.failure = self.failure or exc
             try:
-                if self.failure is None:
-                    effect = self.flow.send(self.answer)
-                else:
-                    effect = self.flow.throw(self.failure)
+                effect = self._step()
             except StopIteration as stop:
                 self.result = stop.value
                 return None
             self.answer, self.failure = None, None
-            if isinstance(effect, Request | Sleep | FileSha256):
+            if isinstance(effect, NoProgress):
+                log.info("%s", effect.reason)
+            elif isinstance(effect, Request | Sleep | FileSha256):
                 if isinstance(effect, Sleep):
                     self.observer.on_wait(effect)
                 return effect
             if isinstance(effect, Digest):
                 try:
-                    self.answer = digest_body(effect.body, effect.algorithm)
+                    self.answer = digest_body(effect.body, effect.algorithm, self.file)
                 except SteadypostError as exc:
                     self.failure = exc
             elif isinstance(effect, Emit):
@@ -159,8 +203,7 @@ class _Pump(Generic[T]):
         started: float,
     ) -> None:
         self.answer, self.failure = response, failure
-        if self.guard is not None:
-            self.guard.record(origin_of(request.url), response, failure, self.clock())
+        self._unjudged = (origin_of(request.url), response, failure)
         self.observer.on_exchange(request, response, failure, time.monotonic() - started)
 
 
@@ -176,7 +219,7 @@ def run_sync(
     limiter: RateLimiter | None = None,
 ) -> T:
     """Pump ``flow`` to completion with blocking I/O; return its value."""
-    pump = _Pump(flow, observer, check_cancelled, guard, clock, limiter)
+    pump = _Pump(flow, observer, check_cancelled, guard, clock, limiter, http.file)
     while (effect := pump.next_io()) is not None:
         if isinstance(effect, Sleep):
             sleep(effect.seconds)
@@ -210,15 +253,15 @@ async def run_async(
     limiter: RateLimiter | None = None,
 ) -> T:
     """Pump ``flow`` to completion with asyncio I/O; return its value."""
-    pump = _Pump(flow, observer, check_cancelled, guard, clock, limiter)
+    pump = _Pump(flow, observer, check_cancelled, guard, clock, limiter, http.file)
     while (effect := pump.next_io()) is not None:
         if isinstance(effect, Sleep):
             await sleep(effect.seconds)
             continue
         if isinstance(effect, FileSha256):
             try:
-                digest: str = await asyncio.wrap_future(effect.hasher.future)
-                pump.hashed(digest, None)
+                await asyncio.wrap_future(effect.hasher.future)
+                pump.hashed(effect.hasher.result(), None)  # done: checks the file, no wait
             except SteadypostError as exc:
                 pump.hashed(None, exc)
             continue

@@ -171,6 +171,34 @@ class ProtocolError(SteadypostError):
     outcome = Outcome.REJECTED
 
 
+class StalledError(SteadypostError):
+    """The server said yes but the upload did not move (the same offset, a byte or two).
+
+    A failed attempt like any other: a wait comes before the next request,
+    and the host's retry budget and circuit breaker count it. Raised inside
+    a flow's retry loop; what escapes after too many in a row is
+    :class:`UploadStalledError`.
+    """
+
+    outcome = Outcome.NOT_DELIVERED
+
+
+class UploadStalledError(ProtocolError):
+    """The server kept accepting requests while its offset did not move forward."""
+
+
+class WireBoundError(SteadypostError):
+    """Sending more would put too many bytes on the wire for one post.
+
+    The bound (``RetryPolicy.wire_factor`` times the file's size plus one
+    chunk, over all of the post's runs) stops a server that keeps losing or
+    refusing bytes from making the client send the file many times over.
+    The post fails with this reason; post it again once the server is fixed.
+    """
+
+    outcome = Outcome.REJECTED
+
+
 class HostUnavailableError(SteadypostError):
     """The request was not sent: its host is being given time to recover.
 
@@ -211,6 +239,17 @@ class RetriesExhaustedError(SteadypostError):
 
 class UploadCancelledError(SteadypostError):
     """The upload was cancelled by the caller (``cancel()`` or a signal)."""
+
+    outcome = Outcome.NOT_DELIVERED
+
+
+class InternalError(SteadypostError):
+    """steadypost itself failed unexpectedly while working on a post (a bug: please report it).
+
+    The post is not lost: it waits like after any failed attempt, with
+    backoff, and fails after a few such runs instead of being retried at once
+    forever. The original exception is the ``__cause__``.
+    """
 
     outcome = Outcome.NOT_DELIVERED
 

@@ -33,6 +33,8 @@ class UploadCreated:
     expires_at: float | None
     offset: int
     extra: Mapping[str, Any] | None = None
+    sent_to: int = 0
+    """The furthest byte the creation request itself carried (creation-with-upload)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,31 @@ class OffsetReported:
     upload_url: str
     offset: int
     total: int
+
+
+@dataclass(frozen=True)
+class BodySending:
+    """A request is about to carry bytes ``start`` to ``end`` of the file (intent).
+
+    Journaled before the request goes out: the post's wire total grows by
+    ``end - start``, and the furthest byte sent to ``upload_url`` becomes at
+    least ``end`` (``upload_url`` is ``None`` for a creation request that
+    carries the first bytes). A server claiming more than that is lying.
+    """
+
+    upload_url: str | None
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class BodyNotSent:
+    """The request announced by the last :class:`BodySending` never left: uncount ``length``.
+
+    Its connection could not be opened, or the host's guard held it back.
+    """
+
+    length: int
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,15 @@ from __future__ import annotations
 import os
 import stat
 
+from ._fileio import identity_of
 from .errors import FileProblemError
-from .platforms.tus import LocalFile
+from .models import LocalFile
+
+
+def local_file(path: str, st: os.stat_result) -> LocalFile:
+    """The :class:`LocalFile` of ``path`` from its ``stat`` result (identity included)."""
+    i = identity_of(st)
+    return LocalFile(path, i.size, i.mtime_ns, dev=i.dev, inode=i.inode, ctime_ns=i.ctime_ns)
 
 
 def snapshot_file(path: str | os.PathLike[str]) -> LocalFile:
@@ -24,4 +31,4 @@ def snapshot_file(path: str | os.PathLike[str]) -> LocalFile:
         raise FileProblemError(f"{text} is not a regular file")
     if not os.access(text, os.R_OK):
         raise FileProblemError(f"{text}: permission denied")
-    return LocalFile(os.path.abspath(text), st.st_size, st.st_mtime_ns)
+    return local_file(os.path.abspath(text), st)

@@ -33,7 +33,8 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from .digest import FileHasher
-from .errors import Outcome, RetriesExhaustedError, SteadypostError
+from .errors import Outcome, RetriesExhaustedError, SteadypostError, WireBoundError
+from .models import LocalFile
 from .policy import RetryPolicy, describe, is_transient, retry_wait
 
 log = logging.getLogger("steadypost")
@@ -43,19 +44,22 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class FileBody:
-    """A request body streamed from disk: ``length`` bytes of ``path`` from ``offset``.
+    """A request body streamed from disk: ``length`` bytes of ``file`` from ``offset``.
 
-    The driver reads it in small blocks, so memory does not grow with the
-    chunk or file size. It checks that the file still has ``expect_size`` bytes
-    and ``expect_mtime_ns`` (a file changed mid-upload is a
-    :class:`~steadypost.errors.FileProblemError`).
+    The driver reads it in small blocks from the run's one open descriptor of
+    the file, so memory does not grow with the chunk or file size, and checks
+    that it is still the file ``file`` describes (a file changed mid-upload is
+    a :class:`~steadypost.errors.FileProblemError`).
     """
 
-    path: str
+    file: LocalFile
     offset: int
     length: int
-    expect_size: int
-    expect_mtime_ns: int
+
+    @property
+    def end(self) -> int:
+        """The file position after the body's last byte."""
+        return self.offset + self.length
 
 
 @dataclass(frozen=True)
@@ -157,7 +161,20 @@ class Acquire:
     now: float
 
 
-Effect = Request | Sleep | Digest | FileSha256 | Emit | Acquire
+@dataclass(frozen=True)
+class NoProgress:
+    """The last answer from ``url``'s host was a failure although its status said yes.
+
+    Yielded right after such an answer (a ``204`` that did not move the offset):
+    the driver then counts that exchange as a *failed* one with the host's
+    retry budget and circuit breaker, not as a success. ``reason`` is logged.
+    """
+
+    url: str
+    reason: str
+
+
+Effect = Request | Sleep | Digest | FileSha256 | Emit | Acquire | NoProgress
 Flow = Generator[Effect, Any, T]
 
 
@@ -171,6 +188,43 @@ def make_headers(
         for key, value in items:
             merged[key.lower()] = (key, value)
     return tuple(merged.values())
+
+
+@dataclass
+class WireMeter:
+    """The request body bytes one post has put on the wire, against its bound.
+
+    A flow calls :meth:`spend` before each request that carries file bytes;
+    past ``limit`` it raises :class:`~steadypost.errors.WireBoundError`
+    instead, so no server can make a client send a file many times over.
+    ``spent`` starts from what the journal says earlier runs sent.
+    """
+
+    limit: int | None
+    spent: int = 0
+
+    @classmethod
+    def for_file(
+        cls, policy: RetryPolicy, size: int, chunk_size: int, *, spent: int = 0
+    ) -> WireMeter:
+        """The bound ``policy.wire_factor`` x ``size`` + one chunk (``None``: no bound)."""
+        factor = policy.wire_factor
+        limit = None if factor is None else int(factor * size) + chunk_size
+        return cls(limit, spent)
+
+    def spend(self, length: int, *, what: str) -> None:
+        """Count ``length`` bytes about to go; :class:`WireBoundError` if that passes the bound."""
+        if self.limit is not None and self.spent + length > self.limit:
+            raise WireBoundError(
+                f"{what}: this post has already sent {self.spent:,} bytes; sending {length:,} "
+                f"more would pass its bound of {self.limit:,} (the server keeps losing or "
+                "refusing what it is sent); post it again once the server is fixed"
+            )
+        self.spent += length
+
+    def refund(self, length: int) -> None:
+        """Uncount a body that certainly never left (no connection, or the guard held it)."""
+        self.spent = max(0, self.spent - length)
 
 
 # --- retries under tenacity ---------------------------------------------------------

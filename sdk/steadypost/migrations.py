@@ -122,9 +122,24 @@ _V2_HOSTS: tuple[str, ...] = (
     f"CREATE INDEX posts_finished ON posts (updated_at) WHERE state IN {_TERMINAL_SQL}",
 )
 
+_V3_FILE_IDENTITY_AND_WIRE: tuple[str, ...] = (
+    # The file's full identity: a file replaced by a rename has another inode, and every
+    # write moves the status-change time (which, unlike the mtime, cannot be set back).
+    "ALTER TABLE posts ADD COLUMN dev INTEGER",
+    "ALTER TABLE posts ADD COLUMN inode INTEGER",
+    "ALTER TABLE posts ADD COLUMN ctime_ns INTEGER",
+    # What the post put on the wire (intent, journaled before each request body), and the
+    # furthest byte of the current upload any request carried (NULL: unknown, e.g. older rows).
+    "ALTER TABLE posts ADD COLUMN bytes_sent INTEGER NOT NULL DEFAULT 0 CHECK (bytes_sent >= 0)",
+    "ALTER TABLE posts ADD COLUMN sent_to INTEGER CHECK (sent_to >= 0)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "posts and their append-only events", _V1_POSTS_AND_EVENTS),
     Migration(2, "per-host shared state (breaker, budgets) and scheduling indexes", _V2_HOSTS),
+    Migration(
+        3, "file identity (device, inode, ctime) and wire accounting", _V3_FILE_IDENTITY_AND_WIRE
+    ),
 )
 
 LATEST_VERSION: int = MIGRATIONS[-1].version

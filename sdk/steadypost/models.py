@@ -13,6 +13,8 @@ The post lifecycle (see ``DESIGN.md``)::
 from __future__ import annotations
 
 import enum
+import mimetypes
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -90,12 +92,70 @@ def _frozen(mapping: Mapping[str, str] | None) -> Mapping[str, str]:
 
 @dataclass(frozen=True)
 class FileIdentity:
-    """What a post remembers of its file, so a changed file is never resumed."""
+    """What a post remembers of its file, so a changed file is never resumed.
+
+    ``dev``, ``inode`` and ``ctime_ns`` are ``None`` where the OS does not
+    have them (``ctime_ns`` on Windows, where it is the creation time) and for
+    posts journaled by steadypost 0.1. The status-change time matters most:
+    every write to a file moves it, and unlike the mtime it cannot be set
+    back, so an in-place edit with its mtime restored is still seen. A file
+    replaced by a rename has another inode.
+    """
 
     size: int
     mtime_ns: int
     sha256: str | None = None
     """Hex digest; ``None`` until the file has been read once."""
+    dev: int | None = None
+    inode: int | None = None
+    ctime_ns: int | None = None
+
+    def differs_from(self, other: FileIdentity) -> str | None:
+        """What changed between two snapshots of a file (``None``: the same file).
+
+        Fields unknown on either side are not compared; the SHA-256 is not
+        compared (a snapshot has none).
+        """
+        if self.size != other.size:
+            return f"size {self.size} -> {other.size}"
+        if self.mtime_ns != other.mtime_ns:
+            return "its modification time changed"
+        for name, what in (("dev", "it is on another device"), ("inode", "it was replaced"),
+                           ("ctime_ns", "it was written to or its metadata changed")):  # fmt: skip
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine is not None and theirs is not None and mine != theirs:
+                return what
+        return None
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A snapshot of the file being uploaded (taken by the caller with ``os.stat``).
+
+    ``dev``, ``inode`` and ``ctime_ns`` are ``None`` where unknown (see
+    :class:`~steadypost.models.FileIdentity`).
+    """
+
+    path: str
+    size: int
+    mtime_ns: int
+    dev: int | None = None
+    inode: int | None = None
+    ctime_ns: int | None = None
+
+    @property
+    def identity(self) -> FileIdentity:
+        return FileIdentity(
+            self.size, self.mtime_ns, dev=self.dev, inode=self.inode, ctime_ns=self.ctime_ns
+        )
+
+    @property
+    def filename(self) -> str:
+        return os.path.basename(self.path)
+
+    @property
+    def filetype(self) -> str:
+        return mimetypes.guess_type(self.path)[0] or "application/octet-stream"
 
 
 @dataclass(frozen=True)
@@ -122,6 +182,11 @@ class Post:
     upload_expires_at: float | None = None
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     """Platform-specific state (e.g. TikTok's ``publish_id``), JSON-serialisable."""
+    bytes_sent: int = 0
+    """Request body bytes this post has put on the wire over all its runs (journaled as
+    intent before each request), bounded by ``RetryPolicy.wire_factor``."""
+    sent_to: int | None = None
+    """The furthest byte of the current upload any request carried (``None``: unknown)."""
 
 
 @dataclass(frozen=True)

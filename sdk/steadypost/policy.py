@@ -24,6 +24,8 @@ from .errors import (
     ConnectFailedError,
     ConnectionLostError,
     HostUnavailableError,
+    ProtocolError,
+    StalledError,
     StatusError,
     SteadypostError,
 )
@@ -36,6 +38,15 @@ DEFAULT_MAX_ATTEMPTS = 12
 DEFAULT_DEADLINE_S = 3600.0
 DEFAULT_RETRY_AFTER_CAP_S = 3600.0
 DEFAULT_CHECKSUM_RETRIES = 3
+DEFAULT_MIN_WAIT_S = 0.5
+DEFAULT_MAX_STALLS = 4
+DEFAULT_WIRE_FACTOR = 2.0
+#: Progress smaller than this (or the chunk, if smaller) does not start a new retry cycle.
+REAL_PROGRESS_BYTES = 1024 * 1024
+#: The most digits a number in a header may have (a byte count of 10**19 is nonsense).
+MAX_HEADER_DIGITS = 19
+#: A ``Retry-After`` beyond this is read as this (a policy caps it further).
+MAX_RETRY_AFTER_S = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,6 +59,15 @@ class RetryPolicy:
     ``deadline_s`` bounds the whole foreground upload; when it (or
     ``max_attempts``) runs out, a journaled post is left ``waiting`` for the
     daemon rather than lost. ``None`` disables the deadline.
+
+    Every failed attempt is followed by a wait of at least :attr:`floor_s`
+    (``min_wait_s``, or ``base_s`` if that is smaller), whatever the server
+    answered: an answer that does not move the upload forward (a ``204`` with
+    the same offset, one byte acknowledged) is a failed attempt too, and
+    ``max_stalls`` of those in a row end the upload with a
+    :class:`~steadypost.errors.ProtocolError`. ``wire_factor`` bounds
+    what one post may put on the wire over all its runs: ``wire_factor``
+    times the file's size plus one chunk (``None``: no bound).
     """
 
     base_s: float = DEFAULT_BASE_S
@@ -57,14 +77,28 @@ class RetryPolicy:
     retry_after_cap_s: float = DEFAULT_RETRY_AFTER_CAP_S
     checksum_retries: int = DEFAULT_CHECKSUM_RETRIES
     retry_statuses: frozenset[int] = field(default=DEFAULT_RETRY_STATUSES)
+    min_wait_s: float = DEFAULT_MIN_WAIT_S
+    max_stalls: int = DEFAULT_MAX_STALLS
+    wire_factor: float | None = DEFAULT_WIRE_FACTOR
 
     def __post_init__(self) -> None:
         if self.base_s <= 0 or self.cap_s < self.base_s:
             raise ValueError("RetryPolicy needs 0 < base_s <= cap_s")
+        if not self.min_wait_s >= 0:
+            raise ValueError("RetryPolicy.min_wait_s must be >= 0")
+        if self.max_stalls < 1:
+            raise ValueError("RetryPolicy.max_stalls must be at least 1")
+        if self.wire_factor is not None and not self.wire_factor >= 1:
+            raise ValueError("RetryPolicy.wire_factor must be at least 1 (or None)")
         if self.max_attempts < 1:
             raise ValueError("RetryPolicy.max_attempts must be at least 1")
         if self.checksum_retries < 0:
             raise ValueError("RetryPolicy.checksum_retries must be >= 0")
+
+    @property
+    def floor_s(self) -> float:
+        """The shortest wait after any failed attempt."""
+        return min(self.min_wait_s, self.base_s)
 
 
 def full_jitter(attempt: int, *, base_s: float, cap_s: float, rng: random.Random) -> float:
@@ -76,34 +110,66 @@ def full_jitter(attempt: int, *, base_s: float, cap_s: float, rng: random.Random
     return rng.uniform(0.0, ceiling)
 
 
+def is_ascii_number(text: str) -> bool:
+    """Whether ``text`` is 1 to :data:`MAX_HEADER_DIGITS` ASCII digits (``"²"`` is not)."""
+    return 0 < len(text) <= MAX_HEADER_DIGITS and text.isascii() and text.isdigit()
+
+
+def header_int(value: str | None, *, name: str, where: str) -> int:
+    """The non-negative integer in header ``name``, or a :class:`ProtocolError` naming it.
+
+    ASCII digits only, at most :data:`MAX_HEADER_DIGITS` of them: ``str.isdigit``
+    alone accepts ``"²"`` and other Unicode digits, which ``int()`` then refuses,
+    and a 5,000-digit value is nonsense, not a byte count. ``where`` names the
+    request in the message (``"HEAD https://..."``).
+    """
+    if value is None:
+        raise ProtocolError(f"{where}: the answer has no {name} header")
+    text = value.strip(" \t")
+    if not is_ascii_number(text):
+        shown = text if len(text) <= 40 else f"{text[:40]}... ({len(text)} characters)"
+        raise ProtocolError(f"{where}: {name} is not a number: {shown!r}")
+    return int(text)
+
+
 def parse_retry_after(value: str | None, *, now: float) -> float | None:
     """Seconds to wait from a ``Retry-After`` header, or ``None``.
 
     Accepts delta-seconds (``"120"``) and an HTTP-date
     (``"Wed, 21 Oct 2026 07:28:00 GMT"``), the latter relative to ``now``
-    (UTC epoch seconds). Garbage gives ``None``; a date in the past gives 0.
+    (UTC epoch seconds). Garbage gives ``None`` (the backoff applies instead:
+    a wait still comes); a date in the past gives 0; anything longer than
+    :data:`MAX_RETRY_AFTER_S` (400 nines, a date in the year 9999) is read as
+    that, and a policy caps it further. Never raises.
     """
     if value is None:
         return None
-    text = value.strip()
+    text = value.strip(" \t")
     if not text:
         return None
-    if text.isdigit():
-        return float(int(text))
+    if text.isascii() and text.isdigit():
+        return MAX_RETRY_AFTER_S if len(text) > 9 else min(float(text), MAX_RETRY_AFTER_S)
     try:
         when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - now
+    except (TypeError, ValueError, IndexError, OverflowError, OSError):
         return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - now)
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_S)
 
 
 def retry_wait(
     policy: RetryPolicy, attempt: int, *, retry_after: float | None, rng: random.Random
 ) -> float:
-    """The wait before retry number ``attempt``: jittered backoff or ``Retry-After``."""
-    wait = full_jitter(attempt, base_s=policy.base_s, cap_s=policy.cap_s, rng=rng)
+    """The wait before retry number ``attempt``: jittered backoff or ``Retry-After``.
+
+    Never less than ``policy.floor_s``: whatever the server answered, no
+    failed attempt is followed by another request at once.
+    """
+    wait = max(
+        policy.floor_s, full_jitter(attempt, base_s=policy.base_s, cap_s=policy.cap_s, rng=rng)
+    )
     if retry_after is not None:
         wait = max(wait, min(retry_after, policy.retry_after_cap_s))
     return wait
@@ -123,7 +189,7 @@ def is_transient(policy: RetryPolicy, exc: BaseException) -> bool:
     """
     if isinstance(exc, ChecksumMismatchError | HostUnavailableError):
         return False
-    if isinstance(exc, ConnectFailedError | ConnectionLostError):
+    if isinstance(exc, ConnectFailedError | ConnectionLostError | StalledError):
         return True
     if isinstance(exc, StatusError):
         return is_retryable_status(policy, exc.status)

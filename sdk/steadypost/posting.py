@@ -20,16 +20,21 @@ process's post is taken up again once its lease expires.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from ._fileio import OpenedFile
 from .digest import FileHasher
 from .errors import (
     FileProblemError,
     HostUnavailableError,
+    IllegalTransitionError,
+    InternalError,
     JournalError,
+    LeaseHeldError,
     Outcome,
     ProtocolError,
     RetriesExhaustedError,
@@ -38,6 +43,8 @@ from .errors import (
     UploadCancelledError,
 )
 from .events import (
+    BodyNotSent,
+    BodySending,
     OffsetAcknowledged,
     OffsetReported,
     PlatformState,
@@ -48,12 +55,13 @@ from .events import (
 from .files import snapshot_file
 from .flow import FileBody, Request, Response, Sleep
 from .journal import DEFAULT_LEASE_S, Journal
-from .models import Post, PostState
+from .models import LocalFile, Post, PostState
 from .platforms.base import CheckResult, CheckStatus
-from .platforms.tus import LocalFile, request_id
+from .platforms.tus import request_id
 from .policy import RetryPolicy, retry_wait
 
 T = TypeVar("T")
+log = logging.getLogger("steadypost")
 
 DEFAULT_VERIFY_WINDOW_S = (15 * 60.0, 30 * 60.0)
 DEFAULT_MAX_PROTOCOL_FAILURES = 5
@@ -210,28 +218,51 @@ class PostRun(EventRecorder):
         self._renewed_at = clock()
         self.hasher: FileHasher | None = None
         """The file's SHA-256 in the making, once the upload has begun."""
+        self.file: OpenedFile | None = None
+        """The file, opened once for this run (every byte sent and hashed is read from it)."""
 
     # -- before the upload --
 
-    def local_file(self) -> LocalFile:
-        """The file as it is now; a changed file fails the post or starts it over."""
+    def open_file(self) -> LocalFile:
+        """Open the file for this run; a changed file fails the post or starts it over.
+
+        The snapshot is compared with the journaled identity (size, mtime, and
+        device, inode and status-change time where both are known); the file
+        is then opened once, and that descriptor is checked against the
+        snapshot, so a file swapped in between is caught too.
+        """
         file = snapshot_file(self.post.path)
         known = self.post.identity
-        if (file.size, file.mtime_ns) == (known.size, known.mtime_ns):
-            return file
-        if not self.options.restart_if_changed:
-            raise FileProblemError(
-                f"{file.path} changed since its post began (size {known.size} -> {file.size}); "
-                "it is never resumed into the old upload. Post it again, or pass "
-                "restart_if_changed=True to start over"
-            )
-        self.post = self.journal.transition(
-            self.post.post_id, PostState.UPLOADING, owner=self.owner,
-            upload_url=None, offset=0, sha256=None, size=file.size, mtime_ns=file.mtime_ns,
-            event={"note": "the file changed: starting over from byte 0"},
-        )  # fmt: skip
-        self.upload_url, self.offset = None, 0
+        change = known.differs_from(file.identity)
+        if change is not None:
+            if not self.options.restart_if_changed:
+                raise FileProblemError(
+                    f"{file.path} changed since its post began ({change}); it is never "
+                    "resumed into the old upload. Post it again, or pass "
+                    "restart_if_changed=True to start over"
+                )
+            self.post = self.journal.transition(
+                self.post.post_id, PostState.UPLOADING, owner=self.owner,
+                upload_url=None, offset=0, sha256=None, size=file.size, mtime_ns=file.mtime_ns,
+                dev=file.dev, inode=file.inode, ctime_ns=file.ctime_ns, sent_to=0,
+                event={"note": f"the file changed ({change}): starting over from byte 0"},
+            )  # fmt: skip
+            self.upload_url, self.offset = None, 0
+        elif known.inode is None and file.inode is not None:  # journaled by steadypost 0.1
+            self.post = self.journal.checkpoint(
+                self.post.post_id, owner=self.owner, dev=file.dev, inode=file.inode,
+                ctime_ns=file.ctime_ns, lease_s=self.options.lease_s,
+            )  # fmt: skip
+        self.file = OpenedFile(file.path, file.identity)
         return file
+
+    def close_file(self) -> None:
+        """Let go of this run's file (the hasher thread keeps its own hold until it ends)."""
+        if self.hasher is not None:
+            self.hasher.stop()
+        file, self.file = self.file, None
+        if file is not None:
+            file.release()
 
     # -- while it runs (the driver's observer) --
 
@@ -256,7 +287,20 @@ class PostRun(EventRecorder):
 
     def on_event(self, event: object) -> None:
         post_id, owner = self.post.post_id, self.owner
-        if isinstance(event, UploadCreated):
+        if isinstance(event, BodySending):
+            # Intent, before the request: what the post put on the wire, and how far.
+            fields: dict[str, Any] = {"bytes_sent": self.post.bytes_sent + event.end - event.start}
+            if event.upload_url is not None and event.upload_url == self.upload_url:
+                fields["sent_to"] = max(self.post.sent_to or 0, event.end)
+            self.post = self.journal.checkpoint(
+                post_id, owner=owner, lease_s=self.options.lease_s, **fields
+            )
+        elif isinstance(event, BodyNotSent):
+            self.post = self.journal.checkpoint(
+                post_id, owner=owner, lease_s=self.options.lease_s,
+                bytes_sent=max(0, self.post.bytes_sent - event.length),
+            )  # fmt: skip
+        elif isinstance(event, UploadCreated):
             self.upload_url, self.offset, self.last_byte_sent = (
                 event.upload_url,
                 event.offset,
@@ -265,7 +309,8 @@ class PostRun(EventRecorder):
             extra = {"extra": {**self.post.extra, **event.extra}} if event.extra else {}
             self.post = self.journal.checkpoint(
                 post_id, owner=owner, upload_url=event.upload_url, offset=event.offset,
-                upload_expires_at=event.expires_at, lease_s=self.options.lease_s, **extra,
+                upload_expires_at=event.expires_at, sent_to=event.sent_to,
+                lease_s=self.options.lease_s, **extra,
             )  # fmt: skip
         elif isinstance(event, PlatformState):
             self.post = self.journal.checkpoint(
@@ -290,7 +335,7 @@ class PostRun(EventRecorder):
             )
 
     def on_body(self, body: FileBody, position: int) -> None:
-        if position >= body.expect_size:
+        if position >= body.file.size:
             self.last_byte_sent = True
         self._renew()
 
@@ -321,10 +366,24 @@ class PostRun(EventRecorder):
         )
 
     def _end(self, to: PostState, **fields: Any) -> Post:
-        """Leave ``uploading``; an unconfirmed post remembers since when."""
+        """Leave ``uploading``; an unconfirmed post remembers since when.
+
+        If the post was cancelled (or taken over by another worker) while this
+        run went on, that stands: the run's outcome is dropped quietly.
+        """
         if to is PostState.UNCONFIRMED:
             fields["extra"] = {**self.post.extra, "unconfirmed_since": self.clock(), "checks": 0}
-        self.post = self.journal.transition(self.post.post_id, to, owner=self.owner, **fields)
+        try:
+            self.post = self.journal.transition(self.post.post_id, to, owner=self.owner, **fields)
+        except (IllegalTransitionError, LeaseHeldError):
+            return self.lost()
+        return self.post
+
+    def lost(self) -> Post:
+        """The post as the journal has it, after another hand moved it (a cancel, a takeover)."""
+        self.post = self.journal.inner.get(self.post.post_id)
+        log.info("post %s is %s now: this run's result is not recorded", self.post.post_id,
+                 self.post.state.value)  # fmt: skip
         return self.post
 
     def first_check_at(self, now: float) -> float:
@@ -382,7 +441,8 @@ class PostRun(EventRecorder):
             return PostState.WAITING, now
         if isinstance(exc, FileProblemError):
             return PostState.FAILED, None
-        if isinstance(exc, ProtocolError) and attempts >= self.options.max_protocol_failures:
+        if isinstance(exc, ProtocolError | InternalError) and (
+                attempts >= self.options.max_protocol_failures):  # fmt: skip
             return PostState.FAILED, None
         if exc.outcome is Outcome.REJECTED and not isinstance(exc, ProtocolError):
             return PostState.FAILED, None
@@ -400,8 +460,11 @@ class PostRun(EventRecorder):
 
     def interrupted(self, why: str) -> Post:
         """The run was stopped from outside (Ctrl-C, task cancelled): resumable at once."""
-        self.post = self.journal.release(
-            self.post.post_id, owner=self.owner, to=PostState.WAITING,
-            next_attempt_at=self.clock(), last_error=why,
-        )  # fmt: skip
+        try:
+            self.post = self.journal.release(
+                self.post.post_id, owner=self.owner, to=PostState.WAITING,
+                next_attempt_at=self.clock(), last_error=why,
+            )  # fmt: skip
+        except (IllegalTransitionError, LeaseHeldError):
+            return self.lost()
         return self.post

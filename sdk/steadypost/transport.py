@@ -14,7 +14,6 @@ File bodies are streamed from disk in ``block_size`` pieces with an explicit
 from __future__ import annotations
 
 import hashlib
-import os
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import MappingProxyType
@@ -22,12 +21,11 @@ from typing import Generic, TypeVar
 
 import httpx
 
-from ._fileio import open_unchanged
+from ._fileio import OpenedFile
 from .errors import (
     CertificateError,
     ConnectFailedError,
     ConnectionLostError,
-    FileProblemError,
     SteadypostError,
     TransportError,
 )
@@ -81,54 +79,49 @@ def to_httpx_timeout(timeouts: Timeouts, read_override: float | None = None) -> 
     )
 
 
-class _FileReader:
-    """Reads a :class:`FileBody` block by block, checking the file did not change."""
-
-    def __init__(self, body: FileBody, block_size: int) -> None:
-        self.body = body
-        self.block_size = block_size
-
-    def open(self) -> int:
-        b = self.body
-        return open_unchanged(b.path, b.expect_size, b.expect_mtime_ns)
-
-    def blocks(self, fd: int) -> Iterator[bytes]:
-        b = self.body
-        position, end = b.offset, b.offset + b.length
-        while position < end:
-            data = os.pread(fd, min(self.block_size, end - position), position)
-            if not data:
-                raise FileProblemError(f"{b.path} became shorter while it was being uploaded")
-            position += len(data)
-            yield data
-
-    def digest(self, algorithm: str) -> bytes:
-        fd = self.open()
-        try:
-            h = hashlib.new(algorithm)
-            for block in self.blocks(fd):
-                h.update(block)
-            return h.digest()
-        finally:
-            os.close(fd)
+def _reader(body: FileBody, file: OpenedFile | None) -> OpenedFile:
+    """The run's open file for ``body`` (or one opened for it alone); the caller releases it."""
+    if file is not None and file.path == body.file.path:
+        return file.acquire()
+    return OpenedFile(body.file.path, body.file.identity)
 
 
-def digest_body(body: FileBody, algorithm: str, block_size: int = DEFAULT_BLOCK_SIZE) -> bytes:
-    """The raw digest of a file body (for ``Upload-Checksum``)."""
-    return _FileReader(body, block_size).digest(algorithm)
+def _blocks(body: FileBody, file: OpenedFile, block_size: int) -> Iterator[bytes]:
+    """``body``'s bytes from ``file``, ``block_size`` at a time, after checking the file."""
+    file.check("while it was uploaded")
+    position, end = body.offset, body.end
+    while position < end:
+        data = file.read(min(block_size, end - position), position)
+        position += len(data)
+        yield data
+
+
+def digest_body(
+    body: FileBody, algorithm: str, file: OpenedFile | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> bytes:  # fmt: skip
+    """The raw digest of a file body (for ``Upload-Checksum``), read from ``file`` if given."""
+    reader = _reader(body, file)
+    try:
+        h = hashlib.new(algorithm)
+        for block in _blocks(body, reader, block_size):
+            h.update(block)
+        return h.digest()
+    finally:
+        reader.release()
 
 
 def _iter_file(
     body: FileBody,
+    file: OpenedFile | None,
     block_size: int,
     on_body: BodyProgress | None,
     check_cancelled: Callable[[], None] | None,
 ) -> Iterator[bytes]:
-    reader = _FileReader(body, block_size)
-    fd = reader.open()
+    reader = _reader(body, file)
     try:
         position = body.offset
-        for block in reader.blocks(fd):
+        for block in _blocks(body, reader, block_size):
             if check_cancelled is not None:
                 check_cancelled()
             yield block
@@ -136,7 +129,7 @@ def _iter_file(
             if on_body is not None:
                 on_body(body, position)
     finally:
-        os.close(fd)
+        reader.release()
 
 
 class _Kept:
@@ -192,15 +185,18 @@ class _Http(Generic[C]):
         block_size: int = DEFAULT_BLOCK_SIZE,
         on_body: BodyProgress | None = None,
         check_cancelled: Callable[[], None] | None = None,
+        file: OpenedFile | None = None,
     ) -> None:
         self.client: C = client
+        self.file = file
+        """The run's open video file: every body of its file is read from it."""
         self.timeouts = timeouts
         self.block_size = block_size
         self.on_body = on_body
         self.check_cancelled = check_cancelled
 
     def _blocks(self, body: FileBody) -> Iterator[bytes]:
-        return _iter_file(body, self.block_size, self.on_body, self.check_cancelled)
+        return _iter_file(body, self.file, self.block_size, self.on_body, self.check_cancelled)
 
 
 class SyncHttp(_Http[httpx.Client]):

@@ -22,6 +22,7 @@ from .errors import (
     AuthorizationError,
     HostUnavailableError,
     IllegalTransitionError,
+    InternalError,
     JournalError,
     LeaseHeldError,
     Outcome,
@@ -32,13 +33,13 @@ from .files import snapshot_file
 from .flow import FileSha256, Flow, RetryContext, with_retries
 from .hosts import HostGuard, HostRegistry, default_registry
 from .journal import Journal, make_owner
-from .models import FileIdentity, Post, PostState, Timeouts, UploadResult
+from .models import LocalFile, Post, PostState, Timeouts, UploadResult
 from .observers import RunObserver
 from .paths import default_journal_path
 from .platforms.base import CheckResult, Platform, PlatformUpload, TokenRequest, UploadJob
 from .platforms.common import HeaderPolicy
 from .platforms.registry import platform_for
-from .platforms.tus import DEFAULT_CHUNK_SIZE, LocalFile, ServerInfo, TusOptions, TusUpload
+from .platforms.tus import DEFAULT_CHUNK_SIZE, ServerInfo, TusOptions, TusUpload
 from .policy import RetryPolicy, is_transient
 from .posting import EventRecorder, PostOptions, PostRun
 from .ratelimit import SharedRateLimiter
@@ -243,7 +244,7 @@ class UploaderCore:
         extra = {"platform": dict(platform.config())} if platform is not None else None
         return self.journal.add(
             path=file.path, endpoint=endpoint, platform=name,
-            identity=FileIdentity(file.size, file.mtime_ns), metadata=dict(metadata or {}),
+            identity=file.identity, metadata=dict(metadata or {}),
             post_id=post_id, extra=extra,
         )  # fmt: skip
 
@@ -268,7 +269,7 @@ class UploaderCore:
         if refusal is not None:  # waits for its host, without hashing the file first
             return run.deferred(refusal)
         try:
-            file = run.local_file()
+            file = run.open_file()
         except SteadypostError as exc:
             if isinstance(exc, JournalError):
                 raise
@@ -282,11 +283,34 @@ class UploaderCore:
         try:
             upload = self._platform(post).begin(job)
         except SteadypostError as exc:
+            run.close_file()
             if isinstance(exc, JournalError):
                 raise
             return run.failed(exc)
-        run.hasher = FileHasher.start(file.path, file.size, file.mtime_ns)
+        assert run.file is not None
+        run.hasher = FileHasher.start(run.file)
         return upload
+
+    def _run_ended(self, run: PostRun, exc: BaseException) -> Post:
+        """What an exception out of a post's run means; re-raises what the caller must see.
+
+        * the post was cancelled or taken over meanwhile: that stands, quietly;
+        * a bug (an exception that is not a :class:`SteadypostError`): the post
+          waits with backoff like after any failed attempt, and fails after a
+          few such runs; it is never put back due at once;
+        * anything else (Ctrl-C, a cancelled task, the journal failing): the post
+          is released, due again at once, and the exception goes on.
+        """
+        if isinstance(exc, IllegalTransitionError | LeaseHeldError):
+            return run.lost()
+        if isinstance(exc, Exception) and not isinstance(exc, SteadypostError):
+            log.error("post %s: unexpected %s", run.post.post_id, type(exc).__name__,
+                      exc_info=exc)  # fmt: skip
+            error = InternalError(f"steadypost failed unexpectedly: {type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            return run.failed(error)
+        run.interrupted("interrupted")
+        raise exc
 
     @staticmethod
     def _hashed(flow: Flow[UploadResult], hasher: FileHasher) -> Flow[UploadResult]:

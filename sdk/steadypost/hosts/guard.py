@@ -217,14 +217,20 @@ class HostGuard:
         return None if admission.allowed else self._refusal(origin, admission)
 
     def record(
-        self, origin: str, response: Response | None, error: BaseException | None, now: float
-    ) -> None:
-        """Account for one exchange with ``origin``: the budget, the breaker, ``Retry-After``."""
+        self, origin: str, response: Response | None, error: BaseException | None, now: float,
+        *, failed: bool | None = None,
+    ) -> None:  # fmt: skip
+        """Account for one exchange with ``origin``: the budget, the breaker, ``Retry-After``.
+
+        ``failed=True`` counts an answer as a failure whatever its status (the
+        flow found that it moved nothing forward).
+        """
         origin = origin_of(origin)
         retry_after: float | None = None
         timeout = False
+        judged = failed
         if response is not None:
-            failed = response.status in self.registry.options.failure_statuses
+            failed = judged or response.status in self.registry.options.failure_statuses
             if response.status >= 400:
                 retry_after = parse_retry_after(response.header("retry-after"), now=now)
                 if retry_after is not None and self.retry_after_cap_s is not None:
@@ -233,6 +239,7 @@ class HostGuard:
             failed, timeout = True, isinstance(error, ConnectionLostError)
         else:
             return  # a local problem (the file, a cancel): says nothing about the host
+        assert failed is not None
         bucket = self.registry._bucket(origin)
         with self.registry._lock:
             if failed:

@@ -29,8 +29,8 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from ..flow import Flow, RetryContext
-from ..models import Post, UploadResult
-from .tus import LocalFile, ServerInfo
+from ..models import LocalFile, Post, UploadResult
+from .tus import ServerInfo
 
 
 class CheckStatus(str, enum.Enum):

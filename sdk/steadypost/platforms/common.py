@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from ..errors import ProtocolError
 from ..flow import Request, Response, make_headers
@@ -29,6 +29,26 @@ def origin_of(url: str) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"{scheme}://{host}:{port or _DEFAULT_PORTS.get(scheme, 0)}"
+
+
+def resolve_url(base: str, location: str, *, what: str) -> str:
+    """A URL a server handed out (a ``Location``), made absolute against ``base``.
+
+    Userinfo (``http://user:pass@host/...``) is dropped: a server's password
+    is never sent (httpx would turn it into Basic auth) nor journaled. Only
+    ``http`` and ``https`` URLs with a host are accepted; anything else is a
+    :class:`ProtocolError` naming ``what``.
+    """
+    text = location.strip()
+    try:
+        parts = urlsplit(urljoin(base, text))
+        parts.port  # noqa: B018 (raises ValueError for a bad port)
+    except ValueError:
+        raise ProtocolError(f"{what} is not a usable URL: {text[:200]!r}") from None
+    if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname:
+        raise ProtocolError(f"{what} is not an http(s) URL: {text[:200]!r}")
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 @dataclass(frozen=True)

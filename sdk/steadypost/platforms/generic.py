@@ -21,6 +21,7 @@ from types import MappingProxyType
 from ..errors import JournalError, Outcome, ProtocolError
 from ..flow import Flow, Request, Response
 from ..models import Post
+from ..policy import header_int
 from .base import CheckResult, CheckStatus, Platform, PlatformUpload, UploadJob
 from .common import HeaderPolicy, json_object
 from .tus import TUS_VERSION, TusOptions, TusUpload, status_error
@@ -58,7 +59,7 @@ class TusPlatform:
         return TusUpload(
             post.endpoint, job.file, options, job.retry, info=job.server_info,
             upload_url=post.upload_url, known_offset=post.offset if post.upload_url else 0,
-            expires_at=post.upload_expires_at,
+            expires_at=post.upload_expires_at, sent_to=post.sent_to, bytes_sent=post.bytes_sent,
         )  # fmt: skip
 
     def cancel(self, post: Post) -> Flow[None] | None:
@@ -78,20 +79,23 @@ class TusPlatform:
         url = post.upload_url
         if not url:
             return _nothing_uploaded()
-        return self._head(url, post.identity.size)
+        return self._head(url, post.identity.size, post.sent_to)
 
-    def _head(self, url: str, size: int) -> Flow[CheckResult]:
+    def _head(self, url: str, size: int, sent_to: int | None) -> Flow[CheckResult]:
         req = Request("HEAD", url, self.auth.for_url(url, ("Tus-Resumable", TUS_VERSION)))
         resp: Response = yield req
         if resp.status in (404, 410):
             return CheckResult(CheckStatus.NOT_PROCESSED, f"the upload is gone ({resp.status})")
         if resp.status not in (200, 204):
             raise status_error(req, resp, now=self.clock(), what="checking the upload failed")
-        offset = (resp.header("upload-offset") or "").strip()
-        if not offset.isdigit():
-            raise ProtocolError(f"HEAD {url}: no usable Upload-Offset in the answer")
-        detail = {"offset": int(offset), "length": size}
-        if int(offset) == size:
+        offset = header_int(resp.header("upload-offset"), name="Upload-Offset", where=f"HEAD {url}")
+        if offset > size or (sent_to is not None and offset > sent_to):
+            sent = "" if sent_to is None else f" ({sent_to} were ever sent to it)"
+            raise ProtocolError(
+                f"HEAD {url}: the server claims {offset} bytes of a {size}-byte file{sent}"
+            )
+        detail = {"offset": offset, "length": size}
+        if offset == size:
             return CheckResult(CheckStatus.PROCESSED, "the server holds every byte", detail=detail)
         return CheckResult(
             CheckStatus.NOT_PROCESSED, f"the server holds {offset} of {size} bytes", detail=detail

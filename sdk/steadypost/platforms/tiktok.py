@@ -45,11 +45,25 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
-from ..errors import Outcome, SteadypostError, UploadGoneError
-from ..events import OffsetAcknowledged, PlatformState, UploadCreated, UploadRestarted
-from ..flow import Emit, FileBody, Flow, Request, Response, with_retries
+from ..errors import (
+    CertificateError,
+    ConnectFailedError,
+    HostUnavailableError,
+    Outcome,
+    SteadypostError,
+    UploadGoneError,
+)
+from ..events import (
+    BodyNotSent,
+    BodySending,
+    OffsetAcknowledged,
+    PlatformState,
+    UploadCreated,
+    UploadRestarted,
+)
+from ..flow import Emit, FileBody, Flow, Request, Response, Sleep, WireMeter, with_retries
 from ..models import Post, UploadResult
-from ..policy import is_transient
+from ..policy import is_transient, retry_wait
 from .base import CheckResult, CheckStatus, PlatformUpload, UploadJob
 from .common import HeaderPolicy
 from .tiktok_api import (
@@ -62,7 +76,7 @@ from .tiktok_api import (
     status_result,
 )
 from .tiktok_chunks import Chunk, ChunkPlan, choose_chunk_size, content_type_for, plan_chunks
-from .tus import status_error
+from .tus import NOT_PROCESSED_STATUSES, status_error
 
 TIKTOK_API = API_BASE
 Mode = Literal["direct", "inbox"]
@@ -222,6 +236,10 @@ class TikTokUpload:
         self.upload_url: str | None = None
         self.expires_at: float | None = None
         self.acknowledged = 0
+        # Every byte this post puts on the wire, over all its runs, against its bound.
+        self.wire = WireMeter.for_file(self.retry.policy, self.file.size,
+                                       choose_chunk_size(self.file.size, self.preferred_chunk),
+                                       spent=job.post.bytes_sent)  # fmt: skip
         state = job.post.extra.get("tiktok") or {}
         plan = _journaled_plan(state, self.file.size)
         url = job.post.upload_url
@@ -259,6 +277,9 @@ class TikTokUpload:
                     raise
                 yield Emit(UploadRestarted(self.upload_url, str(exc)))
                 self._forget()
+                # Its answer said "gone": a failed attempt too, so a wait comes first.
+                wait = retry_wait(self.retry.policy, restarts, retry_after=None, rng=self.retry.rng)
+                yield Sleep(wait, "TikTok's upload is gone: starting a new one")
 
     def _result(self) -> UploadResult:
         assert self.upload_url is not None
@@ -357,12 +378,20 @@ class TikTokUpload:
                 "rather than sending into it"
             )
         f = self.file
-        body = FileBody(f.path, chunk.first, chunk.length, f.size, f.mtime_ns)
+        body = FileBody(f, chunk.first, chunk.length)
+        self.wire.spend(chunk.length, what=f"sending chunk {chunk.index + 1} of {f.path}")
+        yield Emit(BodySending(url, body.offset, body.end))
         headers = self.api.auth.for_url(
             url, ("Content-Type", content_type), ("Content-Range", chunk.content_range(f.size))
         )
         req = Request("PUT", url, headers, body)
-        resp: Response = yield req
+        try:
+            resp: Response = yield req
+        except (ConnectFailedError, CertificateError, HostUnavailableError):
+            yield from self._uncount(chunk)  # nothing of it left
+            raise
+        if resp.status in NOT_PROCESSED_STATUSES:
+            yield from self._uncount(chunk)  # refused as busy: spaced by the breaker instead
         if 200 <= resp.status < 300:
             return
         if resp.status in (404, 410):
@@ -370,6 +399,12 @@ class TikTokUpload:
         assert self.plan is not None
         what = f"sending chunk {chunk.index + 1} of {self.plan.total_chunk_count} failed"
         raise status_error(req, resp, now=self.retry.clock(), what=what)
+
+
+    def _uncount(self, chunk: Chunk) -> Flow[None]:
+        """A chunk TikTok never took is not counted against the wire bound (see TusUpload)."""
+        self.wire.refund(chunk.length)
+        yield Emit(BodyNotSent(chunk.length))
 
 
 def _journaled_plan(state: Mapping[str, Any], size: int) -> ChunkPlan | None:

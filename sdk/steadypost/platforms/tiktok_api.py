@@ -30,15 +30,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
-
-import httpx
+from urllib.parse import urlsplit
 
 from ..errors import AuthorizationError, Outcome, PlatformError, ProtocolError, SteadypostError
 from ..flow import Acquire, Flow, Request, Response, Sleep
 from ..models import Post
-from ..policy import parse_retry_after
+from ..policy import is_ascii_number, parse_retry_after
 from .base import CheckResult, CheckStatus
-from .common import HeaderPolicy, json_object
+from .common import HeaderPolicy, json_object, resolve_url
 from .tus import status_error
 
 API_BASE = "https://open.tiktokapis.com"
@@ -191,7 +190,7 @@ class TikTokApi:
         self.auth = auth
         self.clock = clock
         self.wait_s = wait_s
-        self.host = httpx.URL(self.base).host
+        self.host = urlsplit(self.base).hostname or self.base
 
     def _rate_key(self) -> str:
         key = token_key(self.auth)
@@ -254,6 +253,7 @@ class TikTokApi:
             raise ProtocolError(f"TikTok's init answer has no usable publish_id: {publish_id!r}")
         if not isinstance(upload_url, str) or not upload_url.startswith(("https://", "http://")):
             raise ProtocolError("TikTok's init answer has no upload_url")
+        upload_url = resolve_url(self.base, upload_url, what="TikTok's upload_url")
         return publish_id, upload_url, sent_at
 
     def status(self, publish_id: str) -> Flow[dict[str, Any]]:
@@ -281,6 +281,6 @@ def post_info(post: Post, privacy_level: str) -> dict[str, Any]:
         if key in meta:
             info[key] = meta[key].strip().lower() in ("1", "true", "yes")
     cover = meta.get("video_cover_timestamp_ms", "").strip()
-    if cover.isdigit():
+    if is_ascii_number(cover):
         info["video_cover_timestamp_ms"] = int(cover)
     return info

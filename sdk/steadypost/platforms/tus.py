@@ -21,22 +21,26 @@ from __future__ import annotations
 
 import base64
 import email.utils
-import mimetypes
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from types import MappingProxyType
 
-import httpx
-
 from ..errors import (
+    CertificateError,
     ChecksumMismatchError,
+    ConnectFailedError,
+    HostUnavailableError,
     Outcome,
     ProtocolError,
+    StalledError,
     StatusError,
     UploadGoneError,
+    UploadStalledError,
 )
 from ..events import (
+    BodyNotSent,
+    BodySending,
     OffsetAcknowledged,
     OffsetReported,
     ServerDiscovered,
@@ -49,14 +53,17 @@ from ..flow import (
     Emit,
     FileBody,
     Flow,
+    NoProgress,
     Request,
     Response,
     RetryContext,
+    Sleep,
+    WireMeter,
     with_retries,
 )
-from ..models import UploadResult
-from ..policy import is_transient, parse_retry_after
-from .common import HeaderPolicy
+from ..models import LocalFile, UploadResult
+from ..policy import REAL_PROGRESS_BYTES, header_int, is_transient, parse_retry_after, retry_wait
+from .common import HeaderPolicy, resolve_url
 
 TUS_VERSION = "1.0.0"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
@@ -99,23 +106,6 @@ class ServerInfo:
             if name in self.checksum_algorithms:
                 return name
         return None
-
-
-@dataclass(frozen=True)
-class LocalFile:
-    """A snapshot of the file being uploaded (taken by the caller with ``os.stat``)."""
-
-    path: str
-    size: int
-    mtime_ns: int
-
-    @property
-    def filename(self) -> str:
-        return os.path.basename(self.path)
-
-    @property
-    def filetype(self) -> str:
-        return mimetypes.guess_type(self.path)[0] or "application/octet-stream"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -186,22 +176,13 @@ def status_error(request: Request, response: Response, *, now: float, what: str)
     )
 
 
-def _parse_int_header(response: Response, name: str, request: Request) -> int:
-    raw = response.header(name)
-    if raw is None:
-        raise ProtocolError(f"{request.method} {request.url}: the answer has no {name} header")
-    raw = raw.strip()
-    if not raw.isdigit():
-        raise ProtocolError(f"{request.method} {request.url}: {name} is not a number: {raw!r}")
-    return int(raw)
-
-
 def _http_date(raw: str | None) -> float | None:
     if not raw:
         return None
     try:
-        return email.utils.parsedate_to_datetime(raw).timestamp()
-    except (TypeError, ValueError, IndexError):
+        when = email.utils.parsedate_to_datetime(raw)
+        return None if when.tzinfo is None else when.timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError, OSError):
         return None
 
 
@@ -219,7 +200,24 @@ def parse_expires(response: Response, *, now: float) -> float | None:
     return expires if server_now is None else now + (expires - server_now)
 
 
+def _where(request: Request) -> str:
+    return f"{request.method} {request.url}"
+
+
 # --- the flow -----------------------------------------------------------------------
+
+
+@dataclass
+class _Sending:
+    """What ``_send_all`` knows between attempts (one retry cycle per real progress)."""
+
+    offset: int | None
+    """The server's offset as last answered; ``None``: ask it with HEAD first."""
+    checksum_failures: int = 0
+    conflicts: int = 0
+
+    def progressed(self) -> None:
+        self.checksum_failures = self.conflicts = 0
 
 
 class TusUpload:
@@ -229,6 +227,18 @@ class TusUpload:
     ``known_offset`` (from the journal) resume an earlier upload: the offset is
     then asked of the server with HEAD, and a server offset lower than
     ``known_offset`` (bytes it had acknowledged) is a protocol error.
+
+    The flow keeps one promise whatever the server answers: **no request
+    without progress unless a wait came first.** Progress is real only when
+    the server's offset moved by at least ``min(chunk, 1 MiB)`` since the
+    current retry cycle began, or reached the end of the file; any other
+    answer (an error, a ``204`` with the same offset, one byte acknowledged)
+    is a failed attempt of the same cycle: a jittered wait of at least
+    ``RetryPolicy.min_wait_s`` follows, the host's guard counts it, and the
+    cycle's attempts run out. ``wire`` bounds the bytes the post sends over
+    all its runs; ``sent_to`` is the furthest byte of ``upload_url`` any
+    request carried (``None``: unknown, e.g. an upload begun by another
+    client): a server claiming more than that is a :class:`ProtocolError`.
     """
 
     def __init__(
@@ -242,6 +252,8 @@ class TusUpload:
         upload_url: str | None = None,
         known_offset: int = 0,
         expires_at: float | None = None,
+        sent_to: int | None = None,
+        bytes_sent: int = 0,
     ) -> None:
         self.endpoint = endpoint
         self.file = file
@@ -250,25 +262,57 @@ class TusUpload:
         self.info = info
         self.upload_url = upload_url
         self.acknowledged = known_offset if upload_url else 0
+        self.sent_to: int | None = (
+            max(sent_to, self.acknowledged) if upload_url and sent_to is not None
+            else None if upload_url else 0
+        )  # fmt: skip
         self.expires_at = expires_at
         self.auth = HeaderPolicy.for_endpoint(endpoint, options.headers, options.allowed_origins)
+        self.wire = WireMeter.for_file(
+            retry.policy, file.size, options.chunk_size, spent=bytes_sent
+        )
+        self.stalls = 0
+        """Answers in a row that said yes without moving the upload forward."""
 
     # -- requests --
 
     def _headers(self, url: str, *extra: tuple[str, str]) -> tuple[tuple[str, str], ...]:
         return self.auth.for_url(url, ("Tus-Resumable", TUS_VERSION), *extra)
 
-    def _body(self, offset: int, length: int) -> FileBody:
-        f = self.file
-        return FileBody(f.path, offset, length, f.size, f.mtime_ns)
+    def _body(self, url: str | None, offset: int, length: int) -> Flow[FileBody]:
+        """The body of ``length`` bytes from ``offset``: counted and journaled before it goes."""
+        body = FileBody(self.file, offset, length)
+        self.wire.spend(length, what=f"sending bytes {offset}-{body.end - 1} of {self.file.path}")
+        yield Emit(BodySending(url, offset, body.end))
+        if url is not None and self.sent_to is not None:
+            self.sent_to = max(self.sent_to, body.end)
+        return body
 
     def _exchange(self, request: Request) -> Flow[Response]:
-        response: Response = yield request
+        try:
+            response: Response = yield request
+        except (ConnectFailedError, CertificateError, HostUnavailableError):
+            yield from self._uncount(request)  # nothing of it left
+            raise
+        if response.status in NOT_PROCESSED_STATUSES:
+            yield from self._uncount(request)  # refused as busy: spaced by the breaker instead
         expires = parse_expires(response, now=self.retry.clock())
         if expires is not None and self.upload_url and expires != self.expires_at:
             self.expires_at = expires
             yield Emit(UploadExpiresChanged(self.upload_url, expires))
         return response
+
+    def _uncount(self, request: Request) -> Flow[None]:
+        """A body the server never took: not counted against the wire bound.
+
+        Nothing left (no connection, the host's guard held it), or the server
+        refused it as busy (408/423/425/429/503: it did not act on it). Those
+        are limited in time by the backoff, the retry budget and the breaker;
+        every other body counts, whatever became of it.
+        """
+        if isinstance(request.body, FileBody):
+            self.wire.refund(request.body.length)
+            yield Emit(BodyNotSent(request.body.length))
 
     # -- protocol steps --
 
@@ -286,16 +330,21 @@ class TusUpload:
         versions = listed("tus-version") or (TUS_VERSION,)
         if TUS_VERSION not in versions:
             raise ProtocolError(f"{self.endpoint} speaks tus {', '.join(versions)}, not 1.0.0")
-        raw_max = (resp.header("tus-max-size") or "").strip()
+        raw_max = resp.header("tus-max-size")
         return ServerInfo(
             versions=versions,
             extensions=frozenset(listed("tus-extension")),
-            max_size=int(raw_max) if raw_max.isdigit() else None,
+            max_size=None if raw_max is None or not raw_max.strip()
+            else header_int(raw_max, name="Tus-Max-Size", where=_where(req)),
             checksum_algorithms=frozenset(a.lower() for a in listed("tus-checksum-algorithm")),
-        )
+        )  # fmt: skip
 
-    def create(self, info: ServerInfo) -> Flow[tuple[str, int | None]]:
-        """``POST``: a new upload resource; returns its URL and the offset if data went along."""
+    def create(self, info: ServerInfo) -> Flow[tuple[str, int | None, int]]:
+        """``POST``: a new upload resource.
+
+        Returns its URL, the offset if data went along (``None``: ask with HEAD),
+        and how many bytes the request carried.
+        """
         size = self.file.size
         meta = {"filename": self.file.filename, "filetype": self.file.filetype}
         meta.update(self.options.metadata)
@@ -306,24 +355,25 @@ class TusUpload:
         first = min(size, self.options.chunk_size, self.options.creation_with_upload_max)
         with_data = info.supports("creation-with-upload") and first > 0
         if with_data:
-            body = self._body(0, first)
+            body = yield from self._body(None, 0, first)
             extra.append(("Content-Type", OFFSET_CONTENT_TYPE))
         req = Request("POST", self.endpoint, self._headers(self.endpoint, *extra), body)
-        resp: Response = yield req
+        resp = yield from self._exchange(req)
         if resp.status != 201:
             raise status_error(req, resp, now=self.retry.clock(), what="creating the upload failed")
         location = resp.header("location")
-        if not location:
+        if not location or not location.strip():
             raise ProtocolError(f"POST {self.endpoint} answered 201 without a Location header")
-        url = str(httpx.URL(self.endpoint).join(location.strip()))
+        url = resolve_url(self.endpoint, location, what=f"POST {self.endpoint}: the Location")
         offset = None
         if with_data and resp.header("upload-offset") is not None:
-            offset = _parse_int_header(resp, "upload-offset", req)
+            offset = header_int(resp.header("upload-offset"), name="Upload-Offset",
+                                where=_where(req))  # fmt: skip
             offset = self._check_offset(offset, req, sent_to=first)
         elif not with_data:
             offset = 0
         self.expires_at = parse_expires(resp, now=self.retry.clock())
-        return url, offset
+        return url, offset, first if with_data else 0
 
     def head(self, url: str) -> Flow[int]:
         """``HEAD``: the server's offset for ``url``, checked against the file and the past."""
@@ -336,12 +386,15 @@ class TusUpload:
                 req, resp, now=self.retry.clock(), what="asking for the offset failed"
             )
         length = resp.header("upload-length")
-        if length is not None and length.strip() != str(self.file.size):
-            raise ProtocolError(
-                f"the upload {url} is for {length.strip()} bytes but the file has "
-                f"{self.file.size}: it belongs to another file"
-            )
-        offset = self._check_offset(_parse_int_header(resp, "upload-offset", req), req)
+        if length is not None and length.strip():
+            declared = header_int(length, name="Upload-Length", where=_where(req))
+            if declared != self.file.size:
+                raise ProtocolError(
+                    f"the upload {url} is for {declared} bytes but the file has "
+                    f"{self.file.size}: it belongs to another file"
+                )
+        offset = header_int(resp.header("upload-offset"), name="Upload-Offset", where=_where(req))
+        offset = self._check_offset(offset, req, sent_to=self.sent_to)
         yield Emit(OffsetReported(url, offset, self.file.size))
         return offset
 
@@ -354,7 +407,7 @@ class TusUpload:
         if sent_to is not None and offset > sent_to:
             raise ProtocolError(
                 f"{req.method} {req.url}: server claims offset {offset} "
-                f"but only {sent_to} bytes were sent"
+                f"but only {sent_to} bytes were ever sent to it"
             )
         if offset < self.acknowledged:
             raise ProtocolError(
@@ -366,7 +419,7 @@ class TusUpload:
     def patch(self, url: str, offset: int, info: ServerInfo) -> Flow[int]:
         """``PATCH`` one chunk from ``offset``; returns the server's new offset."""
         length = min(self.options.chunk_size, self.file.size - offset)
-        body = self._body(offset, length)
+        body = yield from self._body(url, offset, length)
         extra = [("Upload-Offset", str(offset)), ("Content-Type", OFFSET_CONTENT_TYPE)]
         algorithm = info.checksum_algorithm if self.options.checksum else None
         if algorithm is not None:
@@ -388,7 +441,7 @@ class TusUpload:
             )
         if resp.status not in (200, 204):
             raise status_error(req, resp, now=self.retry.clock(), what="sending bytes failed")
-        new = _parse_int_header(resp, "upload-offset", req)
+        new = header_int(resp.header("upload-offset"), name="Upload-Offset", where=_where(req))
         return self._check_offset(new, req, sent_to=offset + length)
 
     def terminate(self, url: str) -> Flow[None]:
@@ -436,84 +489,104 @@ class TusUpload:
                     raise
                 yield Emit(UploadRestarted(self.upload_url, str(exc)))
                 self.upload_url, self.acknowledged, self.expires_at = None, 0, None
+                self.sent_to = 0
+                # Its answer said "gone": a failed attempt too, so a wait comes first.
+                wait = retry_wait(self.retry.policy, restarts, retry_after=None, rng=self.retry.rng)
+                yield Sleep(wait, "the upload is gone: starting a new one")
 
     def _expired(self) -> bool:
         return self.expires_at is not None and self.retry.clock() >= self.expires_at
 
     def _begin(self, info: ServerInfo) -> Flow[None]:
-        def attempt() -> Flow[tuple[str, int | None]]:
-            return self.create(info)
-
-        url, offset = yield from with_retries(attempt, self.retry)
-        self.upload_url = url
+        url, offset, carried = yield from with_retries(partial(self.create, info), self.retry)
+        self.upload_url, self.sent_to = url, carried
         if offset is None:
             offset = yield from with_retries(lambda: self.head(url), self.retry)
         self.acknowledged = offset
-        yield Emit(UploadCreated(url, self.expires_at, offset))
+        yield Emit(UploadCreated(url, self.expires_at, offset, sent_to=self.sent_to))
         yield Emit(OffsetAcknowledged(url, offset, self.file.size))
+
+    def _real_progress(self) -> int:
+        """How far the offset must move in one retry cycle to count as progress."""
+        return max(1, min(self.options.chunk_size, REAL_PROGRESS_BYTES))
 
     def _send_all(self, info: ServerInfo, offset: int | None) -> Flow[None]:
         """PATCH chunks until the server holds every byte.
 
-        Each chunk is one retry cycle: the attempt counter starts again once
-        the offset advances.
+        One retry cycle lasts until the offset has moved by
+        :meth:`_real_progress` (or reached the end): then the attempt counter
+        starts again. Within a cycle every failed attempt is followed by a
+        wait, including answers that say yes without moving the offset.
         """
         url = self.upload_url
         assert url is not None
-        state = {"offset": offset}
-
-        def retry_after_head(exc: BaseException) -> bool:
-            """Transient failures are retried; the server's offset is asked first."""
-            if is_transient(self.retry.policy, exc):
-                state["offset"] = None
-                return True
-            return False
-
-        def attempt() -> Flow[int]:
-            start = state["offset"]
-            if start is None:
-                start = yield from self.head(url)
-                state["offset"] = start
-                if start > self.acknowledged:
-                    self.acknowledged = start
-                    yield Emit(OffsetAcknowledged(url, start, self.file.size))
-                    return start  # progress: a fresh retry cycle
-            if start >= self.file.size:
-                return start
-            return (yield from self._patch_with_resync(url, start, info, state))
-
-        while True:
+        sending = _Sending(offset)
+        while self.acknowledged < self.file.size or sending.offset is None:
             if self._expired():
                 raise UploadGoneError(f"the upload {url} expired")
-            new = yield from with_retries(attempt, self.retry, retry_if=retry_after_head)
-            if new > self.acknowledged:
-                self.acknowledged = new
-                yield Emit(OffsetAcknowledged(url, new, self.file.size))
-            state["offset"] = new
-            if new >= self.file.size:
-                return
+            attempt = partial(self._advance, url, info, sending, self.acknowledged)
+            yield from with_retries(
+                attempt, self.retry, retry_if=partial(self._retry_after, sending=sending)
+            )
 
-    def _patch_with_resync(
-        self, url: str, start: int, info: ServerInfo, state: dict[str, int | None]
-    ) -> Flow[int]:
-        """PATCH from ``start``; on 409 re-read the offset, on 460 resend (both bounded)."""
-        conflicts = checksum_failures = 0
-        while True:
+    def _advance(self, url: str, info: ServerInfo, sending: _Sending, mark: int) -> Flow[None]:
+        """One attempt: move the server's offset by real progress from ``mark``, or fail."""
+        if sending.offset is None:
+            sending.offset = yield from self.head(url)
+            yield from self._acknowledge(url, sending.offset)
+        while self.acknowledged < self.file.size:
+            if self.acknowledged - mark >= self._real_progress():
+                return  # the HEAD showed real progress (bytes of a lost answer arrived)
+            start = sending.offset
             try:
-                return (yield from self.patch(url, start, info))
-            except ChecksumMismatchError:
-                checksum_failures += 1
-                if checksum_failures > self.retry.policy.checksum_retries:
-                    raise
+                sending.offset = yield from self.patch(url, start, info)
             except StatusError as exc:
-                if exc.status != 409:
-                    raise
-                conflicts += 1
-                if conflicts > MAX_CONFLICTS_PER_CHUNK:
-                    raise ProtocolError(
-                        f"PATCH {url}: the server keeps answering 409 (offset conflict)"
-                    ) from exc
-                start = yield from self.head(url)
-                state["offset"] = start
-                if start >= self.file.size:
-                    return start
+                if exc.status == 409:
+                    sending.conflicts += 1
+                    if sending.conflicts > MAX_CONFLICTS_PER_CHUNK:
+                        raise ProtocolError(
+                            f"PATCH {url}: the server keeps answering 409 (offset conflict)"
+                        ) from exc
+                raise
+            yield from self._acknowledge(url, sending.offset)
+            if self.acknowledged >= self.file.size or self.acknowledged - mark >= (
+                    self._real_progress()):  # fmt: skip
+                self.stalls = 0
+                sending.progressed()
+                return
+            self.stalls += 1
+            moved = sending.offset - start
+            why = "its offset did not move" if not moved else f"it took only {moved} byte(s)"
+            yield NoProgress(url, f"PATCH {url} was answered yes, but {why}")
+            if self.stalls >= self.retry.policy.max_stalls:
+                raise UploadStalledError(
+                    f"PATCH {url}: the server accepts bytes but its offset does not move "
+                    f"({self.stalls} answers in a row; it holds {self.acknowledged:,} of "
+                    f"{self.file.size:,} bytes)"
+                )
+            raise StalledError(f"the server took the bytes but {why}")
+
+    def _acknowledge(self, url: str, offset: int) -> Flow[None]:
+        if offset > self.acknowledged:
+            self.acknowledged = offset
+            yield Emit(OffsetAcknowledged(url, offset, self.file.size))
+
+    def _retry_after(self, exc: BaseException, sending: _Sending) -> bool:
+        """Whether a failed attempt is retried (after a wait), and how the next one starts.
+
+        Transient failures and 409 (offset conflict) ask the server's offset
+        with HEAD first; an answer that did not move the offset, or a checksum
+        mismatch (a bounded number of times), resends from the offset known.
+        """
+        if isinstance(exc, ChecksumMismatchError):
+            sending.checksum_failures += 1
+            return sending.checksum_failures <= self.retry.policy.checksum_retries
+        if isinstance(exc, StalledError):
+            return True
+        if isinstance(exc, StatusError) and exc.status == 409:
+            sending.offset = None
+            return True
+        if is_transient(self.retry.policy, exc):
+            sending.offset = None
+            return True
+        return False

@@ -31,8 +31,7 @@ import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
-
-import httpx
+from urllib.parse import urlencode
 
 from ..errors import AuthorizationError, Outcome, ProtocolError, SteadypostError
 from ..events import OffsetAcknowledged, PlatformState, UploadCreated
@@ -40,7 +39,7 @@ from ..flow import Emit, Flow, Request, Response, with_retries
 from ..models import Post
 from ..policy import is_transient
 from .base import CheckResult, CheckStatus, PlatformUpload, UploadJob
-from .common import HeaderPolicy, json_object
+from .common import HeaderPolicy, json_object, resolve_url
 from .tus import ServerInfo, TusOptions, TusUpload, status_error
 
 VIMEO_API = "https://api.vimeo.com"
@@ -96,8 +95,8 @@ class VimeoPlatform:
         uri = (post.extra.get("vimeo") or {}).get("uri")
         if not uri:
             return CheckResult(CheckStatus.NOT_PROCESSED, "no Vimeo video was created yet")
-        base = httpx.URL(post.endpoint).join(str(uri))
-        url = str(base.copy_merge_params({"fields": CHECK_FIELDS}))
+        base = resolve_url(post.endpoint, str(uri), what="the journaled Vimeo video uri")
+        url = f"{base}{'&' if '?' in base else '?'}{urlencode({'fields': CHECK_FIELDS})}"
         req = Request("GET", url, self.auth.for_url(url, ("Accept", ACCEPT)))
         resp: Response = yield req
         if resp.status == 401:
@@ -144,7 +143,8 @@ class VimeoUpload(TusUpload):
         link = post.upload_url if journaled else None
         super().__init__(
             post.endpoint, job.file, options, job.retry, info=ServerInfo(), upload_url=link,
-            known_offset=post.offset if link else 0,
+            known_offset=post.offset if link else 0, sent_to=post.sent_to,
+            bytes_sent=post.bytes_sent,
         )  # fmt: skip
         self.post = post
 
@@ -152,7 +152,7 @@ class VimeoUpload(TusUpload):
         yield Emit(PlatformState({"vimeo": {"create_started_at": self.retry.clock()}}))
         link, uri, page = yield from with_retries(self._create_video, self.retry,
                                                   retry_if=self._not_delivered)  # fmt: skip
-        self.upload_url, self.acknowledged, self.expires_at = link, 0, None
+        self.upload_url, self.acknowledged, self.expires_at, self.sent_to = link, 0, None, 0
         state = {"uri": uri, "link": page, "upload_link": link, "created_at": self.retry.clock()}
         yield Emit(UploadCreated(link, None, 0, extra={"vimeo": state}))
         yield Emit(OffsetAcknowledged(link, 0, self.file.size))
@@ -184,6 +184,7 @@ class VimeoUpload(TusUpload):
         link, uri = upload.get("upload_link"), data.get("uri")
         if upload.get("approach", "tus") != "tus" or not isinstance(link, str) or not link:
             raise ProtocolError(f"POST {url}: the answer has no tus upload_link")
+        link = resolve_url(url, link, what=f"POST {url}: the upload_link")
         if not isinstance(uri, str) or not uri:
             raise ProtocolError(f"POST {url}: the answer has no video uri")
         page = data.get("link")
