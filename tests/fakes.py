@@ -82,10 +82,11 @@ class ScriptedTus:
 
     def _post(self, request: httpx.Request) -> httpx.Response:
         self._next += 1
-        url = f"{self.location_base}u{self._next}"
+        location = f"{self.location_base}u{self._next}"
+        url = str(httpx.URL(location).copy_with(username=None, password=None))
         self.uploads[url] = bytearray(request.content)
         self.lengths[url] = int(request.headers["Upload-Length"])
-        headers = {**self._base(), "Location": url}
+        headers = {**self._base(), "Location": location}
         if request.content:
             headers["Upload-Offset"] = str(len(request.content))
         return httpx.Response(201, headers=headers)

@@ -98,7 +98,7 @@ def test_the_descriptor_stays_open_until_the_last_reader_lets_go(tmp_path: Path)
     opened.release()
     assert reader.read(10, 0) == b"x" * 10  # still open: the reader holds it
     reader.release()
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="Bad file descriptor"):
         os.fstat(opened.fd)
 
 

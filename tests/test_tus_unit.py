@@ -355,7 +355,10 @@ def test_patch_offset_beyond_what_was_sent(
 ) -> None:
     tus = serve(httpx_mock)
     tus.queue("PATCH", Canned(204, {"Upload-Offset": "9000"}))
-    with make_uploader(ft) as up, pytest.raises(ProtocolError, match="only 4096 bytes were ever sent"):
+    with (
+        make_uploader(ft) as up,
+        pytest.raises(ProtocolError, match="only 4096 bytes were ever sent"),
+    ):
         up.upload(video, ENDPOINT)
 
 

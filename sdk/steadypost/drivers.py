@@ -163,13 +163,13 @@ class _Pump(Generic[T]):
                 self.result = stop.value
                 return None
             self.answer, self.failure = None, None
-            if isinstance(effect, NoProgress):
-                log.info("%s", effect.reason)
-            elif isinstance(effect, Request | Sleep | FileSha256):
+            if isinstance(effect, Request | Sleep | FileSha256):
                 if isinstance(effect, Sleep):
                     self.observer.on_wait(effect)
                 return effect
-            if isinstance(effect, Digest):
+            if isinstance(effect, NoProgress):
+                log.info("%s", effect.reason)  # (the guard heard of it in _step)
+            elif isinstance(effect, Digest):
                 try:
                     self.answer = digest_body(effect.body, effect.algorithm, self.file)
                 except SteadypostError as exc:

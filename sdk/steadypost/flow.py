@@ -289,6 +289,25 @@ class RetryContext:
     """Absolute time (on ``clock``) after which no new wait is started."""
 
 
+def wait_before_retry(
+    ctx: RetryContext, attempt: int, reason: str, *, retry_after: float | None = None
+) -> Flow[None]:
+    """A polite wait before attempt ``attempt + 1`` of a step outside :func:`with_retries`.
+
+    For a flow that starts a step over itself (a vanished upload begun
+    again): the same jittered backoff and floor, and the same deadline, past
+    which it raises :class:`~steadypost.errors.RetriesExhaustedError` instead.
+    """
+    seconds = retry_wait(ctx.policy, attempt, retry_after=retry_after, rng=ctx.rng)
+    if ctx.deadline is not None and ctx.clock() + seconds > ctx.deadline:
+        raise RetriesExhaustedError(
+            f"gave up after {attempt} attempt(s): {reason} (the deadline has come)",
+            outcome=Outcome.NOT_DELIVERED,
+            attempts=attempt,
+        )
+    yield Sleep(seconds, reason)
+
+
 def with_retries(
     attempt: Callable[[], Flow[T]],
     ctx: RetryContext,

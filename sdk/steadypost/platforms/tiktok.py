@@ -61,9 +61,18 @@ from ..events import (
     UploadCreated,
     UploadRestarted,
 )
-from ..flow import Emit, FileBody, Flow, Request, Response, Sleep, WireMeter, with_retries
+from ..flow import (
+    Emit,
+    FileBody,
+    Flow,
+    Request,
+    Response,
+    WireMeter,
+    wait_before_retry,
+    with_retries,
+)
 from ..models import Post, UploadResult
-from ..policy import is_transient, retry_wait
+from ..policy import is_transient
 from .base import CheckResult, CheckStatus, PlatformUpload, UploadJob
 from .common import HeaderPolicy
 from .tiktok_api import (
@@ -278,8 +287,9 @@ class TikTokUpload:
                 yield Emit(UploadRestarted(self.upload_url, str(exc)))
                 self._forget()
                 # Its answer said "gone": a failed attempt too, so a wait comes first.
-                wait = retry_wait(self.retry.policy, restarts, retry_after=None, rng=self.retry.rng)
-                yield Sleep(wait, "TikTok's upload is gone: starting a new one")
+                yield from wait_before_retry(
+                    self.retry, restarts, "TikTok's upload is gone: starting a new one"
+                )
 
     def _result(self) -> UploadResult:
         assert self.upload_url is not None

@@ -57,12 +57,12 @@ from ..flow import (
     Request,
     Response,
     RetryContext,
-    Sleep,
     WireMeter,
+    wait_before_retry,
     with_retries,
 )
 from ..models import LocalFile, UploadResult
-from ..policy import REAL_PROGRESS_BYTES, header_int, is_transient, parse_retry_after, retry_wait
+from ..policy import REAL_PROGRESS_BYTES, header_int, is_transient, parse_retry_after
 from .common import HeaderPolicy, resolve_url
 
 TUS_VERSION = "1.0.0"
@@ -491,8 +491,9 @@ class TusUpload:
                 self.upload_url, self.acknowledged, self.expires_at = None, 0, None
                 self.sent_to = 0
                 # Its answer said "gone": a failed attempt too, so a wait comes first.
-                wait = retry_wait(self.retry.policy, restarts, retry_after=None, rng=self.retry.rng)
-                yield Sleep(wait, "the upload is gone: starting a new one")
+                yield from wait_before_retry(
+                    self.retry, restarts, "the upload is gone: starting a new one"
+                )
 
     def _expired(self) -> bool:
         return self.expires_at is not None and self.retry.clock() >= self.expires_at

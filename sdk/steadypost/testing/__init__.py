@@ -49,6 +49,7 @@ from .faults import (
 )
 from .messages import HTML_ERROR_PAGE, http_date
 from .records import PostInfo, RequestRecord, UploadInfo
+from .scripted import Exchange, ScriptedRun, pump
 from .server import SimulatorServer
 from .simulator import DEFAULT_PROCESSING_S, PlatformSimulator
 from .storage import DirectoryStorage, MemoryStorage, UploadStorage
@@ -78,6 +79,7 @@ __all__ = [
     "BadUploadOffset",
     "ChunkAnswers",
     "DirectoryStorage",
+    "Exchange",
     "FakeClock",
     "Fault",
     "Faults",
@@ -91,6 +93,7 @@ __all__ = [
     "RequestRecord",
     "ResetMidChunk",
     "Respond",
+    "ScriptedRun",
     "SimTransport",
     "SimulatorServer",
     "SlowProcessing",
@@ -105,5 +108,6 @@ __all__ = [
     "VimeoConfig",
     "VimeoVideoInfo",
     "http_date",
+    "pump",
     "tiktok_fault",
 ]
