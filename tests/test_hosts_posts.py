@@ -119,6 +119,9 @@ async def test_async_uploader_shares_the_same_guard(
         client=client, journal=journal, sleep=clock.asleep, clock=clock.now, chunk_size=CHUNK,
         rng=random.Random(5), hosts=HostRegistry(rng=random.Random(5)),
     ) as up:  # fmt: skip
+        # A platform known to this journal (it answered before), now refusing connections:
+        # an outage. (Never answered at all, refusing is a wrong endpoint: a ConfigurationError.)
+        up.hosts.guard(journal).mark_answered(ENDPOINT, start)
         for video in videos[:5]:
             up.add(video, ENDPOINT)
         posts = await up.resume_pending()

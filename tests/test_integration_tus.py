@@ -12,7 +12,9 @@ from tusclient import client as tus_client
 
 from steadypost import (
     AsyncUploader,
+    ConfigurationError,
     Progress,
+    RetriesExhaustedError,
     RetryPolicy,
     StatusError,
     UploadCancelledError,
@@ -176,11 +178,28 @@ def test_steadypost_begins_tuspy_finishes(tus_server: TusServer, tmp_path: Path)
     assert tus_server.sha256(stored.id) == sha(video)
 
 
-def test_unreachable_server_gives_up_without_hammering(tmp_path: Path) -> None:
+def test_nothing_listening_on_a_new_endpoint_is_a_configuration_error_at_once(
+    tmp_path: Path,
+) -> None:
     video = make_file(tmp_path / "v.mp4", 100)
     sleeps: list[float] = []
     with Uploader(sleep=sleeps.append, retry=RetryPolicy(max_attempts=5)) as up:
-        with pytest.raises(Exception, match="gave up after 5"):
+        with pytest.raises(ConfigurationError, match="has ever answered like a tus server"):
             up.upload(video, "http://127.0.0.1:9/files/")
-    assert len(sleeps) == 4
+        # A wrong URL is not an outage: no wait, no breaker state for the next run.
+        assert up.hosts.state("http://127.0.0.1:9").failures == 0
+    assert sleeps == []
     assert os.path.exists(video)
+
+
+def test_an_endpoint_that_answered_before_and_now_refuses_is_an_outage(
+    tmp_path: Path, tus_server: TusServer
+) -> None:
+    video = make_file(tmp_path / "v.mp4", 100)
+    sleeps: list[float] = []
+    with Uploader(sleep=sleeps.append, retry=RetryPolicy(max_attempts=5)) as up:
+        up.upload(video, tus_server.endpoint)  # it answers like a tus server: remembered
+        tus_server.stop()
+        with pytest.raises(RetriesExhaustedError, match="gave up after 5"):
+            up.upload(video, tus_server.endpoint)
+    assert len(sleeps) == 4

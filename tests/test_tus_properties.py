@@ -25,7 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hostile_tus import ENDPOINT, ORIGIN, PERSONAS, DrawnTus, counted_wire
-from steadypost.errors import ProtocolError, SteadypostError
+from steadypost.errors import ConfigurationError, ProtocolError, SteadypostError
+from steadypost.events import PlatformAnswered
 from steadypost.flow import FileBody, RetryContext, WireMeter
 from steadypost.models import LocalFile, UploadResult
 from steadypost.platforms.tus import REAL_PROGRESS_BYTES, TusOptions, TusUpload
@@ -98,7 +99,9 @@ def test_a_tus_upload_keeps_its_promises_whatever_the_server_answers(data: st.Da
                          rng=random.Random(data.draw(st.integers(0, 9))), deadline=deadline)
     options = TusOptions(chunk_size=chunk, headers={"Authorization": TOKEN},
                          checksum=data.draw(st.booleans(), label="checksum"))  # fmt: skip
-    upload = TusUpload(ENDPOINT, LocalFile("/videos/clip.mp4", size, 1), options, retry)
+    answered = data.draw(st.booleans(), label="answered before")
+    upload = TusUpload(ENDPOINT, LocalFile("/videos/clip.mp4", size, 1), options, retry,
+                       answered=answered)  # fmt: skip
     threshold = max(1, min(chunk, REAL_PROGRESS_BYTES))
     server = DrawnTus(data.draw, clock, size=size, threshold=threshold,
                       honest=data.draw(st.sampled_from((2, 6, 20)), label="honesty"),
@@ -107,6 +110,9 @@ def test_a_tus_upload_keeps_its_promises_whatever_the_server_answers(data: st.Da
     run = pump(upload.run(), server, data=content, clock=clock, max_effects=20_000)
 
     assert run.error is None or isinstance(run.error, SteadypostError), repr(run.error)
+    if isinstance(run.error, ConfigurationError):  # a wrong URL: only for a new endpoint,
+        assert not answered  # and before anything answered like tus
+        assert not any(isinstance(e, PlatformAnswered) for e in run.events)
     check_waits(run, server, POLICY.floor_s)
     check_deadline(run, deadline)
     check_wire(run, WireMeter.for_file(POLICY, size, chunk).limit)

@@ -15,6 +15,7 @@ from pytest_httpx import HTTPXMock
 from fakes import ENDPOINT, Canned, FakeTime, ScriptedTus, seeded
 from steadypost import (
     ChecksumMismatchError,
+    ConfigurationError,
     FileProblemError,
     Outcome,
     ProgressKind,
@@ -210,12 +211,39 @@ def test_connection_reset_mid_chunk_resumes_from_server_offset(
     assert tus.sha256(result.upload_url) == sha(video)
 
 
-def test_connect_error_is_retried(httpx_mock: HTTPXMock, video: Path, ft: FakeTime) -> None:
+def test_connect_error_is_retried_once_the_endpoint_has_answered(
+    httpx_mock: HTTPXMock, video: Path, ft: FakeTime
+) -> None:
     tus = serve(httpx_mock)
     tus.queue("OPTIONS", Canned(error=httpx.ConnectError("refused")))
     with make_uploader(ft) as up:
+        up.hosts.guard().mark_answered(ENDPOINT, ft.now)  # it answered like tus before
         up.upload(video, ENDPOINT)
     assert len(ft.sleeps) == 1
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        Canned(error=httpx.ConnectError("refused")),
+        Canned(error=httpx.ConnectError("[SSL: WRONG_VERSION_NUMBER] wrong version number")),
+        Canned(501, {"Content-Type": "text/html"}, b"<html>Not Implemented</html>"),
+        Canned(404, {}, b"<!DOCTYPE html><html>nginx</html>"),
+        Canned(200, {"Content-Type": "text/html"}, b"<html>Welcome to nginx</html>"),
+    ],
+    ids=["refused", "tls-to-http", "501", "404-html", "200-html"],
+)
+def test_a_new_endpoint_that_does_not_answer_like_tus_is_a_configuration_error(
+    httpx_mock: HTTPXMock, video: Path, ft: FakeTime, answer: Canned
+) -> None:
+    tus = serve(httpx_mock)
+    tus.queue("OPTIONS", answer)
+    with make_uploader(ft) as up:
+        with pytest.raises(ConfigurationError, match="tus server"):
+            up.upload(video, ENDPOINT)
+        assert up.hosts.state(ENDPOINT).failures == 0  # no breaker state: not an outage
+    assert ft.sleeps == []
+    assert tus.methods() == ["OPTIONS"]
 
 
 def test_409_waits_then_heads_then_continues(

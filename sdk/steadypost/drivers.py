@@ -38,6 +38,7 @@ from .flow import (
     Emit,
     FileSha256,
     Flow,
+    Misconfigured,
     NoProgress,
     Request,
     Response,
@@ -124,19 +125,21 @@ class _Pump(Generic[T]):
         self._unjudged: tuple[str, Response | None, SteadypostError | None] | None = None
         """The last exchange, until the flow has seen its answer (see :meth:`_judge`)."""
 
-    def _judge(self, no_progress: bool) -> None:
+    def _judge(self, verdict: Effect | None) -> None:
         """Tell the guard how the last exchange went, once the flow has read its answer.
 
-        By its status, unless the flow's next effect was :class:`NoProgress`:
-        then a "yes" that moved nothing counts as a failure with the host's
-        budget and breaker (counted as a success first, a run of them would
-        keep resetting the breaker's count of failures).
+        By its status, unless the flow's next effect judged it: after
+        :class:`NoProgress` a "yes" that moved nothing counts as a failure with
+        the host's budget and breaker (counted as a success first, a run of them
+        would keep resetting the breaker's count of failures); after
+        :class:`Misconfigured` (a wrong URL) the guard is told nothing at all.
         """
         pending, self._unjudged = self._unjudged, None
-        if pending is not None and self.guard is not None:
-            origin, response, failure = pending
-            self.guard.record(origin, response, failure, self.clock(),
-                              failed=True if no_progress else None)  # fmt: skip
+        if pending is None or self.guard is None or isinstance(verdict, Misconfigured):
+            return
+        origin, response, failure = pending
+        self.guard.record(origin, response, failure, self.clock(),
+                          failed=True if isinstance(verdict, NoProgress) else None)  # fmt: skip
 
     def _step(self) -> Effect:
         try:
@@ -145,9 +148,9 @@ class _Pump(Generic[T]):
             else:
                 effect = self.flow.throw(self.failure)
         except BaseException:
-            self._judge(no_progress=False)
+            self._judge(None)
             raise
-        self._judge(no_progress=isinstance(effect, NoProgress))
+        self._judge(effect)
         return effect
 
     def next_io(self) -> Request | Sleep | FileSha256 | None:
@@ -167,7 +170,7 @@ class _Pump(Generic[T]):
                 if isinstance(effect, Sleep):
                     self.observer.on_wait(effect)
                 return effect
-            if isinstance(effect, NoProgress):
+            if isinstance(effect, NoProgress | Misconfigured):
                 log.info("%s", effect.reason)  # (the guard heard of it in _step)
             elif isinstance(effect, Digest):
                 try:

@@ -199,6 +199,19 @@ class WireBoundError(SteadypostError):
     outcome = Outcome.REJECTED
 
 
+class ConfigurationError(SteadypostError):
+    """The endpoint does not answer like the platform: most likely a wrong URL, not an outage.
+
+    Nothing listens there, it speaks something else (``https://`` to a plain
+    HTTP port), or it is a web server that is not a tus server. Raised only
+    for an origin that has never answered like the platform; once it has, the
+    same failures are an outage (waits, breaker). Nothing is retried and no
+    breaker state is kept; the post fails with the cause (the CLI exits 2).
+    """
+
+    outcome = Outcome.REJECTED
+
+
 class HostUnavailableError(SteadypostError):
     """The request was not sent: its host is being given time to recover.
 

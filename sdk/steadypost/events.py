@@ -22,6 +22,17 @@ class ServerDiscovered:
 
 
 @dataclass(frozen=True)
+class PlatformAnswered:
+    """An answer from ``url``'s origin proved it is the platform (e.g. tus headers).
+
+    Remembered per origin (in the journal's host table): from then on, failures
+    there are an outage, not a misconfiguration.
+    """
+
+    url: str
+
+
+@dataclass(frozen=True)
 class UploadCreated:
     """The server made an upload resource; its URL must be journaled now.
 

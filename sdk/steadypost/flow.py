@@ -174,7 +174,20 @@ class NoProgress:
     reason: str
 
 
-Effect = Request | Sleep | Digest | FileSha256 | Emit | Acquire | NoProgress
+@dataclass(frozen=True)
+class Misconfigured:
+    """The last answer (or failure) from ``url`` shows a wrong endpoint, not a host in trouble.
+
+    Yielded just before a flow raises :class:`~steadypost.errors.ConfigurationError`:
+    the driver then tells the host's guard nothing about that exchange, so a
+    wrong URL leaves no breaker state and spends no retry budget.
+    """
+
+    url: str
+    reason: str
+
+
+Effect = Request | Sleep | Digest | FileSha256 | Emit | Acquire | NoProgress | Misconfigured
 Flow = Generator[Effect, Any, T]
 
 

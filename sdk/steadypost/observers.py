@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from .events import OffsetAcknowledged, ServerDiscovered
+from .events import OffsetAcknowledged, PlatformAnswered, ServerDiscovered
 from .flow import FileBody, Request, Response, Sleep
 from .models import Progress, ProgressKind
 from .platforms.tus import ServerInfo
@@ -39,8 +39,11 @@ class RunObserver:
     """Turns flow events into progress reports, logs and counters for one upload."""
 
     def __init__(
-        self, total: int, on_progress: ProgressCallback | None, info_cache: dict[str, ServerInfo]
-    ) -> None:
+        self, total: int, on_progress: ProgressCallback | None, info_cache: dict[str, ServerInfo],
+        *, on_answered: Callable[[str], None] | None = None,
+    ) -> None:  # fmt: skip
+        self.on_answered = on_answered
+        """Told the URL whose origin just proved to be the platform (see ``PlatformAnswered``)."""
         self.total = total
         self.on_progress = on_progress
         self.info_cache = info_cache
@@ -75,6 +78,8 @@ class RunObserver:
             self._report(Progress(ProgressKind.BYTES, event.offset, self.total, sent=event.offset))
         elif isinstance(event, ServerDiscovered):
             self.info_cache[event.endpoint] = event.info
+        elif isinstance(event, PlatformAnswered) and self.on_answered is not None:
+            self.on_answered(event.url)
         log.debug("event %s", event)
 
     def on_body(self, body: FileBody, position: int) -> None:

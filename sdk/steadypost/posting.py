@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from ._fileio import OpenedFile
 from .digest import FileHasher
 from .errors import (
+    ConfigurationError,
     FileProblemError,
     HostUnavailableError,
     IllegalTransitionError,
@@ -361,9 +362,13 @@ class PostRun(EventRecorder):
         message = str(exc)
         to, when = self._classify(exc, attempts, now)
         event = {"error": message, "outcome": exc.outcome.value, "type": type(exc).__name__}
+        fields: dict[str, Any] = {}
+        if isinstance(exc, ConfigurationError):  # a wrong endpoint, not the platform's doing
+            fields["extra"] = {**self.post.extra, "failed_because": "configuration"}
         return self._end(
-            to, attempts=attempts, next_attempt_at=when, last_error=message, event=event
-        )
+            to, attempts=attempts, next_attempt_at=when, last_error=message, event=event,
+            **fields,
+        )  # fmt: skip
 
     def _end(self, to: PostState, **fields: Any) -> Post:
         """Leave ``uploading``; an unconfirmed post remembers since when.

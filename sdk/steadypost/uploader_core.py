@@ -183,10 +183,16 @@ class UploaderCore:
             endpoint, file, options, self._retry_ctx(),
             info=self._info_cache.get(endpoint), upload_url=upload_url,
             known_offset=known_offset, expires_at=expires_at,
+            answered=self._guard().answered(endpoint),
         )  # fmt: skip
 
     def _observer(self, total: int, on_progress: Callable[..., None] | None) -> RunObserver:
-        return RunObserver(total, on_progress, self._info_cache)
+        guard = self._guard()
+
+        def answered(url: str) -> None:
+            guard.mark_answered(url, self.clock())
+
+        return RunObserver(total, on_progress, self._info_cache, on_answered=answered)
 
     @staticmethod
     def _result(value: UploadResult, obs: RunObserver) -> UploadResult:
@@ -279,6 +285,7 @@ class UploaderCore:
             post=post, file=file, retry=self._retry_ctx(), chunk_size=chunk_size,
             default_chunk_size=self.chunk_size, checksum=self.checksum,
             server_info=self._info_cache.get(post.endpoint),
+            answered=self._guard().answered(post.endpoint),
         )  # fmt: skip
         try:
             upload = self._platform(post).begin(job)

@@ -10,7 +10,9 @@ code name            meaning
 1    ERROR           the command could not do its job (journal unreadable, server
                      unreachable while cancelling, an unexpected error)
 2    USAGE           bad input: a missing file, a bad URL or size, an unknown post
-                     id or profile, a broken config file (click's own code)
+                     id or profile, a broken config file (click's own code), or an
+                     endpoint that does not answer like the platform (nothing
+                     listening, https to an http port, a web server that is not tus)
 3    UNCONFIRMED     some posts are unconfirmed: probably live, checked later
 4    WAITING         some posts wait for their next try (server busy or down)
 5    FAILED          some posts failed for good (rejected, file changed, 4xx)
@@ -44,7 +46,7 @@ class ExitCode(enum.IntEnum):
 _MEANING = {
     ExitCode.OK: "every post is confirmed",
     ExitCode.ERROR: "the command could not do its job",
-    ExitCode.USAGE: "bad input (file, URL, size, post id, config)",
+    ExitCode.USAGE: "bad input (file, URL, size, post id, config, a wrong endpoint)",
     ExitCode.UNCONFIRMED: "some posts are unconfirmed (checked later)",
     ExitCode.WAITING: "some posts wait for their next try",
     ExitCode.FAILED: "some posts failed",
@@ -64,7 +66,15 @@ _SEVERITY = (ExitCode.OK, ExitCode.UNCONFIRMED, ExitCode.WAITING, ExitCode.FAILE
 
 
 def for_posts(posts: Iterable[Post]) -> ExitCode:
-    """The code for a set of posts: the worst of their states (none: ``OK``)."""
+    """The code for a set of posts: the worst of their states (none: ``OK``).
+
+    A post that failed because its endpoint does not answer like the platform
+    (a wrong URL, not an outage) is bad input: ``USAGE``, before anything else.
+    """
+    posts = list(posts)
+    if any(p.state is PostState.FAILED and p.extra.get("failed_because") == "configuration"
+           for p in posts):  # fmt: skip
+        return ExitCode.USAGE
     codes = [_BY_STATE[post.state] for post in posts]
     return max(codes, key=_SEVERITY.index, default=ExitCode.OK)
 

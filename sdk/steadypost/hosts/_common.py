@@ -29,6 +29,8 @@ EARLY_S = 1.0
 
 #: The journal host-table ``kind`` of a breaker's state.
 BREAKER_KIND = "breaker"
+#: The journal host-table ``kind`` that says an origin once answered like the platform.
+ANSWERED_KIND = "answered"
 
 
 def host_name(origin: str) -> str:

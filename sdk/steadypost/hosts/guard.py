@@ -22,6 +22,7 @@ from ..flow import Response
 from ..platforms.common import origin_of
 from ..policy import parse_retry_after
 from ._common import (
+    ANSWERED_KIND,
     BREAKER_KIND,
     DEFAULT_FAILURE_STATUSES,
     T,
@@ -79,6 +80,7 @@ class HostRegistry:
         self._lock = threading.Lock()
         self._states: dict[str, BreakerState] = {}
         self._buckets: dict[str, TokenBucket] = {}
+        self._answered: set[str] = set()
 
     def guard(
         self, store: HostStateStore | None = None, *, retry_after_cap_s: float | None = None
@@ -115,6 +117,7 @@ class HostRegistry:
         with self._lock:
             self._states.clear()
             self._buckets.clear()
+            self._answered.clear()
 
 
 class HostGuard:
@@ -176,6 +179,41 @@ class HostGuard:
                 result, new = box[-1]
         self._remember(origin, new)
         return result
+
+    # -- has the origin ever answered like the platform? --
+
+    def answered(self, origin: str) -> bool:
+        """Whether ``origin`` ever answered like the platform (this process or the journal).
+
+        Until it has, a flow reads its first failure there as a misconfiguration
+        (a wrong URL), not an outage, and the drivers do not count it.
+        """
+        origin = origin_of(origin)
+        with self.registry._lock:
+            if origin in self.registry._answered:
+                return True
+        known = False
+        if self.store is not None:
+            try:
+                known = self.store.get_host_state(origin, ANSWERED_KIND) is not None
+            except JournalError as exc:
+                log.warning("host state of %s unreadable: %s", origin, exc)
+                known = True  # cannot tell: treat failures as an outage, as before
+        if known:
+            with self.registry._lock:
+                self.registry._answered.add(origin)
+        return known
+
+    def mark_answered(self, origin: str, now: float) -> None:
+        """Remember that ``origin`` answered like the platform (shared through the journal)."""
+        origin = origin_of(origin)
+        with self.registry._lock:
+            self.registry._answered.add(origin)
+        if self.store is not None:
+            try:
+                self.store.update_host_state(origin, ANSWERED_KIND, lambda old: old or {"at": now})
+            except JournalError as exc:
+                log.warning("cannot store host state of %s, keeping it in memory: %s", origin, exc)
 
     # -- what the drivers call --
 

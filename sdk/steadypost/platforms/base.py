@@ -69,6 +69,9 @@ class UploadJob:
     checksum: bool = True
     server_info: ServerInfo | None = None
     """What a tus endpoint advertised earlier in this process (skips ``OPTIONS``)."""
+    answered: bool = True
+    """Whether the endpoint's origin ever answered like the platform. ``False``: its
+    first failure is a :class:`~steadypost.errors.ConfigurationError`, not an outage."""
 
 
 class PlatformUpload(Protocol):

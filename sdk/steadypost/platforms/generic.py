@@ -60,6 +60,7 @@ class TusPlatform:
             post.endpoint, job.file, options, job.retry, info=job.server_info,
             upload_url=post.upload_url, known_offset=post.offset if post.upload_url else 0,
             expires_at=post.upload_expires_at, sent_to=post.sent_to, bytes_sent=post.bytes_sent,
+            answered=job.answered,
         )  # fmt: skip
 
     def cancel(self, post: Post) -> Flow[None] | None:

@@ -29,6 +29,7 @@ from types import MappingProxyType
 from ..errors import (
     CertificateError,
     ChecksumMismatchError,
+    ConfigurationError,
     ConnectFailedError,
     HostUnavailableError,
     Outcome,
@@ -43,6 +44,7 @@ from ..events import (
     BodySending,
     OffsetAcknowledged,
     OffsetReported,
+    PlatformAnswered,
     ServerDiscovered,
     UploadCreated,
     UploadExpiresChanged,
@@ -53,6 +55,7 @@ from ..flow import (
     Emit,
     FileBody,
     Flow,
+    Misconfigured,
     NoProgress,
     Request,
     Response,
@@ -63,7 +66,7 @@ from ..flow import (
 )
 from ..models import LocalFile, UploadResult
 from ..policy import REAL_PROGRESS_BYTES, header_int, is_transient, parse_retry_after
-from .common import HeaderPolicy, resolve_url
+from .common import HeaderPolicy, origin_of, resolve_url
 
 TUS_VERSION = "1.0.0"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
@@ -204,6 +207,21 @@ def _where(request: Request) -> str:
     return f"{request.method} {request.url}"
 
 
+def _speaks_tus(response: Response) -> bool:
+    """Whether an answer carries tus's own headers (every tus server sends one of them)."""
+    return any(response.header(name) is not None for name in ("tus-resumable", "tus-version"))
+
+
+def _not_tus(request: Request, response: Response) -> ConfigurationError:
+    text = response.content[:500].decode("utf-8", "replace").lower()
+    what = "an HTML page" if "<html" in text or "<!doctype" in text else "an answer"
+    return ConfigurationError(
+        f"{_where(request)} answered {response.status} with {what} and no tus header: "
+        f"{origin_of(request.url)} does not answer like a tus server: is the endpoint right "
+        "(the upload path, e.g. .../files/)?"
+    )
+
+
 # --- the flow -----------------------------------------------------------------------
 
 
@@ -239,6 +257,10 @@ class TusUpload:
     all its runs; ``sent_to`` is the furthest byte of ``upload_url`` any
     request carried (``None``: unknown, e.g. an upload begun by another
     client): a server claiming more than that is a :class:`ProtocolError`.
+
+    ``answered=False`` says the endpoint's origin never answered like a tus
+    server: its first failure (refused, a TLS mismatch, an answer without tus
+    headers) is then a :class:`ConfigurationError`, not an outage to wait out.
     """
 
     def __init__(
@@ -254,8 +276,11 @@ class TusUpload:
         expires_at: float | None = None,
         sent_to: int | None = None,
         bytes_sent: int = 0,
+        answered: bool = True,
     ) -> None:
         self.endpoint = endpoint
+        self.answered = answered
+        """Whether the endpoint's origin has answered like a tus server (see ``_exchange``)."""
         self.file = file
         self.options = options
         self.retry = retry
@@ -291,16 +316,37 @@ class TusUpload:
     def _exchange(self, request: Request) -> Flow[Response]:
         try:
             response: Response = yield request
-        except (ConnectFailedError, CertificateError, HostUnavailableError):
+        except (ConnectFailedError, CertificateError, HostUnavailableError) as exc:
             yield from self._uncount(request)  # nothing of it left
+            if not self.answered and isinstance(exc, ConnectFailedError):
+                error = ConfigurationError(
+                    f"{exc}. Nothing at {origin_of(request.url)} has ever answered like a tus "
+                    "server: is the endpoint right (scheme http/https, host, port)?"
+                )
+                yield Misconfigured(request.url, str(error))
+                raise error from exc
             raise
         if response.status in NOT_PROCESSED_STATUSES:
             yield from self._uncount(request)  # refused as busy: spaced by the breaker instead
+        if _speaks_tus(response):
+            if not self.answered:
+                self.answered = True
+                yield Emit(PlatformAnswered(request.url))
+        elif not self.answered and (
+            response.status >= 300 and response.status not in NOT_PROCESSED_STATUSES
+        ):
+            yield from self._misconfigured(request, response)
         expires = parse_expires(response, now=self.retry.clock())
         if expires is not None and self.upload_url and expires != self.expires_at:
             self.expires_at = expires
             yield Emit(UploadExpiresChanged(self.upload_url, expires))
         return response
+
+    def _misconfigured(self, request: Request, response: Response) -> Flow[None]:
+        """Raise the :class:`ConfigurationError` for an answer that is not tus's."""
+        error = _not_tus(request, response)
+        yield Misconfigured(request.url, str(error))
+        raise error
 
     def _uncount(self, request: Request) -> Flow[None]:
         """A body the server never took: not counted against the wire bound.
@@ -327,6 +373,10 @@ class TusUpload:
             raw = resp.header(name) or ""
             return tuple(part.strip() for part in raw.split(",") if part.strip())
 
+        if not _speaks_tus(resp):
+            if not self.answered:
+                yield from self._misconfigured(req, resp)
+            raise ProtocolError(f"OPTIONS {self.endpoint} answered without any tus header")
         versions = listed("tus-version") or (TUS_VERSION,)
         if TUS_VERSION not in versions:
             raise ProtocolError(f"{self.endpoint} speaks tus {', '.join(versions)}, not 1.0.0")
@@ -535,6 +585,11 @@ class TusUpload:
         if sending.offset is None:
             sending.offset = yield from self.head(url)
             yield from self._acknowledge(url, sending.offset)
+            if self.acknowledged < self.file.size and (
+                    self.acknowledged - mark < self._real_progress()):  # fmt: skip
+                # The PATCH it enables goes at once, but the answer moved nothing: the host's
+                # guard counts it, so "HEAD fine, PATCH fails" still opens the breaker.
+                yield NoProgress(url, f"HEAD {url}: the server's offset has not moved")
         while self.acknowledged < self.file.size:
             if self.acknowledged - mark >= self._real_progress():
                 return  # the HEAD showed real progress (bytes of a lost answer arrived)

@@ -40,6 +40,7 @@ from ..flow import (
     FileBody,
     FileSha256,
     Flow,
+    Misconfigured,
     NoProgress,
     Request,
     Response,
@@ -76,8 +77,8 @@ class ScriptedRun(Generic[T]):
     exchanges: list[Exchange] = field(default_factory=list)
     sleeps: list[Sleep] = field(default_factory=list)
     events: list[object] = field(default_factory=list)
-    no_progress: list[NoProgress] = field(default_factory=list)
-    """The answers the flow judged a failure although their status said yes."""
+    verdicts: list[NoProgress | Misconfigured] = field(default_factory=list)
+    """What the flow judged of answers: a failure although the status said yes, a wrong URL."""
     result: T | None = None
     error: BaseException | None = None
     """What the flow raised (``None``: it returned ``result``)."""
@@ -141,8 +142,8 @@ def pump(
             reply = hashlib.sha256(data).hexdigest()
         elif isinstance(effect, Emit):
             run.events.append(effect.event)
-        elif isinstance(effect, NoProgress):
-            run.no_progress.append(effect)
+        elif isinstance(effect, NoProgress | Misconfigured):
+            run.verdicts.append(effect)
         elif isinstance(effect, Acquire):
             reply = 0.0
         else:  # pragma: no cover - a flow bug
