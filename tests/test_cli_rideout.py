@@ -28,7 +28,14 @@ from steadypost import Journal, PostState, RetryPolicy
 from steadypost.cli import ExitCode, cli
 from steadypost.cli.app import Runtime
 from steadypost.cli.options import parse_duration, parse_wait
-from steadypost.cli.progress import Display, SpeedColumn, StatusColumn, countdown, span
+from steadypost.cli.progress import (
+    Display,
+    SpeedColumn,
+    StatusColumn,
+    TimeLeftColumn,
+    countdown,
+    span,
+)
 from steadypost.hosts import DEFAULT_FAILURE_THRESHOLD, DEFAULT_OPEN_BASE_S, DEFAULT_OPEN_JITTER
 from steadypost.testing import (
     FakeClock,
@@ -230,7 +237,7 @@ def test_ctrl_c_in_the_countdown_exits_130_and_resume_finishes(app: Cli, video: 
     [post] = app.posts()
     assert post.state is PostState.WAITING
     assert post.offset == CHUNK
-    assert f"is saved with {post.offset:,} bytes on the server" in result.stderr
+    assert f"the server acknowledged {post.offset:,} bytes" in result.stderr
     assert "`steadypost resume`" in result.stderr
     assert "platform recovering" in result.stderr  # it was interrupted in the countdown
     assert result.stdout.startswith("waiting")
@@ -315,6 +322,9 @@ def test_the_countdown_is_computed_at_each_refresh(app: Cli, video: Path) -> Non
     [task] = display.bars.tasks
     column = StatusColumn(display)
     assert column.render(task).plain == "platform recovering: circuit open, next try in 42 s"
+    # no stale speed or time left beside a countdown
+    assert SpeedColumn(clock.now).render(task).plain == ""
+    assert TimeLeftColumn(clock.now).render(task).plain == ""
     clock.advance(30)
     assert column.render(task).plain == "platform recovering: circuit open, next try in 12 s"
     clock.advance(12)

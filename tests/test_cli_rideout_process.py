@@ -151,7 +151,7 @@ def test_ctrl_c_in_the_countdown_exits_130_and_resume_finishes(
         [post] = journal.list()
     assert post.state is PostState.WAITING
     assert 0 < post.offset < SIZE
-    assert f"is saved with {post.offset:,} bytes on the server" in stderr
+    assert f"the server acknowledged {post.offset:,} bytes" in stderr
     assert "`steadypost resume`" in stderr
     assert stdout.startswith("waiting")
 

@@ -79,14 +79,39 @@ def recovery_reason(last_error: str | None, seen: str | None = None) -> str:
     return ", ".join(parts) or "waiting for the platform"
 
 
+def _waiting(task: Task, clock: Clock) -> bool:
+    until = task.fields.get("wait_until")
+    return until is not None and until > clock()
+
+
 class SpeedColumn(ProgressColumn):
-    """The transfer speed in the bar's own units (KiB/s, MiB/s), not rich's decimal MB/s."""
+    """The transfer speed in the bar's own units (KiB/s, MiB/s), not rich's decimal MB/s.
+
+    Blank while the upload waits: the last speed would be a stale promise.
+    """
+
+    def __init__(self, clock: Clock = time.time) -> None:
+        super().__init__()
+        self.clock = clock
 
     def render(self, task: Task) -> Text:
+        if _waiting(task, self.clock):
+            return Text("")
         speed = task.finished_speed or task.speed
         if speed is None:
             return Text("?", style="progress.data.speed")
         return Text(f"{size(int(speed))}/s", style="progress.data.speed")
+
+
+class TimeLeftColumn(TimeRemainingColumn):
+    """Rich's time remaining, blank while the upload waits (the estimate means nothing then)."""
+
+    def __init__(self, clock: Clock = time.time) -> None:
+        super().__init__()
+        self.clock = clock
+
+    def render(self, task: Task) -> Text:
+        return Text("") if _waiting(task, self.clock) else super().render(task)
 
 
 class StatusColumn(ProgressColumn):
@@ -206,8 +231,8 @@ class Display:
                 TextColumn("{task.description}"),
                 BarColumn(),
                 DownloadColumn(binary_units=True),
-                SpeedColumn(),
-                TimeRemainingColumn(),
+                SpeedColumn(clock),
+                TimeLeftColumn(clock),
                 StatusColumn(self),
                 console=console,
             )

@@ -98,11 +98,10 @@ class RideOut:
                                         on_progress=on_progress)  # fmt: skip
             if post.state.finished or post.state is PostState.UNCONFIRMED:
                 self.moved = max(self.moved, self.app.now())
-            if not self.rides(post):
+            at = max(post.next_attempt_at or 0.0, self.app.now() + MIN_ROUND_S)
+            if not self.rides(post) or at >= self.deadline:
                 self._gave_up(tracker, post)
                 return post
-            assert post.next_attempt_at is not None
-            at = max(post.next_attempt_at, self.app.now() + MIN_ROUND_S)
 
     def _watch(self, tracker: Tracker, offset: int) -> ProgressCallback:
         """``tracker``, noting the time whenever the server's offset moves past ``offset``."""
@@ -163,9 +162,9 @@ def interrupted(app: App, started: Sequence[Post], *, as_json: bool, after: str 
     if saved:
         last = saved[-1]
         app.note(
-            f"\ninterrupted: post {last.post_id} ({os.path.basename(last.path)}) is saved with "
-            f"{last.offset:,} bytes on the server; `steadypost resume` (or the daemon) goes on "
-            "from there"
+            f"\ninterrupted: post {last.post_id} ({os.path.basename(last.path)}) is saved; the "
+            f"server acknowledged {last.offset:,} bytes of it. `steadypost resume` (or the "
+            "daemon) goes on from the server's offset"
         )
     if after:
         app.note(after)
