@@ -353,7 +353,7 @@ def test_resume_leaves_posts_whose_wait_is_not_over(app: Cli, video: Path) -> No
     app.options["retry"] = RetryPolicy(deadline_s=1200)
     assert app.upload(video).exit_code == ExitCode.WAITING
     requests = len(app.sim.requests)
-    result = app.run("resume")
+    result = app.run("resume", "--no-wait")  # riding it out instead: tests/test_cli_rideout.py
     assert result.exit_code == ExitCode.WAITING
     assert "resume --all" in result.stderr
     assert len(app.sim.requests) == requests  # the server asked for time: it gets it
@@ -414,7 +414,7 @@ def test_verify_all_checks_now_and_not_processed_is_queued_again(app: Cli, video
 def test_cancel_deletes_the_server_upload(app: Cli, video: Path) -> None:
     app.sim.faults.add(Respond(status=503, methods={"PATCH"}, times=99))
     app.options["retry"] = RetryPolicy(max_attempts=2, deadline_s=None)
-    uploaded = app.upload(video, extra=("--json",))
+    uploaded = app.upload(video, extra=("--json", "--no-wait"))
     assert uploaded.exit_code == ExitCode.WAITING
     [record] = json_lines(uploaded.stdout)
     app.sim.faults.clear()
@@ -432,7 +432,7 @@ def test_cancel_deletes_the_server_upload(app: Cli, video: Path) -> None:
 def test_cancel_when_the_server_cannot_delete_says_so(app: Cli, video: Path) -> None:
     app.sim.faults.add(Respond(status=503, methods={"PATCH"}, times=99))
     app.options["retry"] = RetryPolicy(max_attempts=2, deadline_s=None)
-    [record] = json_lines(app.upload(video, extra=("--json",)).stdout)
+    [record] = json_lines(app.upload(video, extra=("--json", "--no-wait")).stdout)
     app.sim.faults.add(Respond(status=403, methods={"DELETE"}, times=1))
     result = app.run("cancel", record["post_id"])
     assert result.exit_code == 0, result.output

@@ -39,6 +39,10 @@ class Runtime:
     """``None``: the default journal (``$STEADYPOST_HOME`` or the user data dir)."""
     uploader_options: Mapping[str, Any] = field(default_factory=dict)
     """Extra ``Uploader(...)`` keyword arguments, e.g. ``client``, ``sleep``, ``retry``."""
+    sleep: Callable[[float], None] | None = None
+    """How a command waits for a recovering platform between tries (and the uploader's
+    sleep unless ``uploader_options`` has one). ``None``: ``uploader_options["sleep"]``
+    if given, else ``time.sleep`` (which Ctrl-C interrupts)."""
 
 
 class CliError(Exception):
@@ -75,6 +79,11 @@ class App:
 
     def now(self) -> float:
         return self.runtime.clock()
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` on the runtime's sleeper (a fake clock's in tests)."""
+        sleep = self.runtime.sleep or self.runtime.uploader_options.get("sleep") or time.sleep
+        sleep(seconds)
 
     # --- configuration -----------------------------------------------------------------
 
@@ -145,7 +154,10 @@ class App:
         """An uploader sending ``headers`` (one per distinct set, closed with the app)."""
         key = tuple(sorted(headers.items()))
         if key not in self._uploaders:
-            options = {"clock": self.runtime.clock, **self.runtime.uploader_options}
+            options: dict[str, Any] = {"clock": self.runtime.clock}
+            if self.runtime.sleep is not None:
+                options["sleep"] = self.runtime.sleep
+            options.update(self.runtime.uploader_options)
             self._uploaders[key] = Uploader(headers=headers, journal=self.journal, **options)
         return self._uploaders[key]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -21,6 +22,17 @@ from .config import (
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: How long ``upload`` and ``resume`` keep trying through an outage, by default.
+DEFAULT_WAIT_UP_TO = "30m"
+MAX_WAIT_UP_TO_S = 7 * 86400.0
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]*)\s*")
+_DURATION_UNITS = {
+    "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
+    "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
+    "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
+    "d": 86400, "day": 86400, "days": 86400,
+}  # fmt: skip
 
 pass_app = click.make_pass_decorator(App)
 
@@ -47,7 +59,42 @@ class _Checked(_ParamType):
             self.fail(str(exc), param, ctx)
 
 
+def parse_duration(text: str) -> float:
+    """Seconds from ``"30m"``, ``"90s"``, ``"1h"``, ``"1h30m"``, ``"1.5h"``, ``"45"`` or ``"0"``.
+
+    Units: ``s``, ``m``/``min``, ``h``, ``d`` (and their long names); a bare
+    number is seconds. Raises :class:`ConfigError` on anything else, negative
+    values included.
+    """
+    rest = text.strip().lower()
+    if re.fullmatch(r"\d+(?:\.\d+)?", rest):
+        return float(rest)
+    total, parts = 0.0, 0
+    while rest:
+        match = _DURATION_PART.match(rest)
+        if match is None or match.group(2) not in _DURATION_UNITS:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        parts += 1
+        rest = rest[match.end() :]
+    if rest or not parts:
+        raise ConfigError(
+            f"{text!r} is not a duration; write a number with a unit: 90s, 30m, 1h, 1h30m, 0"
+        )
+    return total
+
+
+def parse_wait(text: str) -> float:
+    """A ``--wait-up-to`` duration: :func:`parse_duration`, at most :data:`MAX_WAIT_UP_TO_S`."""
+    seconds = parse_duration(text)
+    if seconds > MAX_WAIT_UP_TO_S:
+        raise ConfigError(f"{text!r} is longer than a week; for longer waits let the daemon "
+                          "go on (`steadypost daemon`)")  # fmt: skip
+    return seconds
+
+
 SIZE = _Checked("SIZE", parse_size)
+DURATION = _Checked("DURATION", parse_wait)
 URL = _Checked("URL", check_endpoint)
 HEADER = _Checked("'NAME: VALUE'", parse_header)
 METADATA = _Checked("KEY=VALUE", parse_metadata)
@@ -135,4 +182,21 @@ def platform_options(f: F) -> F:
         help="Where the posts go: tus (any tus server, the default), post-api, tiktok or "
         "vimeo (default: $STEADYPOST_PLATFORM or the profile's platform). "
         "`steadypost platforms` lists them.",
+    )(f)  # fmt: skip
+
+
+def wait_options(f: F) -> F:
+    """``--wait-up-to DURATION`` and ``--no-wait`` (``upload`` and ``resume``)."""
+    f = click.option(
+        "--no-wait", is_flag=True,
+        help="Do not wait for a recovering platform: a post the platform cannot take now is "
+        "left waiting (exit 4) for `steadypost resume` or the daemon. For scripts; the same "
+        "as --wait-up-to 0.",
+    )(f)  # fmt: skip
+    return click.option(
+        "--wait-up-to", type=DURATION, default=DEFAULT_WAIT_UP_TO, show_default=True,
+        metavar="DURATION",
+        help="While the platform is down, keep trying (at the pace its circuit breaker "
+        "allows, with a countdown) for up to this long without progress, e.g. 90s, 10m, 2h. "
+        "Then the post is left waiting for `steadypost resume` or the daemon.",
     )(f)  # fmt: skip

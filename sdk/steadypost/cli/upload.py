@@ -13,7 +13,15 @@ from steadypost import Post
 from .app import App, CliError
 from .config import Settings, platform_info
 from .exitcodes import ExitCode, for_posts, help_text
-from .options import common_options, json_option, pass_app, platform_options, post_options
+from .options import (
+    common_options,
+    json_option,
+    pass_app,
+    platform_options,
+    post_options,
+    wait_options,
+)
+from .rideout import RideOut, interrupted
 
 FILES = click.argument(
     "files", nargs=-1, required=True,
@@ -87,27 +95,36 @@ def _metadata(settings: Settings, path: Path) -> dict[str, str]:
 @FILES
 @post_options
 @platform_options
+@wait_options
 @json_option
 @common_options
 @pass_app
 def upload(
     app: App, files: tuple[Path, ...], endpoint: str | None, headers: tuple[tuple[str, str], ...],
     metadata: tuple[tuple[str, str], ...], chunk_size: int | None,
-    platform: str | None, platform_options: tuple[tuple[str, str], ...], as_json: bool,
+    platform: str | None, platform_options: tuple[tuple[str, str], ...],
+    wait_up_to: float, no_wait: bool, as_json: bool,
 ) -> None:  # fmt: skip
     """Upload videos now, with a progress bar per file.
 
     Each file becomes a post in the journal before the first byte is sent.
     When the platform fails, steadypost waits as the server asks and resumes
-    from the server's offset. At the end you get one line per post:
-    confirmed, unconfirmed (checked later, it may already be live), waiting
-    (`steadypost resume` goes on) or failed, and why. Ctrl-C keeps the post
-    resumable and exits 130.
+    from the server's offset. During an outage it rides it out: it tries
+    again when the platform's circuit breaker lets a probe through (spaced
+    15 s to 4 min apart, never a flood), counting down on stderr
+    ("platform recovering: circuit open, next try in 42 s"), for up to
+    --wait-up-to (30 minutes) without progress. --no-wait gives up at once
+    instead (for scripts). At the end you get one line per post: confirmed,
+    unconfirmed (checked later, it may already be live), waiting
+    (`steadypost resume` or the daemon goes on) or failed, and why. Ctrl-C
+    keeps the post resumable and exits 130.
 
     \b
     Examples:
       steadypost upload holiday.mp4 --endpoint https://uploads.example.com/files/
       steadypost upload day1.mp4 day2.mp4 -m caption='Day one' --chunk-size 8MiB
+      steadypost upload holiday.mp4 --wait-up-to 2h    # ride out a long outage
+      steadypost upload clip.mp4 --no-wait --json      # scripts: exit 4 at once
       STEADYPOST_TOKEN=... steadypost upload clip.mp4 -e https://up.example/files/
       steadypost upload clip.mp4 --json | jq -r .state
       steadypost upload clip.mp4 --platform tiktok -m title='Sunset'
@@ -125,6 +142,7 @@ def upload(
         raise CliError(missing, ExitCode.USAGE)
     files = tuple(_unique(app, files))
     uploader = app.uploader(settings.headers_for(url))
+    ride = RideOut.from_options(app, wait_up_to=wait_up_to, no_wait=no_wait)
     results: list[Post] = []
     try:
         with app.display() as display:
@@ -134,29 +152,15 @@ def upload(
                 )
                 results.append(post)
                 tracker = display.track(path.name, post.identity.size)
-                post = uploader.upload_post(
-                    post.post_id, chunk_size=settings.chunk_size, on_progress=tracker
-                )
+                post = ride.upload(uploader, post, chunk_size=settings.chunk_size, tracker=tracker)
                 results[-1] = post
                 tracker.finish(post)
     except KeyboardInterrupt:
-        _interrupted(app, results, files[len(results):], as_json=as_json)
+        left = files[len(results) :]
+        after = "not started, not in the journal: " + ", ".join(map(str, left)) if left else ""
+        interrupted(app, results, as_json=as_json, after=after)
     app.print_posts(results, as_json=as_json)
     raise click.exceptions.Exit(for_posts(results))
-
-
-def _interrupted(app: App, started: list[Post], left: Sequence[Path], *, as_json: bool) -> None:
-    saved = [app.journal.get(post.post_id) for post in started]
-    app.print_posts(saved, as_json=as_json)
-    if saved:
-        last = saved[-1]
-        app.note(
-            f"\ninterrupted: post {last.post_id} is saved with {last.offset:,} bytes on the "
-            "server; `steadypost resume` goes on from there"
-        )
-    if left:
-        app.note("not started, not in the journal: " + ", ".join(str(p) for p in left))
-    raise click.exceptions.Exit(ExitCode.INTERRUPTED)
 
 
 @click.command(epilog=CONFIG_HELP)

@@ -12,14 +12,28 @@ from steadypost import Post, PostState
 from .app import App, CliError
 from .config import Settings, origin
 from .exitcodes import ExitCode, for_posts, help_text
-from .options import chunk_size_option, common_options, header_option, json_option, pass_app
+from .options import (
+    chunk_size_option,
+    common_options,
+    header_option,
+    json_option,
+    pass_app,
+    wait_options,
+)
 from .output import when
+from .rideout import RideOut, interrupted
 
 _RESUMABLE = (PostState.QUEUED, PostState.WAITING, PostState.UPLOADING)
 
 
-def _chosen(app: App, refs: Sequence[str], everything: bool) -> tuple[list[Post], list[Post]]:
-    """The posts ``resume`` works on (the named ones, or those due) and those left for later."""
+def _chosen(
+    app: App, refs: Sequence[str], everything: bool, ride: RideOut
+) -> tuple[list[Post], list[Post]]:
+    """The posts ``resume`` works on (the named ones, or those due) and those left for later.
+
+    While riding out (not ``--no-wait``), a post whose next try comes before the command's
+    deadline is worked on too, after the due ones: the command waits for its time.
+    """
     if refs:
         return [app.find_post(ref) for ref in refs], []
     now = app.now()
@@ -28,6 +42,9 @@ def _chosen(app: App, refs: Sequence[str], everything: bool) -> tuple[list[Post]
     later = [p for p in app.journal.list(state=PostState.WAITING) if p.post_id not in due_ids]
     if everything:
         return due + later, []
+    soon = sorted((p for p in later if ride.rides(p)), key=lambda p: p.next_attempt_at or now)
+    due += soon
+    later = [p for p in later if p not in soon]
     if later:
         first = min(p.next_attempt_at or now for p in later)
         app.note(
@@ -57,41 +74,56 @@ def _skip(app: App, post: Post, settings: Settings) -> bool:
               help="Also posts whose next try is later (the server asked to wait).")  # fmt: skip
 @header_option
 @chunk_size_option
+@wait_options
 @json_option
 @common_options
 @pass_app
 def resume(
     app: App, post_ids: tuple[str, ...], everything: bool,
-    headers: tuple[tuple[str, str], ...], chunk_size: int | None, as_json: bool,
+    headers: tuple[tuple[str, str], ...], chunk_size: int | None,
+    wait_up_to: float, no_wait: bool, as_json: bool,
 ) -> None:  # fmt: skip
     """Go on with posts that an earlier run left: queued, waiting or interrupted.
 
-    Without POST_IDs, every post whose time has come (its wait is over);
-    the exit code is 4 while any post still waits.
+    Without POST_IDs, every post whose time has come (its wait is over),
+    and those whose next try comes within --wait-up-to: like `upload`,
+    resume rides out an outage at the pace of the platform's circuit
+    breaker, with a countdown, for up to --wait-up-to (30 minutes) without
+    progress; --no-wait takes only the posts due now and gives up at once.
+    The exit code is 4 while any post still waits.
     Uploads continue from the server's offset. The token comes from the
-    profile or $STEADYPOST_TOKEN (the journal never holds one).
+    profile or $STEADYPOST_TOKEN (the journal never holds one). Ctrl-C
+    keeps every post resumable and exits 130.
 
     \b
     Examples:
       steadypost resume
       steadypost resume 01JD3K9Z
+      steadypost resume --wait-up-to 2h
+      steadypost resume --no-wait --json          # from cron: never blocks
       steadypost --profile travel resume --all
     """
     settings = app.settings(headers=headers, chunk_size=chunk_size)
-    chosen, later = _chosen(app, post_ids, everything)
+    ride = RideOut.from_options(app, wait_up_to=wait_up_to, no_wait=no_wait)
+    chosen, later = _chosen(app, post_ids, everything, ride)
     results: list[Post] = []
-    with app.display() as display:
-        for post in chosen:
-            if _skip(app, post, settings):
+    try:
+        with app.display() as display:
+            for post in chosen:
+                if _skip(app, post, settings):
+                    results.append(post)
+                    continue
                 results.append(post)
-                continue
-            tracker = display.track(os.path.basename(post.path), post.identity.size)
-            uploader = app.uploader(settings.headers_for(post.endpoint))
-            post = uploader.upload_post(
-                post.post_id, chunk_size=settings.chunk_size, on_progress=tracker
-            )
-            tracker.finish(post)
-            results.append(post)
+                tracker = display.track(os.path.basename(post.path), post.identity.size)
+                uploader = app.uploader(settings.headers_for(post.endpoint))
+                post = ride.upload(uploader, post, chunk_size=settings.chunk_size,
+                                   tracker=tracker, wait_first=not (post_ids or everything))
+                tracker.finish(post)
+                results[-1] = post
+    except KeyboardInterrupt:
+        left = len(chosen) - len(results)
+        after = f"{left} more post(s) not started; they wait in the journal" if left else ""
+        interrupted(app, results, as_json=as_json, after=after)
     if not chosen:
         app.note("nothing to resume")
     app.print_posts(results, as_json=as_json)
