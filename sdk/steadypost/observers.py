@@ -50,7 +50,7 @@ class RunObserver:
         self.acknowledged = 0
         self.bytes_sent = 0
         self.requests = 0
-        self._last_body: tuple[int, int] | None = None
+        self._last_body: tuple[FileBody, int] | None = None
 
     def _report(self, progress: Progress) -> None:
         if self.on_progress is not None:
@@ -83,11 +83,10 @@ class RunObserver:
         log.debug("event %s", event)
 
     def on_body(self, body: FileBody, position: int) -> None:
-        key = id(body)
-        last = self._last_body
-        previous = last[1] if last is not None and last[0] == key else body.offset
+        last = self._last_body  # (the body itself, held: an id() could be reused)
+        previous = last[1] if last is not None and last[0] is body else body.offset
         self.bytes_sent += position - previous
-        self._last_body = (key, position)
+        self._last_body = (body, position)
         self._report(Progress(ProgressKind.BYTES, self.acknowledged, self.total, sent=position))
 
 
