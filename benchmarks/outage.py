@@ -32,7 +32,7 @@ The steadypost rows are not a re-implementation: each post runs
 ``steadypost.platforms.tus.status_error``, pumped by the drivers' ``_Pump`` with a
 ``HostGuard`` (``admit`` before each request, ``record`` after it, exactly as
 ``run_sync`` does), the uploader's pre-check ``HostGuard.check``, and
-``steadypost.posting.retry_delay`` for the journal's ``next_attempt_at``. Only the
+``steadypost.policy.retry_delay`` for the journal's ``next_attempt_at``. Only the
 network and the journal are replaced by the simulated server and the event heap.
 The fixed-interval fleets are deterministic while the server is down, so they are
 fast-forwarded to the recovery (their outage requests are counted exactly); every
@@ -78,8 +78,7 @@ from steadypost.errors import RetriesExhaustedError, SteadypostError
 from steadypost.flow import Flow, Request, Response, RetryContext, Sleep, with_retries
 from steadypost.hosts import BreakerPhase, HostGuard, HostRegistry, origin_of
 from steadypost.platforms.tus import status_error
-from steadypost.policy import RetryPolicy, is_transient, retry_wait
-from steadypost.posting import retry_delay
+from steadypost.policy import RetryPolicy, is_transient, retry_delay, retry_wait
 
 UPLOAD_URL = "https://uploads.example.com/files/upload-1"
 ORIGIN = origin_of(UPLOAD_URL)

@@ -31,8 +31,7 @@ from steadypost.hosts import (
     default_registry,
     origin_of,
 )
-from steadypost.policy import is_transient
-from steadypost.posting import retry_delay
+from steadypost.policy import is_transient, retry_delay
 
 HOST = "https://uploads.example.com:443"
 URL = "https://uploads.example.com/files/abc"

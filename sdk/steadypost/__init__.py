@@ -49,6 +49,7 @@ from .errors import (
 from .files import snapshot_file
 from .hosts import BreakerOptions, BudgetOptions, HostOptions, HostRegistry
 from .journal import Journal
+from .lifecycle.options import PostOptions
 from .models import (
     FileIdentity,
     JournalEvent,
@@ -62,7 +63,6 @@ from .models import (
 from .platforms.base import TokenRequest
 from .platforms.tus import DEFAULT_CHUNK_SIZE, ServerInfo
 from .policy import RetryPolicy
-from .posting import PostOptions
 from .statuspage import StatusPageOptions, StatusPages
 
 __version__ = "0.1.0"

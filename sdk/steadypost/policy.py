@@ -25,6 +25,7 @@ from .errors import (
     ConnectionLostError,
     HostUnavailableError,
     ProtocolError,
+    RetriesExhaustedError,
     StalledError,
     StatusError,
     SteadypostError,
@@ -213,3 +214,28 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, SteadypostError):
         return str(exc)
     return type(exc).__name__
+
+
+def retry_delay(
+    exc: SteadypostError, attempts: int, *, policy: RetryPolicy, rng: random.Random
+) -> float:
+    """How long a post that failed without anything lost waits before its next attempt.
+
+    The host's own time when its guard turned the request away (circuit open,
+    budget spent, ``Retry-After``, status page); else the post's jittered
+    backoff, or the server's longer ``Retry-After``.
+    """
+    if isinstance(exc, HostUnavailableError):
+        return exc.retry_after
+    cause = exc.__cause__ if isinstance(exc, RetriesExhaustedError) else exc
+    retry_after = cause.retry_after if isinstance(cause, StatusError) else None
+    return retry_wait(policy, attempts, retry_after=retry_after, rng=rng)
+
+
+def recheck_delay(checks: int, *, base_s: float, cap_s: float, rng: random.Random) -> float:
+    """The gap before check number ``checks + 1`` of a post still processing (±10% jitter).
+
+    ``base_s``, then twice as long each time, at most ``cap_s``.
+    """
+    base = min(cap_s, base_s * 2.0 ** min(checks - 1, 32))
+    return base * rng.uniform(0.9, 1.1)

@@ -23,25 +23,16 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ._fileio import OpenedFile
 from .digest import FileHasher
 from .errors import (
-    ConfigurationError,
-    FileProblemError,
     HostUnavailableError,
     IllegalTransitionError,
-    InternalError,
     JournalError,
     LeaseHeldError,
-    Outcome,
-    ProtocolError,
-    RetriesExhaustedError,
-    StatusError,
     SteadypostError,
-    UploadCancelledError,
 )
 from .events import (
     BodyNotSent,
@@ -55,64 +46,16 @@ from .events import (
 )
 from .files import snapshot_file
 from .flow import FileBody, Request, Response, Sleep
-from .journal import DEFAULT_LEASE_S, Journal
+from .journal import Journal
+from .lifecycle import outcome
+from .lifecycle.options import PostOptions
 from .models import LocalFile, Post, PostState
-from .platforms.base import CheckResult, CheckStatus
+from .platforms.base import CheckResult
 from .platforms.tus import request_id
-from .policy import RetryPolicy, retry_wait
+from .policy import RetryPolicy
 
 T = TypeVar("T")
 log = logging.getLogger("steadypost")
-
-DEFAULT_VERIFY_WINDOW_S = (15 * 60.0, 30 * 60.0)
-DEFAULT_MAX_PROTOCOL_FAILURES = 5
-DEFAULT_RECHECK_BASE_S = 30 * 60.0
-DEFAULT_RECHECK_CAP_S = 6 * 3600.0
-DEFAULT_UNRESOLVED_AFTER_S = 72 * 3600.0
-
-
-def retry_delay(
-    exc: SteadypostError, attempts: int, *, policy: RetryPolicy, rng: random.Random
-) -> float:
-    """How long a post that failed without anything lost waits before its next attempt.
-
-    The host's own time when its guard turned the request away (circuit open,
-    budget spent, ``Retry-After``, status page); else the post's jittered
-    backoff, or the server's longer ``Retry-After``.
-    """
-    if isinstance(exc, HostUnavailableError):
-        return exc.retry_after
-    cause = exc.__cause__ if isinstance(exc, RetriesExhaustedError) else exc
-    retry_after = cause.retry_after if isinstance(cause, StatusError) else None
-    return retry_wait(policy, attempts, retry_after=retry_after, rng=rng)
-
-
-@dataclass(frozen=True, kw_only=True)
-class PostOptions:
-    """How journaled posts behave. Every field has a named default."""
-
-    lease_s: float = DEFAULT_LEASE_S
-    """How long a claim holds without renewal (a dead process's post is free after it)."""
-    verify_window_s: tuple[float, float] = DEFAULT_VERIFY_WINDOW_S
-    """An ``unconfirmed`` post is first checked at a uniformly random moment in this window."""
-    restart_if_changed: bool = False
-    """A file changed since its post began starts over from byte 0 instead of failing."""
-    max_protocol_failures: int = DEFAULT_MAX_PROTOCOL_FAILURES
-    """A server answering nonsense this many times in a row fails the post."""
-    recheck_base_s: float = DEFAULT_RECHECK_BASE_S
-    """A post still processing is checked again after this, then twice as long, ..."""
-    recheck_cap_s: float = DEFAULT_RECHECK_CAP_S
-    """... but never more than this between two checks."""
-    unresolved_after_s: float = DEFAULT_UNRESOLVED_AFTER_S
-    """A post still unsettled this long after its outcome became unknown is ``failed``."""
-
-    def __post_init__(self) -> None:
-        low, high = self.verify_window_s
-        if not 0 <= low <= high:
-            raise ValueError(
-                "PostOptions.verify_window_s must be (low, high) with 0 <= low <= high"
-            )
-
 
 class BatchedWrites:
     """The journal as a running upload writes to it.
@@ -236,18 +179,11 @@ class PostRun(EventRecorder):
         known = self.post.identity
         change = known.differs_from(file.identity)
         if change is not None:
-            if not self.options.restart_if_changed:
-                raise FileProblemError(
-                    f"{file.path} changed since its post began ({change}); it is never "
-                    "resumed into the old upload. Post it again, or pass "
-                    "restart_if_changed=True to start over"
-                )
-            self.post = self.journal.transition(
-                self.post.post_id, PostState.UPLOADING, owner=self.owner,
-                upload_url=None, offset=0, sha256=None, size=file.size, mtime_ns=file.mtime_ns,
-                dev=file.dev, inode=file.inode, ctime_ns=file.ctime_ns, sent_to=0,
-                event={"note": f"the file changed ({change}): starting over from byte 0"},
-            )  # fmt: skip
+            restart = outcome.file_changed(
+                self.post, change, size=file.size, mtime_ns=file.mtime_ns, dev=file.dev,
+                inode=file.inode, ctime_ns=file.ctime_ns, options=self.options,
+            )  # fmt: skip (raises FileProblemError unless restart_if_changed)
+            self.apply(restart)
             self.upload_url, self.offset = None, 0
         elif known.inode is None and file.inode is not None:  # journaled by steadypost 0.1
             self.post = self.journal.checkpoint(
@@ -340,46 +276,23 @@ class PostRun(EventRecorder):
             self.last_byte_sent = True
         self._renew()
 
-    # -- the outcome --
+    # -- the outcome (decided by lifecycle.outcome, applied here) --
 
-    def succeeded(self, sha256: str | None, size: int) -> Post:
-        """The server holds every byte (tus: its offset equals the length): confirmed."""
-        self.post = self.journal.transition(
-            self.post.post_id, PostState.CONFIRMED, owner=self.owner,
-            offset=size, sha256=sha256, last_error=None, next_attempt_at=None,
-            event={"reason": "the server holds every byte"},
-        )  # fmt: skip
-        return self.post
+    def _ctx(self) -> outcome.Context:
+        return outcome.Context(now=self.clock(), rng=self.rng, policy=self.policy,
+                               options=self.options)  # fmt: skip
 
-    def failed(self, exc: SteadypostError) -> Post:
-        """Journal a failed run: waiting, unconfirmed or failed, never lost."""
-        now = self.clock()
-        if isinstance(exc, UploadCancelledError) and not self.last_byte_sent:
-            # Stopped on purpose (cancel(), a daemon's SIGTERM): not a failure, no attempt spent.
-            event = {"note": "stopped; resumable from the server's offset"}
-            return self._end(PostState.WAITING, next_attempt_at=now, event=event)
-        attempts = self.post.attempts + 1
-        message = str(exc)
-        to, when = self._classify(exc, attempts, now)
-        event = {"error": message, "outcome": exc.outcome.value, "type": type(exc).__name__}
-        fields: dict[str, Any] = {}
-        if isinstance(exc, ConfigurationError):  # a wrong endpoint, not the platform's doing
-            fields["extra"] = {**self.post.extra, "failed_because": "configuration"}
-        return self._end(
-            to, attempts=attempts, next_attempt_at=when, last_error=message, event=event,
-            **fields,
-        )  # fmt: skip
-
-    def _end(self, to: PostState, **fields: Any) -> Post:
-        """Leave ``uploading``; an unconfirmed post remembers since when.
+    def apply(self, transition: outcome.Transition) -> Post:
+        """Journal ``transition`` in one transaction, as this run's lease holder.
 
         If the post was cancelled (or taken over by another worker) while this
         run went on, that stands: the run's outcome is dropped quietly.
         """
-        if to is PostState.UNCONFIRMED:
-            fields["extra"] = {**self.post.extra, "unconfirmed_since": self.clock(), "checks": 0}
         try:
-            self.post = self.journal.transition(self.post.post_id, to, owner=self.owner, **fields)
+            self.post = self.journal.transition(
+                self.post.post_id, transition.to, owner=self.owner,
+                event=dict(transition.event), **transition.fields,
+            )  # fmt: skip
         except (IllegalTransitionError, LeaseHeldError):
             return self.lost()
         return self.post
@@ -391,12 +304,14 @@ class PostRun(EventRecorder):
                  self.post.state.value)  # fmt: skip
         return self.post
 
-    def first_check_at(self, now: float) -> float:
-        """A uniformly random moment in the verification window after ``now``."""
-        low, high = self.options.verify_window_s
-        return now + self.rng.uniform(low, high)
+    def succeeded(self, sha256: str | None) -> Post:
+        """The server holds every byte (tus: its offset equals the length): confirmed."""
+        return self.apply(outcome.uploaded(self.post, sha256=sha256))
 
-    # -- the publish step (platforms that have one) --
+    def failed(self, exc: SteadypostError) -> Post:
+        """Journal a failed run: waiting, unconfirmed or failed, never lost."""
+        return self.apply(outcome.upload_failed(
+            self.post, exc, last_byte_sent=self.last_byte_sent, ctx=self._ctx()))
 
     def publishing(self, sha256: str | None) -> None:
         """Every byte is up; journal the intent to publish before the request."""
@@ -411,65 +326,16 @@ class PostRun(EventRecorder):
         """The publish request failed: unknown -> verify, not sent -> wait, refused -> failed."""
         if isinstance(exc, JournalError):
             raise exc
-        now = self.clock()
-        attempts = self.post.attempts + 1
-        event = {"publish_error": str(exc), "outcome": exc.outcome.value}
-        fields: dict[str, Any] = {"attempts": attempts, "last_error": str(exc), "event": event}
-        if exc.outcome is Outcome.AMBIGUOUS:
-            return self._end(
-                PostState.UNCONFIRMED, next_attempt_at=self.first_check_at(now), **fields
-            )
-        if exc.outcome is Outcome.REJECTED:
-            return self._end(PostState.FAILED, next_attempt_at=None, **fields)
-        when = now + retry_delay(exc, attempts, policy=self.policy, rng=self.rng)
-        return self._end(PostState.WAITING, next_attempt_at=when, **fields)
+        return self.apply(outcome.publish_failed(self.post, exc, ctx=self._ctx()))
 
     def published(self, result: CheckResult) -> Post:
         """The platform answered the publish request."""
-        event = {"publish": result.status.value, "reason": result.reason}
-        if result.status is CheckStatus.PROCESSED:
-            return self._end(
-                PostState.CONFIRMED, next_attempt_at=None, last_error=None, event=event
-            )
-        if result.status is CheckStatus.FAILED and not result.retryable:
-            why = f"the platform refused the post: {result.reason or 'no reason given'}"
-            return self._end(PostState.FAILED, next_attempt_at=None, last_error=why, event=event)
-        # Accepted and processing (or an odd answer): verify in the window.
-        now = self.clock()
-        return self._end(PostState.UNCONFIRMED, next_attempt_at=self.first_check_at(now),
-                         last_error=None, event=event)  # fmt: skip
-
-    def _classify(
-        self, exc: SteadypostError, attempts: int, now: float
-    ) -> tuple[PostState, float | None]:
-        if isinstance(exc, UploadCancelledError):
-            return PostState.WAITING, now
-        if isinstance(exc, FileProblemError):
-            return PostState.FAILED, None
-        if isinstance(exc, ProtocolError | InternalError) and (
-                attempts >= self.options.max_protocol_failures):  # fmt: skip
-            return PostState.FAILED, None
-        if exc.outcome is Outcome.REJECTED and not isinstance(exc, ProtocolError):
-            return PostState.FAILED, None
-        if self.last_byte_sent:
-            # Every byte went out and no answer said whether it was processed.
-            return PostState.UNCONFIRMED, self.first_check_at(now)
-        return PostState.WAITING, now + retry_delay(exc, attempts, policy=self.policy, rng=self.rng)
+        return self.apply(outcome.published(self.post, result, ctx=self._ctx()))
 
     def deferred(self, refusal: HostUnavailableError) -> Post:
         """Not started: the host is recovering. Waits for it; no attempt is charged."""
-        return self._end(
-            PostState.WAITING, next_attempt_at=self.clock() + refusal.retry_after,
-            last_error=str(refusal), event={"deferred": refusal.reason or str(refusal)},
-        )  # fmt: skip
+        return self.apply(outcome.deferred(refusal, ctx=self._ctx()))
 
     def interrupted(self, why: str) -> Post:
         """The run was stopped from outside (Ctrl-C, task cancelled): resumable at once."""
-        try:
-            self.post = self.journal.release(
-                self.post.post_id, owner=self.owner, to=PostState.WAITING,
-                next_attempt_at=self.clock(), last_error=why,
-            )  # fmt: skip
-        except (IllegalTransitionError, LeaseHeldError):
-            return self.lost()
-        return self.post
+        return self.apply(outcome.interrupted(why, ctx=self._ctx()))

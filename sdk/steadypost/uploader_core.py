@@ -33,6 +33,8 @@ from .files import snapshot_file
 from .flow import FileSha256, Flow, RetryContext, with_retries
 from .hosts import HostGuard, HostRegistry, default_registry
 from .journal import Journal, make_owner
+from .lifecycle import outcome
+from .lifecycle.options import PostOptions
 from .models import LocalFile, Post, PostState, Timeouts, UploadResult
 from .observers import RunObserver
 from .paths import default_journal_path
@@ -41,7 +43,7 @@ from .platforms.common import HeaderPolicy
 from .platforms.registry import platform_for
 from .platforms.tus import DEFAULT_CHUNK_SIZE, ServerInfo, TusOptions, TusUpload
 from .policy import RetryPolicy, is_transient
-from .posting import EventRecorder, PostOptions, PostRun
+from .posting import EventRecorder, PostRun
 from .ratelimit import SharedRateLimiter
 from .statuspage import StatusPages
 from .transport import DEFAULT_BLOCK_SIZE
@@ -344,7 +346,7 @@ class UploaderCore:
         except SteadypostError as exc:
             return self._conclude(run, exc)
         if platform.publish(run.post, result.upload_url) is None:
-            return run.succeeded(sha, upload.file.size)
+            return run.succeeded(sha)
         run.publishing(sha)
 
         def publish() -> Flow[CheckResult]:
@@ -394,10 +396,12 @@ class UploaderCore:
             post = self.journal.get(post_id)
             if post.state not in (PostState.QUEUED, PostState.WAITING):
                 return post  # someone claimed it meanwhile
+            ctx = outcome.Context(now=self.clock(), rng=self.rng, policy=self.retry_policy,
+                                  options=self.post_options)  # fmt: skip
+            wait = outcome.deferred(refusal, ctx=ctx)
             return self.journal.transition(
-                post_id, PostState.WAITING, next_attempt_at=self.clock() + refusal.retry_after,
-                last_error=str(refusal), event={"deferred": refusal.reason or str(refusal)},
-            )  # fmt: skip
+                post_id, wait.to, event=dict(wait.event), **wait.fields
+            )
 
     # -- verification and cancelling --
 
@@ -412,9 +416,8 @@ class UploaderCore:
         return [p for p in posts if (p.next_attempt_at or 0.0) <= now]
 
     def _verify_flow(self, post: Post) -> Flow[Post]:
-        check = VerifyRun(
-            self.journal, post, clock=self.clock, rng=self.rng, options=self.post_options
-        )
+        check = VerifyRun(self.journal, post, clock=self.clock, rng=self.rng,
+                          policy=self.retry_policy, options=self.post_options)  # fmt: skip
         policy = replace(self.retry_policy, max_attempts=CHECK_ATTEMPTS, deadline_s=None)
         try:
             platform = self._platform(post)

@@ -22,19 +22,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Any
 
 from .errors import SteadypostError
 from .journal import Journal
+from .lifecycle import outcome
+from .lifecycle.options import PostOptions
 from .models import Post, PostState
-from .platforms.base import CheckResult, CheckStatus
-from .posting import PostOptions
-
-
-def recheck_delay(checks: int, options: PostOptions, rng: random.Random) -> float:
-    """The gap before check number ``checks + 1`` of a post still processing (±10% jitter)."""
-    base = min(options.recheck_cap_s, options.recheck_base_s * 2.0 ** min(checks - 1, 32))
-    return base * rng.uniform(0.9, 1.1)
+from .platforms.base import CheckResult
+from .policy import RetryPolicy
 
 
 class VerifyRun:
@@ -47,55 +42,29 @@ class VerifyRun:
         *,
         clock: Callable[[], float],
         rng: random.Random,
+        policy: RetryPolicy,
         options: PostOptions,
     ) -> None:
         self.journal = journal
+        self.policy = policy
         self.post = post
         self.clock = clock
         self.rng = rng
         self.options = options
 
-    @property
-    def checks(self) -> int:
-        return int(self.post.extra.get("checks", 0)) + 1
-
-    @property
-    def since(self) -> float:
-        return float(self.post.extra.get("unconfirmed_since", self.post.updated_at))
+    def _ctx(self) -> outcome.Context:
+        return outcome.Context(now=self.clock(), rng=self.rng, policy=self.policy,
+                               options=self.options)  # fmt: skip
 
     def apply(self, result: CheckResult) -> Post:
         """Move the post by the platform's answer (see the module docstring)."""
-        evidence: dict[str, Any] = {
-            "check": self.checks, "status": result.status.value, "reason": result.reason,
-            "retryable": result.retryable, **dict(result.detail),
-        }  # fmt: skip
-        now = self.clock()
-        if result.status is CheckStatus.PROCESSED:
-            return self._move(PostState.CONFIRMED, evidence, next_attempt_at=None, last_error=None)
-        if result.status is CheckStatus.PROCESSING:
-            if now - self.since >= self.options.unresolved_after_s:
-                hours = self.options.unresolved_after_s / 3600
-                why = f"unresolved: still processing {hours:.0f} h after the outcome became unknown"
-                return self._move(PostState.FAILED, evidence, last_error=why, next_attempt_at=None)
-            delay = recheck_delay(self.checks, self.options, self.rng)
-            return self._move(PostState.UNCONFIRMED, evidence, next_attempt_at=now + delay)
-        if result.status is CheckStatus.FAILED and not result.retryable:
-            why = f"the platform refused the post: {result.reason or 'no reason given'}"
-            return self._move(PostState.FAILED, evidence, last_error=why, next_attempt_at=None)
-        why = f"not processed ({result.reason or result.status.value}): queued again"
-        return self._move(PostState.QUEUED, evidence, last_error=why, next_attempt_at=None)
+        return self._move(outcome.checked(self.post, result, ctx=self._ctx()))
 
     def check_failed(self, exc: SteadypostError) -> Post:
         """The platform could not be asked: try again later, change nothing else."""
-        evidence = {"check": self.checks, "error": str(exc)}
-        delay = recheck_delay(1, self.options, self.rng)
-        return self._move(
-            PostState.UNCONFIRMED, evidence, next_attempt_at=self.clock() + delay, count=False
-        )
+        return self._move(outcome.check_failed(self.post, exc, ctx=self._ctx()))
 
-    def _move(
-        self, to: PostState, evidence: dict[str, Any], *, count: bool = True, **fields: Any
-    ) -> Post:
+    def _move(self, transition: outcome.Transition) -> Post:
         """Apply the transition only if nobody else settled the post since it was read."""
         with self.journal.atomic():
             current = self.journal.get(self.post.post_id)
@@ -104,12 +73,10 @@ class VerifyRun:
                 or current.updated_at != self.post.updated_at
             ):
                 return current
-            self.journal.record(current.post_id, "verify", evidence)
-            extra = dict(current.extra)
-            if count:
-                extra["checks"] = self.checks
+            if transition.evidence is not None:
+                self.journal.record(current.post_id, "verify", transition.evidence)
             self.post = self.journal.transition(
-                current.post_id, to, event={"check": evidence.get("status", "error")},
-                extra=extra, **fields,
+                current.post_id, transition.to, event=dict(transition.event),
+                **transition.fields,
             )  # fmt: skip
         return self.post
