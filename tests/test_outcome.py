@@ -19,11 +19,11 @@ from steadypost.errors import (
     FileProblemError,
     HostUnavailableError,
     InternalError,
+    Outcome,
     ProtocolError,
     RetriesExhaustedError,
     StatusError,
     SteadypostError,
-    Outcome,
     UploadCancelledError,
     UploadStalledError,
     WireBoundError,
@@ -60,10 +60,10 @@ def exhausted(cause: SteadypostError) -> RetriesExhaustedError:
 
 
 # (what happened, last byte sent?, attempts so far, the state, when: now/later/window/None)
+BUSY = StatusError("x", status=503, retry_after=90, outcome=Outcome.NOT_DELIVERED)
 UPLOAD_FAILED = [
     ("refused connection", ConnectFailedError("x"), False, 0, S.WAITING, "later"),
-    ("503 with Retry-After", StatusError("x", status=503, retry_after=90, outcome=Outcome.NOT_DELIVERED),
-     False, 0, S.WAITING, "later"),
+    ("503 with Retry-After", BUSY, False, 0, S.WAITING, "later"),
     ("retries ran out, nothing lost", exhausted(ConnectFailedError("x")), False, 3, S.WAITING,
      "later"),
     ("reset after the last byte", ConnectionLostError("x"), True, 0, S.UNCONFIRMED, "window"),
@@ -111,8 +111,7 @@ def test_an_upload_that_failed(
 
 
 def test_a_retry_after_sets_when_the_post_goes_again() -> None:
-    busy = StatusError("x", status=503, retry_after=90, outcome=Outcome.NOT_DELIVERED)
-    t = outcome.upload_failed(post(), busy, last_byte_sent=False, ctx=ctx())
+    t = outcome.upload_failed(post(), BUSY, last_byte_sent=False, ctx=ctx())
     assert t.fields["next_attempt_at"] >= NOW + 90
 
 
