@@ -73,9 +73,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from steadypost.drivers import NullObserver, _Pump
+from steadypost.drivers import _Pump
 from steadypost.errors import RetriesExhaustedError, SteadypostError
-from steadypost.flow import Flow, Request, Response, RetryContext, Sleep, with_retries
+from steadypost.flow import Flow, NullObserver, Request, Response, RetryContext, Sleep, with_retries
 from steadypost.hosts import BreakerPhase, HostGuard, HostRegistry, origin_of
 from steadypost.platforms.tus import status_error
 from steadypost.policy import RetryPolicy, is_transient, retry_delay, retry_wait

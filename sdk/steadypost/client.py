@@ -30,13 +30,12 @@ import httpx
 from ._clients import default_async_client, default_client
 from ._fileio import OpenedFile
 from .digest import FileHasher
-from .drivers import run_async, run_sync
+from .drivers import AsyncDriver, SyncDriver
 from .files import snapshot_file
 from .flow import Flow
 from .models import LocalFile, Post, UploadResult
 from .observers import ProgressCallback, Tee, UploadObserver
 from .platforms.base import Platform
-from .transport import AsyncHttp, SyncHttp
 from .uploader_core import UploaderCore
 
 __all__ = ["AsyncUploader", "Uploader", "snapshot_file"]
@@ -83,15 +82,12 @@ class Uploader(UploaderCore):
         self._close_journal()
 
     def _drive(self, flow: Flow[T], observer: UploadObserver, file: OpenedFile | None = None) -> T:
-        http = SyncHttp(
-            self.client, timeouts=self.timeouts, block_size=self.block_size,
-            on_body=observer.on_body, check_cancelled=self._check_cancelled, file=file,
-        )  # fmt: skip
-        return run_sync(
-            flow, http=http, sleep=self._sleep, observer=observer,
+        driver = SyncDriver(
+            self.client, timeouts=self.timeouts, block_size=self.block_size, sleep=self._sleep,
             check_cancelled=self._check_cancelled, guard=self._guard(), clock=self.clock,
             limiter=self.rate_limiter,
         )  # fmt: skip
+        return driver.run(flow, observer, file)
 
     def upload(
         self,
@@ -249,15 +245,12 @@ class AsyncUploader(UploaderCore):
     async def _drive(
         self, flow: Flow[T], observer: UploadObserver, file: OpenedFile | None = None
     ) -> T:
-        http = AsyncHttp(
-            self.client, timeouts=self.timeouts, block_size=self.block_size,
-            on_body=observer.on_body, check_cancelled=self._check_cancelled, file=file,
-        )  # fmt: skip
-        return await run_async(
-            flow, http=http, sleep=self._sleep, observer=observer,
+        driver = AsyncDriver(
+            self.client, timeouts=self.timeouts, block_size=self.block_size, sleep=self._sleep,
             check_cancelled=self._check_cancelled, guard=self._guard(), clock=self.clock,
             limiter=self.rate_limiter,
         )  # fmt: skip
+        return await driver.run(flow, observer, file)
 
     async def upload(
         self,

@@ -9,10 +9,15 @@ answer back (or throws the translated failure in):
 * :class:`~steadypost.flow.FileSha256` -> the file hasher's result (waited for;
   the async driver awaits it without blocking the event loop);
 * :class:`~steadypost.flow.Emit` -> the observer;
-* :class:`~steadypost.flow.Acquire` -> the rate ``limiter`` (the seconds to wait).
+* :class:`~steadypost.flow.Acquire` -> the rate ``limiter`` (the seconds to wait);
+* :class:`~steadypost.flow.Drive` -> another flow, pumped to its end under its
+  own observer and open file, its result sent back.
 
 The observer sees every exchange, wait and event *before* the flow goes on,
-which is what lets the journal write intent before the next request.
+which is what lets the journal write intent before the next request. When
+the driver is stopped from outside (Ctrl-C, a cancelled task) it closes the
+flows it pumps, innermost first: a flow learns it was interrupted from
+``GeneratorExit``.
 
 With a ``guard`` (a :class:`~steadypost.hosts.HostGuard`), every request is
 first *admitted* by its host's circuit breaker and retry budget; a refused
@@ -29,22 +34,28 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, Protocol, TypeVar
 
+import httpx
+
 from ._fileio import OpenedFile
 from .errors import SteadypostError
 from .flow import (
     Acquire,
     Digest,
+    Drive,
     Effect,
     Emit,
     FileSha256,
     Flow,
     Misconfigured,
     NoProgress,
+    NullObserver,
+    Observer,
     Request,
     Response,
     Sleep,
 )
 from .hosts import origin_of
+from .models import Timeouts
 from .ratelimit import LocalRateLimiter, RateLimiter
 from .transport import AsyncHttp, SyncHttp, digest_body
 
@@ -53,22 +64,6 @@ log = logging.getLogger("steadypost")
 
 #: Answers :class:`~steadypost.flow.Acquire` when a driver is given no limiter.
 PROCESS_RATE_LIMITER = LocalRateLimiter()
-
-
-class Observer(Protocol):
-    """Receives what happens while a flow runs. Methods must not raise."""
-
-    def on_exchange(
-        self,
-        request: Request,
-        response: Response | None,
-        error: BaseException | None,
-        elapsed_s: float,
-    ) -> None: ...
-
-    def on_wait(self, sleep: Sleep) -> None: ...
-
-    def on_event(self, event: object) -> None: ...
 
 
 class Guard(Protocol):
@@ -80,23 +75,6 @@ class Guard(Protocol):
         self, origin: str, response: Response | None, error: BaseException | None, now: float,
         *, failed: bool | None = None,
     ) -> None: ...  # fmt: skip
-
-
-class NullObserver:
-    def on_exchange(
-        self,
-        request: Request,
-        response: Response | None,
-        error: BaseException | None,
-        elapsed_s: float,
-    ) -> None:
-        return None
-
-    def on_wait(self, sleep: Sleep) -> None:
-        return None
-
-    def on_event(self, event: object) -> None:
-        return None
 
 
 class _Pump(Generic[T]):
@@ -153,8 +131,8 @@ class _Pump(Generic[T]):
         self._judge(effect)
         return effect
 
-    def next_io(self) -> Request | Sleep | FileSha256 | None:
-        """The next request, sleep or wait for the hasher, or ``None`` when the flow returned."""
+    def next_io(self) -> Request | Sleep | FileSha256 | Drive | None:
+        """The next effect that needs the driver's I/O, or ``None`` when the flow returned."""
         while True:
             try:
                 self.check_cancelled()
@@ -166,7 +144,7 @@ class _Pump(Generic[T]):
                 self.result = stop.value
                 return None
             self.answer, self.failure = None, None
-            if isinstance(effect, Request | Sleep | FileSha256):
+            if isinstance(effect, Request | Sleep | FileSha256 | Drive):
                 if isinstance(effect, Sleep):
                     self.observer.on_wait(effect)
                 return effect
@@ -187,6 +165,10 @@ class _Pump(Generic[T]):
     def hashed(self, answer: str | None, failure: SteadypostError | None) -> None:
         """Answer a :class:`~steadypost.flow.FileSha256` with the digest or its failure."""
         self.answer, self.failure = answer, failure
+
+    def driven(self, value: object, failure: Exception | None) -> None:
+        """Answer a :class:`~steadypost.flow.Drive` with the inner flow's result or failure."""
+        self.answer, self.failure = value, failure
 
     def admit(self, request: Request) -> bool:
         """Whether ``request`` may be sent; if not, the guard's refusal goes into the flow."""
@@ -210,70 +192,104 @@ class _Pump(Generic[T]):
         self.observer.on_exchange(request, response, failure, time.monotonic() - started)
 
 
-def run_sync(
-    flow: Flow[T],
-    *,
-    http: SyncHttp,
-    sleep: Callable[[float], None],
-    observer: Observer,
-    check_cancelled: Callable[[], None] = lambda: None,
-    guard: Guard | None = None,
-    clock: Callable[[], float] = time.time,
-    limiter: RateLimiter | None = None,
-) -> T:
-    """Pump ``flow`` to completion with blocking I/O; return its value."""
-    pump = _Pump(flow, observer, check_cancelled, guard, clock, limiter, http.file)
-    while (effect := pump.next_io()) is not None:
-        if isinstance(effect, Sleep):
-            sleep(effect.seconds)
-            continue
-        if isinstance(effect, FileSha256):
-            try:
-                pump.hashed(effect.hasher.result(), None)
-            except SteadypostError as exc:
-                pump.hashed(None, exc)
-            continue
-        if not pump.admit(effect):
-            continue
-        started = time.monotonic()
+class SyncDriver:
+    """Pumps flows with blocking I/O: an ``httpx.Client`` and the injected ``sleep``.
+
+    One per uploader call; it holds what every flow it pumps shares (the HTTP
+    client and its timeouts, the host guard, the clock, the rate limiter).
+    """
+
+    def __init__(
+        self, client: httpx.Client, *, timeouts: Timeouts, block_size: int,
+        sleep: Callable[[float], None], check_cancelled: Callable[[], None] = lambda: None,
+        guard: Guard | None = None, clock: Callable[[], float] = time.time,
+        limiter: RateLimiter | None = None,
+    ) -> None:  # fmt: skip
+        self.client, self.timeouts, self.block_size = client, timeouts, block_size
+        self.sleep, self.check_cancelled = sleep, check_cancelled
+        self.guard, self.clock, self.limiter = guard, clock, limiter
+
+    def run(self, flow: Flow[T], observer: Observer, file: OpenedFile | None = None) -> T:
+        """Pump ``flow`` to completion; return its value (or raise what it raised)."""
+        http = SyncHttp(self.client, timeouts=self.timeouts, block_size=self.block_size,
+                        on_body=observer.on_body, check_cancelled=self.check_cancelled,
+                        file=file)  # fmt: skip
+        pump = _Pump(flow, observer, self.check_cancelled, self.guard, self.clock,
+                     self.limiter, file)  # fmt: skip
         try:
-            response, error = http.send(effect), None
-        except SteadypostError as exc:
-            response, error = None, exc
-        pump.settle(effect, response, error, started)
-    return pump.result  # type: ignore[return-value]
+            while (effect := pump.next_io()) is not None:
+                if isinstance(effect, Sleep):
+                    self.sleep(effect.seconds)
+                elif isinstance(effect, FileSha256):
+                    try:
+                        pump.hashed(effect.hasher.result(), None)
+                    except SteadypostError as exc:
+                        pump.hashed(None, exc)
+                elif isinstance(effect, Drive):
+                    try:
+                        pump.driven(self.run(effect.flow, effect.observer, effect.file), None)
+                    except Exception as exc:  # (Ctrl-C and the like go on up)
+                        pump.driven(None, exc)
+                elif pump.admit(effect):
+                    started = time.monotonic()
+                    try:
+                        response, error = http.send(effect), None
+                    except SteadypostError as exc:
+                        response, error = None, exc
+                    pump.settle(effect, response, error, started)
+        except BaseException:
+            flow.close()  # interrupted (or broken): the flow's GeneratorExit handlers run
+            raise
+        return pump.result  # type: ignore[return-value]
 
 
-async def run_async(
-    flow: Flow[T],
-    *,
-    http: AsyncHttp,
-    sleep: Callable[[float], Awaitable[None]],
-    observer: Observer,
-    check_cancelled: Callable[[], None] = lambda: None,
-    guard: Guard | None = None,
-    clock: Callable[[], float] = time.time,
-    limiter: RateLimiter | None = None,
-) -> T:
-    """Pump ``flow`` to completion with asyncio I/O; return its value."""
-    pump = _Pump(flow, observer, check_cancelled, guard, clock, limiter, http.file)
-    while (effect := pump.next_io()) is not None:
-        if isinstance(effect, Sleep):
-            await sleep(effect.seconds)
-            continue
-        if isinstance(effect, FileSha256):
-            try:
-                await asyncio.wrap_future(effect.hasher.future)
-                pump.hashed(effect.hasher.result(), None)  # done: checks the file, no wait
-            except SteadypostError as exc:
-                pump.hashed(None, exc)
-            continue
-        if not pump.admit(effect):
-            continue
-        started = time.monotonic()
+class AsyncDriver:
+    """The asyncio twin of :class:`SyncDriver`: an ``httpx.AsyncClient``, an async ``sleep``."""
+
+    def __init__(
+        self, client: httpx.AsyncClient, *, timeouts: Timeouts, block_size: int,
+        sleep: Callable[[float], Awaitable[None]],
+        check_cancelled: Callable[[], None] = lambda: None, guard: Guard | None = None,
+        clock: Callable[[], float] = time.time, limiter: RateLimiter | None = None,
+    ) -> None:  # fmt: skip
+        self.client, self.timeouts, self.block_size = client, timeouts, block_size
+        self.sleep, self.check_cancelled = sleep, check_cancelled
+        self.guard, self.clock, self.limiter = guard, clock, limiter
+
+    async def run(self, flow: Flow[T], observer: Observer, file: OpenedFile | None = None) -> T:
+        """Pump ``flow`` to completion; return its value (or raise what it raised)."""
+        http = AsyncHttp(self.client, timeouts=self.timeouts, block_size=self.block_size,
+                         on_body=observer.on_body, check_cancelled=self.check_cancelled,
+                         file=file)  # fmt: skip
+        pump = _Pump(flow, observer, self.check_cancelled, self.guard, self.clock,
+                     self.limiter, file)  # fmt: skip
         try:
-            response, error = await http.send(effect), None
-        except SteadypostError as exc:
-            response, error = None, exc
-        pump.settle(effect, response, error, started)
-    return pump.result  # type: ignore[return-value]
+            while (effect := pump.next_io()) is not None:
+                if isinstance(effect, Sleep):
+                    await self.sleep(effect.seconds)
+                elif isinstance(effect, FileSha256):
+                    try:
+                        await asyncio.wrap_future(effect.hasher.future)
+                        pump.hashed(effect.hasher.result(), None)  # done: checks the file
+                    except SteadypostError as exc:
+                        pump.hashed(None, exc)
+                elif isinstance(effect, Drive):
+                    try:
+                        value = await self.run(effect.flow, effect.observer, effect.file)
+                        pump.driven(value, None)
+                    except Exception as exc:  # (a cancelled task goes on up)
+                        pump.driven(None, exc)
+                elif pump.admit(effect):
+                    started = time.monotonic()
+                    try:
+                        response, error = await http.send(effect), None
+                    except SteadypostError as exc:
+                        response, error = None, exc
+                    pump.settle(effect, response, error, started)
+        except BaseException:
+            flow.close()  # interrupted (or broken): the flow's GeneratorExit handlers run
+            raise
+        return pump.result  # type: ignore[return-value]
+
+
+__all__ = ["PROCESS_RATE_LIMITER", "AsyncDriver", "Guard", "NullObserver", "Observer", "SyncDriver"]

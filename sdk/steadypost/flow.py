@@ -26,7 +26,7 @@ import random
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import tenacity
 from tenacity.stop import stop_base
@@ -187,7 +187,69 @@ class Misconfigured:
     reason: str
 
 
-Effect = Request | Sleep | Digest | FileSha256 | Emit | Acquire | NoProgress | Misconfigured
+class Observer(Protocol):
+    """Told what happens while a flow runs: the one observer protocol of the drivers.
+
+    The driver reports every exchange, wait and event *before* the flow goes
+    on (which is what lets the journal write intent before the next request),
+    and each block of a request body as it is handed to the network. An
+    exception raised here stops the run (the journal uses that when a post was
+    cancelled or taken over by another process).
+    """
+
+    def on_exchange(
+        self, request: Request, response: Response | None,
+        error: BaseException | None, elapsed_s: float,
+    ) -> None: ...  # fmt: skip
+
+    def on_wait(self, sleep: Sleep) -> None: ...
+
+    def on_event(self, event: object) -> None: ...
+
+    def on_body(self, body: FileBody, position: int) -> None: ...
+
+
+class NullObserver:
+    """Ignores everything."""
+
+    def on_exchange(
+        self, request: Request, response: Response | None,
+        error: BaseException | None, elapsed_s: float,
+    ) -> None:  # fmt: skip
+        return None
+
+    def on_wait(self, sleep: Sleep) -> None:
+        return None
+
+    def on_event(self, event: object) -> None:
+        return None
+
+    def on_body(self, body: FileBody, position: int) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class Drive:
+    """Run ``flow`` to its end under its own ``observer``; answered with its result.
+
+    How an operation flow (upload a journaled post, resume every due post,
+    verify, cancel) runs each post's protocol flow with that post's journal
+    recorder and open file: the driver pumps ``flow`` as it pumps any flow,
+    then sends its value back (or throws in what it raised). If the driver
+    is stopped meanwhile (Ctrl-C, a cancelled task), it closes ``flow`` and
+    then the flow that yielded this: ``GeneratorExit`` is how a flow learns it
+    was interrupted. ``file`` is the run's open file (a
+    :class:`steadypost._fileio.OpenedFile`) that request bodies are read from.
+    """
+
+    flow: Flow[Any]
+    observer: Observer
+    file: Any = None
+
+
+Effect = (
+    Request | Sleep | Digest | FileSha256 | Emit | Acquire | NoProgress | Misconfigured | Drive
+)
 Flow = Generator[Effect, Any, T]
 
 

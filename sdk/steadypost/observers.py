@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Protocol
 
 from .events import OffsetAcknowledged, PlatformAnswered, ServerDiscovered
-from .flow import FileBody, Request, Response, Sleep
+from .flow import FileBody, Observer, Request, Response, Sleep
 from .models import Progress, ProgressKind
 from .platforms.tus import ServerInfo
 
@@ -16,23 +15,8 @@ log = logging.getLogger("steadypost")
 ProgressCallback = Callable[[Progress], None]
 
 
-class UploadObserver(Protocol):
-    """What the drivers report to, plus each block of body handed to the network.
-
-    An exception raised here stops the upload (the journal uses that when a
-    post was cancelled or taken over by another process).
-    """
-
-    def on_exchange(
-        self, request: Request, response: Response | None,
-        error: BaseException | None, elapsed_s: float,
-    ) -> None: ...  # fmt: skip
-
-    def on_wait(self, sleep: Sleep) -> None: ...
-
-    def on_event(self, event: object) -> None: ...
-
-    def on_body(self, body: FileBody, position: int) -> None: ...
+UploadObserver = Observer
+"""What the drivers report to (the one :class:`~steadypost.flow.Observer` protocol)."""
 
 
 class RunObserver:
