@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -302,11 +301,3 @@ def new_post_id(*, clock: Callable[[], float] = time.time) -> str:
         _last_id = (pid, millis, rand)
     value = (millis << _RANDOM_BITS) | rand
     return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
-
-
-def make_owner() -> str:
-    """A lease owner name for this process: ``hostname:pid:random-hex``.
-
-    Make one per worker (process, thread or task) and pass it to ``claim()``.
-    """
-    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"

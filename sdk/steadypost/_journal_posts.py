@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any, TypeAlias
 
 from steadypost import _journal_codec as codec
+from steadypost import _journal_owners as owners
 from steadypost._journal_redact import sanitize
 from steadypost.errors import IllegalTransitionError, JournalError, LeaseHeldError
 from steadypost.models import FileIdentity, JournalEvent, Post, PostState, can_transition
@@ -27,6 +28,7 @@ EVENT_KINDS = frozenset({"request", "response", "error", "wait", "note", "verify
 Params: TypeAlias = "Sequence[Any] | Mapping[str, Any]"
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _UPLOADING = PostState.UPLOADING
+_LEASE_OWNERS = "SELECT lease_owner FROM posts WHERE state = 'uploading'"
 
 
 class PostNotFoundError(JournalError):
@@ -89,6 +91,16 @@ class JournalBase:
         columns = ", ".join(f'"{name}" = ?' for name in values)  # names are whitelisted
         sql = f"UPDATE posts SET {columns} WHERE post_id = ?"  # noqa: S608
         self._run(sql, (*values.values(), post.post_id))
+
+    def _take_part(self, owner: str) -> None:
+        """Before a lease names ``owner``: this process holds its owner lock (and tidies up).
+
+        See :mod:`steadypost._journal_owners`; run inside the transaction
+        that writes the lease.
+        """
+        if owners.hold(self._path, owner):
+            in_use = {row[0] for row in self._rows(_LEASE_OWNERS)}
+            owners.sweep(self._path, in_use)
 
     @staticmethod
     def _require_lease(post: Post, owner: str) -> None:
@@ -226,6 +238,7 @@ class PostsAPI(JournalBase):
             if to is _UPLOADING and post.state is not _UPLOADING:
                 if owner is None:
                     raise ValueError("entering uploading takes the lease: pass owner= or claim()")
+                self._take_part(owner)
                 values.update(lease_owner=owner, lease_expires_at=now + DEFAULT_LEASE_S)
             else:
                 if owner is not None:

@@ -12,7 +12,8 @@ code name            meaning
 2    USAGE           bad input: a missing file, a bad URL or size, an unknown post
                      id or profile, a broken config file (click's own code)
 3    UNCONFIRMED     some posts are unconfirmed: probably live, checked later
-4    WAITING         some posts wait for their next try (server busy or down)
+4    WAITING         some posts wait for their next try (server busy or down), or
+                     another steadypost process is uploading them right now
 5    FAILED          some posts failed for good (rejected, file changed, 4xx)
 130  INTERRUPTED     stopped by Ctrl-C; the post is saved and ``resume`` goes on
 ==== =============== ==============================================================
@@ -46,7 +47,7 @@ _MEANING = {
     ExitCode.ERROR: "the command could not do its job",
     ExitCode.USAGE: "bad input (file, URL, size, post id, config)",
     ExitCode.UNCONFIRMED: "some posts are unconfirmed (checked later)",
-    ExitCode.WAITING: "some posts wait for their next try",
+    ExitCode.WAITING: "some posts wait (or another process is uploading them)",
     ExitCode.FAILED: "some posts failed",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C); resumable",
 }

@@ -9,6 +9,7 @@ import click
 
 from steadypost import Post, PostState
 
+from . import joining
 from .app import App, CliError
 from .config import Settings, origin
 from .exitcodes import ExitCode, for_posts, help_text
@@ -23,18 +24,20 @@ def _chosen(app: App, refs: Sequence[str], everything: bool) -> tuple[list[Post]
     if refs:
         return [app.find_post(ref) for ref in refs], []
     now = app.now()
-    due = [p for p in app.journal.due(now=now) if p.state in _RESUMABLE]
+    due_now = app.journal.due(now=now)  # also hands over posts whose uploader's process is gone
+    due = [p for p in due_now if p.state in _RESUMABLE]
     due_ids = {p.post_id for p in due}
     later = [p for p in app.journal.list(state=PostState.WAITING) if p.post_id not in due_ids]
+    left = joining.around_resume(app, due_now, due_ids)  # unfinished too: never exit 0 for them
     if everything:
-        return due + later, []
+        return due + later, left
     if later:
         first = min(p.next_attempt_at or now for p in later)
         app.note(
             f"{len(later)} post(s) wait for their next try (the earliest at {when(first, now)}); "
             "`steadypost resume --all` tries them now"
         )
-    return due, later
+    return due, later + left
 
 
 def _skip(app: App, post: Post, settings: Settings) -> bool:
@@ -66,8 +69,11 @@ def resume(
 ) -> None:  # fmt: skip
     """Go on with posts that an earlier run left: queued, waiting or interrupted.
 
-    Without POST_IDs, every post whose time has come (its wait is over);
-    the exit code is 4 while any post still waits.
+    Without POST_IDs, every post whose time has come (its wait is over),
+    and at once any post whose uploading process is gone (`kill -9`, a
+    crash, a reboot). The exit code is 0 only when nothing is left to do:
+    4 while any post still waits or another steadypost process is uploading
+    it, 3 while a due post is unconfirmed.
     Uploads continue from the server's offset. The token comes from the
     profile or $STEADYPOST_TOKEN (the journal never holds one).
 
@@ -91,6 +97,7 @@ def resume(
                 post.post_id, chunk_size=settings.chunk_size, on_progress=tracker
             )
             tracker.finish(post)
+            joining.busy_elsewhere(app, post, uploader.owner)
             results.append(post)
     if not chosen:
         app.note("nothing to resume")
