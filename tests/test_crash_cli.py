@@ -4,6 +4,7 @@
   one confirmed post, one correct copy, exit 0, in far less than the 300 s lease;
 * ``steadypost daemon`` killed with ``-9`` mid-upload, its pid taken by another process (as
   after a reboot), then started again: it goes on at once, not after the lease;
+* ``steadypost upload FILE`` twice at once: one post, one copy, both name the same post;
 * ``resume`` while another live (or stopped) process uploads: exit 4, naming that process,
   and its lease is left alone;
 
@@ -159,6 +160,38 @@ def test_a_daemon_killed_mid_upload_goes_on_at_once_even_if_its_pid_was_reused(
     assert "ended without a word; going on from byte" in second.log
 
 
+def test_the_same_upload_twice_at_once_is_one_post(
+    server: TusServer, slow: SlowProxy, tmp_path: Path
+) -> None:
+    video = make_file(tmp_path / "clip.mp4", 2 * MiB)
+    procs = [upload(video, slow.endpoint()) for _ in range(2)]
+    outputs = [proc.communicate(timeout=60) for proc in procs]
+    codes = sorted(proc.returncode for proc in procs)
+    assert codes in ([0, 0], [0, 4]), outputs
+    ids = [json.loads(out)["post_id"] for out, _ in outputs]
+    assert ids[0] == ids[1], outputs
+    done = one_post()
+    assert (done.post_id, done.state) == (ids[0], PostState.CONFIRMED)
+    assert len(server.uploads()) == 1
+    assert_stored_once(server, [video])
+    # The one that did not upload said why: joined, and (if still busy) who uploads it.
+    said = " ".join(err for _, err in outputs)
+    assert f"joining post {done.post_id}" in said, said
+    if codes == [0, 4]:
+        assert "is being uploaded by steadypost process" in said
+
+    # And once more, after it is up: already posted, nothing sent, exit 0.
+    slow.rate = None
+    again = run("upload", video, "-e", slow.endpoint())
+    assert again.returncode == 0, again.stderr
+    assert f"already posted: {done.post_id} confirmed" in again.stderr
+    assert len(server.uploads()) == 1
+    new = run("upload", video, "-e", slow.endpoint(), "--new", "--json")
+    assert new.returncode == 0, new.stderr
+    assert json.loads(new.stdout)["post_id"] != done.post_id
+    assert len(server.completed()) == 2  # --new: a second post, on purpose
+
+
 def test_resume_never_exits_0_while_another_live_process_uploads(
     server: TusServer, slow: SlowProxy, tmp_path: Path
 ) -> None:
@@ -172,6 +205,9 @@ def test_resume_never_exits_0_while_another_live_process_uploads(
         named = run("resume", one_post().post_id)
         assert named.returncode == 4, named.stderr
         assert f"steadypost process {proc.pid}" in named.stderr
+        repeat = run("upload", video, "-e", slow.endpoint())
+        assert repeat.returncode == 4, repeat.stderr
+        assert f"is being uploaded by steadypost process {proc.pid}" in repeat.stderr
 
         proc.send_signal(signal.SIGSTOP)  # stopped is alive: its lease is not taken early
         stopped = run("resume")

@@ -47,7 +47,7 @@ from .errors import (
 )
 from .files import snapshot_file
 from .hosts import BreakerOptions, BudgetOptions, HostOptions, HostRegistry
-from .journal import Journal
+from .journal import AddResult, Journal
 from .models import (
     FileIdentity,
     JournalEvent,
@@ -71,6 +71,7 @@ logging.getLogger("steadypost").addHandler(logging.NullHandler())
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "AddResult",
     "AsyncUploader",
     "AuthorizationError",
     "BreakerOptions",

@@ -21,6 +21,9 @@ Durability, and what survives ``kill -9``
   which resumes from the last checkpointed upload URL and offset. A worker
   whose process lives on (stopped, hung) keeps its lease until it expires
   after ``lease_s`` seconds.
+* One post per file, site and account: :meth:`Journal.add` joins the post
+  the same file already has (see :meth:`Journal.add_or_join`), in the same
+  transaction as the check, behind a unique index.
 * Writers in several processes (the CLI and the daemon) queue on SQLite's
   write lock for up to ``busy_timeout_s`` instead of failing or interleaving.
 * The file is private (created 0600, its directory 0700) and never
@@ -64,6 +67,7 @@ from steadypost._journal_owners import describe_owner, make_owner, owner_pid
 from steadypost._journal_posts import (
     DEFAULT_LEASE_S,
     EVENT_KINDS,
+    AddResult,
     JournalCorruptError,
     Params,
     PostExistsError,
@@ -80,6 +84,7 @@ __all__ = [
     "DEFAULT_LEASE_S",
     "DEFAULT_RETENTION_S",
     "EVENT_KINDS",
+    "AddResult",
     "Journal",
     "JournalCorruptError",
     "PostExistsError",
@@ -146,7 +151,7 @@ class Journal(ScheduleAPI):
     returns UTC epoch seconds and stamps every row and event. Use it as a
     context manager, or call :meth:`close`.
 
-    Posts: :meth:`add`, :meth:`get`, :meth:`list`,
+    Posts: :meth:`add`, :meth:`add_or_join`, :meth:`get`, :meth:`list`,
     :meth:`events`, :meth:`record`, :meth:`transition`, :meth:`checkpoint`.
     Workers: :meth:`claim`, :meth:`renew`, :meth:`release`, :meth:`due`,
     :meth:`next_due_at`, :meth:`end_orphaned_leases`. Housekeeping:

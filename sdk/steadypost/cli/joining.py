@@ -1,19 +1,43 @@
-"""Posts another process works on: what ``resume`` (and ``upload``) say about them.
+"""One post per file: what ``upload``/``add`` say when a file already has its post.
 
-* uploading in another live process: says which process (the daemon, or a
-  pid), and leaves it to that one (exit 4: the post is not finished yet);
-* uploading under a process that is gone: taken over, from its checkpoint.
+A repeated ``steadypost upload FILE`` (or ``add``), to the same site and
+account, joins the post the file has unless it failed or was cancelled:
+
+* confirmed or unconfirmed: ``already posted: <id> confirmed``; nothing is sent;
+* queued or waiting: ``joining post <id> (waiting, next try at 14:05)``;
+  ``upload`` goes on with it now;
+* uploading in another live process: ``upload`` says which process, and
+  leaves it to that one (exit 4: the post is not finished yet).
+
+``--new`` posts the file again on purpose.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
+from typing import Any, TypeVar
+
+import click
 
 from steadypost import Post, PostState
 from steadypost.daemon.lock import running_daemon
-from steadypost.journal import describe_owner, owner_pid
+from steadypost.journal import AddResult, describe_owner, owner_pid
 
 from .app import App
+from .output import when
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_SETTLED = (PostState.CONFIRMED, PostState.UNCONFIRMED)
+
+
+def new_option(f: F) -> F:
+    return click.option(
+        "--new", "new", is_flag=True,
+        help="Make a new post even if this file already has one for this site and account "
+        "(by default a repeated upload joins the post the file has, unless it failed or was "
+        "cancelled).",
+    )(f)  # fmt: skip
 
 
 def holder(app: App, post: Post) -> str:
@@ -23,6 +47,23 @@ def holder(app: App, post: Post) -> str:
     if daemon is not None and pid is not None and pid == daemon.pid:
         return f"the steadypost daemon (pid {pid})"
     return describe_owner(post.lease_owner)
+
+
+def joined(app: App, result: AddResult) -> bool:
+    """Say that a post was joined (if it was); True if nothing is left to upload now."""
+    if not result.joined:
+        return False
+    post = result.post
+    if post.state in _SETTLED:
+        app.note(f"already posted: {post.post_id} {post.state.value} ({post.path}); "
+                 "--new posts it again")  # fmt: skip
+        return True
+    detail = post.state.value
+    if post.state is PostState.WAITING and post.next_attempt_at is not None:
+        detail += f", next try at {when(post.next_attempt_at, app.now())}"
+    app.note(f"joining post {post.post_id} ({detail}) instead of posting {post.path} again; "
+             "--new posts it again")  # fmt: skip
+    return False
 
 
 def busy_elsewhere(app: App, post: Post, owner: str) -> bool:

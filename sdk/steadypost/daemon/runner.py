@@ -29,6 +29,7 @@ restarted daemon goes on from the last checkpoint right away.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import queue
@@ -313,23 +314,30 @@ class Daemon:
             if endpoint is None:
                 self._warn_once("no endpoint", "watched files wait: no endpoint is configured")
                 return
+            joined: list[bool] = []
             try:
-                post = self._watcher.post(file, lambda path, meta: self._add(path, meta, endpoint))
+                post = self._watcher.post(
+                    file, functools.partial(self._add, endpoint=endpoint, joined=joined))
             except SteadypostError as exc:
                 self._error(f"cannot post {file.path}: {exc}")
                 continue
             if post is not None:
-                log.info("%s is complete (%s bytes): added as post %s", file.path,
-                         f"{file.size:,}", post.post_id,
+                what = (f"it already has post {post.post_id} ({post.state.value}): joined, not "
+                        "posted twice") if any(joined) else f"added as post {post.post_id}"
+                log.info("%s is complete (%s bytes): %s", file.path, f"{file.size:,}", what,
                          extra={"post_id": post.post_id, "file": file.path.name})  # fmt: skip
 
-    def _add(self, path: Path, metadata: Mapping[str, str], endpoint: str) -> Post:
+    def _add(self, path: Path, metadata: Mapping[str, str], endpoint: str,
+             joined: list[bool]) -> Post:  # fmt: skip
+        """Add (or join: one post per file) the post of a watched file."""
         fields = {"filename": path.name, **self._settings.metadata, **metadata}
         uploader = self._uploader(endpoint)
         try:
-            return uploader.add(path, endpoint, metadata=fields)
+            added = uploader.add_or_join(path, endpoint, metadata=fields)
         finally:
             uploader.close()
+        joined.append(added.joined)
+        return added.post
 
     def _watch_pending(self) -> bool:
         """With ``once``: a watch folder still needs its second scan."""
