@@ -7,6 +7,7 @@
 * ``steadypost upload FILE`` twice at once: one post, one copy, both name the same post;
 * ``resume`` while another live (or stopped) process uploads: exit 4, naming that process,
   and its lease is left alone;
+* ``steadypost cancel`` while the daemon uploads the post: cancelled, quietly, once.
 
 Uploads that must be caught halfway go through ``SlowProxy`` (see test_daemon_process.py).
 """
@@ -227,3 +228,27 @@ def test_resume_never_exits_0_while_another_live_process_uploads(
     assert run("resume").returncode == 0
     assert len(server.uploads()) == 1
     assert_stored_once(server, [video])
+
+
+def test_cancel_while_the_daemon_uploads_wins_quietly(
+    server: TusServer, slow: SlowProxy, tmp_path: Path, daemons: Callable[..., DaemonProcess]
+) -> None:
+    video = make_file(tmp_path / "clip.mp4", 4 * MiB)
+    [post_id] = add(video, "--endpoint", slow.endpoint())
+    d = daemons("--chunk-size", "128KiB")
+    wait_until(uploading_from(256 * KiB), what="the daemon uploading")
+    cancelled = run("cancel", post_id)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert cancelled.stdout.startswith("cancelled")
+    d.wait_log(f"(post {post_id}) was cancelled")
+    time.sleep(1.5)  # several poll intervals (0.2 s): time to (wrongly) start it again
+    d.signal(signal.SIGTERM)
+    assert d.wait() == 0
+    assert one_post().state is PostState.CANCELLED
+    assert "unexpected" not in d.log
+    assert "IllegalTransition" not in d.log
+    assert d.log.count(f"uploading clip.mp4 (post {post_id}") == 1, d.log
+    with Journal() as journal:
+        events = journal.events(post_id)
+    at = next(i for i, e in enumerate(events) if e.data.get("to") == "cancelled")
+    assert not [e for e in events[at:] if e.kind == "state"][1:], events[at:]  # nothing after
