@@ -392,9 +392,9 @@ def run_steadypost(
         t0 = clock.now()
         for p in plan:
             platform.add(p.post_id, p.rules())
-            creators[p.index // per].uploader.post(
+            creators[p.index // per].uploader.post(  # new: each planned post is its own
                 files[p.file], ENDPOINT, post_id=p.post_id, platform=api,
-                metadata={"caption": f"video {p.index}"},
+                metadata={"caption": f"video {p.index}"}, new=True,
             )  # fmt: skip
             progress(name, "posted", p.index + 1, len(plan), started)
         result.posting_hours = (clock.now() - t0) / HOUR

@@ -542,7 +542,8 @@ def test_environment_overrides_profile_and_flags_override_both(
     env = {"STEADYPOST_TOKEN": "from-env", "STEADYPOST_ENDPOINT": ENDPOINT}
     assert app.run("upload", str(video), env=env).exit_code == 0
     # a flag wins over the environment: this header replaces the token
-    flagged = app.run("upload", str(video), "-H", "Authorization: Bearer wrong", env=env)
+    flagged = app.run("upload", str(video), "--new", "-H", "Authorization: Bearer wrong",
+                      env=env)
     assert flagged.exit_code == ExitCode.FAILED
     assert "401" in flagged.stdout
 

@@ -119,7 +119,7 @@ def test_progress_bar_on_a_terminal(tus_server: TusServer, tmp_path: Path) -> No
     assert stdout.startswith("confirmed")
     assert BAR not in stdout
 
-    plain = run_in_pty(cmd, env(TERM="xterm-256color", NO_COLOR="1"))
+    plain = run_in_pty([*cmd, "--new"], env(TERM="xterm-256color", NO_COLOR="1"))
     assert plain[0] == 0
     assert BAR in plain[2]
     assert not COLOR.search(plain[2])

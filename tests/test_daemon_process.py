@@ -238,7 +238,8 @@ def test_kill_9_mid_upload_then_a_restart_finishes_every_post_once(
     for post_id, before in cut.items():
         if before.upload_url:  # resumed into the same upload, not begun again
             assert final[post_id].upload_url == before.upload_url
-    assert "its uploader ended without a word" in second.log
+    assert f"its uploader (steadypost process {first.pid} on host" in second.log
+    assert "ended without a word" in second.log
     proxy.close()
     # The server still counts the PATCH the killed daemon abandoned as in flight and would
     # wait out its 5 s shutdown grace for it: stop it at once instead.

@@ -23,7 +23,6 @@ from steadypost.daemon import (
     lock_path_for,
     read_sidecar,
     read_status,
-    release_orphans,
     running_daemon,
 )
 from steadypost.daemon.logs import JsonFormatter, PlainFormatter, under_journald
@@ -227,21 +226,6 @@ def _journal_with_post(tmp_path: Path, clock: FakeClock) -> tuple[Journal, str]:
     post = journal.add(path=video, endpoint="http://127.0.0.1:1/files/",
                        identity=FileIdentity(1000, video.stat().st_mtime_ns))  # fmt: skip
     return journal, post.post_id
-
-
-def test_posts_of_a_dead_local_process_are_handed_back(tmp_path: Path) -> None:
-    clock = FakeClock(start=T0)
-    journal, post_id = _journal_with_post(tmp_path, clock)
-    with journal:
-        journal.claim(owner="thishost:4242:ab", post_id=post_id)
-        journal.checkpoint(post_id, owner="thishost:4242:ab", upload_url="http://x/files/1",
-                           offset=500)  # fmt: skip
-        assert release_orphans(journal, now=T0, host="otherhost", alive=lambda _: False) == []
-        assert release_orphans(journal, now=T0, host="thishost", alive=lambda _: True) == []
-        [post] = release_orphans(journal, now=T0, host="thishost", alive=lambda pid: pid != 4242)
-        assert post.state is PostState.WAITING
-        assert (post.lease_owner, post.offset, post.next_attempt_at) == (None, 500, T0)
-        assert post.upload_url == "http://x/files/1"
 
 
 def test_status_reports_counts_next_times_and_the_last_error(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,10 +49,15 @@ def journal(tmp_path: Path, clock: FakeClock) -> Iterator[Journal]:
         yield j
 
 
+_videos = itertools.count()
+
+
 def add(journal: Journal, **kw: Any) -> Post:
-    kw.setdefault("path", "video.mp4")
+    """A post of another video each time (one file would join its one post)."""
+    n = next(_videos)
+    kw.setdefault("path", f"video-{n}.mp4")
     kw.setdefault("endpoint", "https://uploads.example/files/")
-    kw.setdefault("identity", FileIdentity(size=1000, mtime_ns=123))
+    kw.setdefault("identity", FileIdentity(size=1000, mtime_ns=123 + n))
     return journal.add(**kw)
 
 
@@ -68,6 +74,7 @@ def test_add_journals_a_queued_post_with_its_creation_event(
     monkeypatch.chdir(tmp_path)
     post = add(
         journal,
+        path="video.mp4",
         identity=FileIdentity(size=1000, mtime_ns=-5, sha256=SHA.upper()),
         metadata={"caption": "hello"},
         platform="vimeo",

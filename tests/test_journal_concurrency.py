@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-import steadypost
 from steadypost.journal import Journal, make_owner
 from steadypost.models import FileIdentity, PostState
+from test_journal_durability import child_env
 
-SDK_DIR = str(Path(steadypost.__file__).resolve().parents[1])
 N_POSTS = 60
 
 
@@ -90,18 +89,19 @@ journal.close()
 """
 
 
-def test_processes_claim_each_post_once(tmp_path: Path) -> None:
-    path = tmp_path / "journal.sqlite3"
-    expected = fill(path)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [SDK_DIR, env.get("PYTHONPATH")]))
+def run_at_once(n: int, script: str, *args: str, timeout: float = 120) -> list[str]:
+    """Run ``n`` copies of a Python ``script`` that prints ``ready`` then waits for a line.
+
+    Every copy is started and ready (imports done, journal open) before any
+    is let go, so they all act at the same instant; returns their stdouts.
+    """
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", _WORKER, str(path)],
+            [sys.executable, "-c", script, *args],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, env=env,
+            text=True, env=child_env(),
         )
-        for _ in range(3)
+        for _ in range(n)
     ]
     try:
         for proc in procs:
@@ -111,7 +111,7 @@ def test_processes_claim_each_post_once(tmp_path: Path) -> None:
             assert proc.stdin is not None
             proc.stdin.write("go\n")
             proc.stdin.flush()
-        outputs = [proc.communicate(timeout=120) for proc in procs]
+        outputs = [proc.communicate(timeout=timeout) for proc in procs]
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -119,7 +119,14 @@ def test_processes_claim_each_post_once(tmp_path: Path) -> None:
                 proc.wait()
     for proc, (_out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err
-    claims = [line for out, _ in outputs for line in out.split()]
+    return [out for out, _ in outputs]
+
+
+def test_processes_claim_each_post_once(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    expected = fill(path)
+    outputs = run_at_once(3, _WORKER, str(path))
+    claims = [line for out in outputs for line in out.split()]
     assert_each_claimed_once(path, expected, claims)
 
 
@@ -129,4 +136,7 @@ def test_make_owner_names_this_process() -> None:
     host, pid, token = a.rsplit(":", 2)
     assert host
     assert pid == str(os.getpid())
-    assert len(token) == 8
+    process, worker = token.split(".")
+    assert len(process) == 16  # one per process: names its lock file beside the journal
+    assert len(worker) == 8
+    assert b.rsplit(":", 2)[2].split(".")[0] == process

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -29,8 +30,13 @@ def child_env() -> dict[str, str]:
     return env
 
 
+_videos = itertools.count()
+
+
 def add(journal: Journal, **kw: object) -> str:
-    return journal.add(path="v.mp4", endpoint="https://e/", identity=IDENTITY, **kw).post_id  # type: ignore[arg-type]
+    """A post of another video each time (one file would join its one post)."""
+    path = f"v{next(_videos)}.mp4"
+    return journal.add(path=path, endpoint="https://e/", identity=IDENTITY, **kw).post_id  # type: ignore[arg-type]
 
 
 # --- file creation ------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ from .errors import (
 )
 from .files import snapshot_file
 from .hosts import BreakerOptions, BudgetOptions, HostOptions, HostRegistry
-from .journal import Journal
+from .journal import AddResult, Journal
 from .lifecycle.options import PostOptions
 from .models import (
     FileIdentity,
@@ -72,6 +72,7 @@ logging.getLogger("steadypost").addHandler(logging.NullHandler())
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "AddResult",
     "AsyncUploader",
     "AuthorizationError",
     "BreakerOptions",

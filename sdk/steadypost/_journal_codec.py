@@ -5,15 +5,16 @@ Nothing here touches SQLite or the disk; the journal module owns all of that.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 from steadypost._journal_redact import redact_text
 from steadypost.models import FileIdentity, JournalEvent, Post, PostState
@@ -304,9 +305,41 @@ def new_post_id(*, clock: Callable[[], float] = time.time) -> str:
     return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
 
 
-def make_owner() -> str:
-    """A lease owner name for this process: ``hostname:pid:random-hex``.
+# --- one post per file, site and account ---------------------------------------------
 
-    Make one per worker (process, thread or task) and pass it to ``claim()``.
+
+def origin(url: str) -> str:
+    """``scheme://host:port`` of a URL, lower-cased, with the default port."""
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower(), 0)
+    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{port}"
+
+
+def account_of(extra: Mapping[str, Any] | None) -> str:
+    """The platform adapter's ``account`` label journaled in a post's ``extra`` (or ``""``)."""
+    config = (extra or {}).get("platform")
+    account = config.get("account") if isinstance(config, Mapping) else None
+    return account if isinstance(account, str) else ""
+
+
+def file_key(
+    *, path: str, identity: FileIdentity, endpoint: str, platform: str, account: str
+) -> str:
+    """The key of "one post per (file, site, account)": a SHA-256 hex digest.
+
+    Of the file's real path (symlinks resolved) and identity (size, mtime and,
+    where known, device, inode and status-change time, never the SHA-256 of
+    its bytes, which a new post does not know yet), the endpoint's origin, the
+    platform's name and the adapter's ``account`` label. Tokens are not part
+    of it: a refreshed or rotated token is the same account, and must not
+    lead to a second post. Stored in ``posts.file_key``; migration 4 computed
+    it for older posts, so changing it needs a migration that recomputes it.
     """
-    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
+    parts = {
+        "path": os.path.normcase(os.path.realpath(path)),
+        "size": identity.size, "mtime_ns": identity.mtime_ns, "dev": identity.dev,
+        "inode": identity.inode, "ctime_ns": identity.ctime_ns,
+        "site": origin(endpoint), "platform": platform, "account": account,
+    }  # fmt: skip
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"))  # ASCII: escapes any path
+    return hashlib.sha256(text.encode("ascii")).hexdigest()

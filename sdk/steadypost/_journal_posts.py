@@ -10,11 +10,13 @@ import builtins
 import contextlib
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
 from steadypost import _journal_codec as codec
+from steadypost import _journal_owners as owners
 from steadypost._journal_redact import sanitize
 from steadypost.errors import IllegalTransitionError, JournalError, LeaseHeldError
 from steadypost.models import FileIdentity, JournalEvent, Post, PostState, can_transition
@@ -27,6 +29,34 @@ EVENT_KINDS = frozenset({"request", "response", "error", "wait", "note", "verify
 Params: TypeAlias = "Sequence[Any] | Mapping[str, Any]"
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _UPLOADING = PostState.UPLOADING
+_LEASE_OWNERS = "SELECT lease_owner FROM posts WHERE state = 'uploading'"
+_IDENTITY_FIELDS = frozenset({"size", "mtime_ns", "dev", "inode", "ctime_ns"})
+#: Another post holding a key's place in the unique index of migration 4.
+_HOLDER_OF_KEY = (
+    "SELECT 1 FROM posts WHERE file_key = ? AND post_id != ? AND new_on_purpose = 0"
+    " AND state IN ('queued', 'uploading', 'waiting', 'unconfirmed', 'confirmed')"
+)
+#: The post a new one of the same file would duplicate: the latest one in a state that
+#: blocks a new post (all but failed and cancelled; as in migration 4's unique index).
+_SAME_FILE = (
+    "SELECT post_id FROM posts WHERE file_key = ?"
+    " AND state IN ('queued', 'uploading', 'waiting', 'unconfirmed', 'confirmed')"
+    " ORDER BY created_at DESC, post_id DESC LIMIT 1"
+)
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """What :meth:`~steadypost.journal.Journal.add_or_join` did.
+
+    ``post`` is the journaled post; ``joined`` is True when it was there
+    already (the same file, site and account, not failed or cancelled) and
+    nothing new was journaled. It is not part of :class:`Post`, a journal
+    row, because it describes one call, not the post.
+    """
+
+    post: Post
+    joined: bool
 
 
 class PostNotFoundError(JournalError):
@@ -41,7 +71,7 @@ class JournalCorruptError(JournalError):
     """The file is corrupt or is not a steadypost journal; it was left untouched."""
 
 
-for _cls in (PostNotFoundError, PostExistsError, JournalCorruptError):
+for _cls in (AddResult, PostNotFoundError, PostExistsError, JournalCorruptError):
     _cls.__module__ = "steadypost.journal"  # their public home
 
 
@@ -86,9 +116,40 @@ class JournalBase:
         size, offset = values.get("size", post.identity.size), values.get("offset", post.offset)
         if offset > size:
             raise ValueError(f"post {post.post_id}: offset {offset} is beyond size {size}")
+        if _IDENTITY_FIELDS & values.keys():
+            self._rekey(post, values)
         columns = ", ".join(f'"{name}" = ?' for name in values)  # names are whitelisted
         sql = f"UPDATE posts SET {columns} WHERE post_id = ?"  # noqa: S608
         self._run(sql, (*values.values(), post.post_id))
+
+    def _rekey(self, post: Post, values: dict[str, Any]) -> None:
+        """The file's identity changes (a post started over on a changed file): so does its key.
+
+        Should another post already hold that key's place (the user posted the
+        changed file meanwhile), this one goes on as a further post of it.
+        """
+        old = post.identity
+        known = {k: values.get(k, getattr(old, k)) for k in ("size", "mtime_ns", "ctime_ns")}
+        dev, inode = (codec.from_u64(values[k]) if k in values else getattr(old, k)
+                      for k in ("dev", "inode"))  # fmt: skip
+        identity = FileIdentity(dev=dev, inode=inode, **known)
+        extra = codec.loads_frozen(values["extra"]) if "extra" in values else post.extra
+        values["file_key"] = codec.file_key(
+            path=post.path, identity=identity, endpoint=post.endpoint, platform=post.platform,
+            account=codec.account_of(extra),
+        )  # fmt: skip
+        if self._rows(_HOLDER_OF_KEY, (values["file_key"], post.post_id)):
+            values["new_on_purpose"] = 1
+
+    def _take_part(self, owner: str) -> None:
+        """Before a lease names ``owner``: this process holds its owner lock (and tidies up).
+
+        See :mod:`steadypost._journal_owners`; run inside the transaction
+        that writes the lease.
+        """
+        if owners.hold(self._path, owner):
+            in_use = {row[0] for row in self._rows(_LEASE_OWNERS)}
+            owners.sweep(self._path, in_use)
 
     @staticmethod
     def _require_lease(post: Post, owner: str) -> None:
@@ -112,14 +173,48 @@ class PostsAPI(JournalBase):
         metadata: Mapping[str, str] = _EMPTY,
         post_id: str | None = None,
         extra: Mapping[str, Any] | None = None,
+        new: bool = False,
     ) -> Post:
-        """Journal a new post (state ``queued``) before anything is sent anywhere.
+        """Journal a post (state ``queued``), or join the post this file already has.
 
-        ``path`` is stored absolute. ``identity`` is what the file looked like when
-        the user picked it; a changed file is never resumed. ``post_id`` defaults
-        to :func:`new_post_id`; pass your own (a ULID or UUID) to make adding
-        idempotent: a second ``add`` with the same id raises ``PostExistsError``.
-        ``extra`` holds platform-specific JSON.
+        Same as :meth:`add_or_join` but returns only the post; use that to
+        learn whether a post was made or joined.
+        """
+        return self.add_or_join(
+            path=path, endpoint=endpoint, identity=identity, platform=platform,
+            metadata=metadata, post_id=post_id, extra=extra, new=new,
+        ).post  # fmt: skip
+
+    def add_or_join(
+        self,
+        *,
+        path: str | os.PathLike[str],
+        endpoint: str,
+        identity: FileIdentity,
+        platform: str = "tus",
+        metadata: Mapping[str, str] = _EMPTY,
+        post_id: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+        new: bool = False,
+    ) -> AddResult:
+        """Journal a new post (``queued``) before anything is sent, unless the file has one.
+
+        One post per (file, site, account): if this file (its real path and
+        identity) already has a post for the same site (the endpoint's origin
+        and the platform) and account (the adapter's ``account`` label in
+        ``extra["platform"]``; tokens are never part of it) that is queued,
+        uploading, waiting, unconfirmed or confirmed, that post is returned
+        with ``joined=True`` and nothing is written. A failed or cancelled
+        post does not count. ``new=True`` makes a further post of the same
+        file on purpose. The check and the insert are one transaction, and a
+        unique index backs them, so two processes adding the same file at
+        the same instant get the same post.
+
+        ``path`` is stored absolute. ``identity`` is what the file looked like
+        when the user picked it; a changed file is never resumed. ``post_id``
+        defaults to :func:`new_post_id`; a second ``add`` with an id that is
+        in the journal already raises ``PostExistsError``. ``extra`` holds
+        platform-specific JSON.
         """
         pid = codec.check_post_id(post_id) if post_id is not None else None
         for name, text in (("platform", platform), ("endpoint", endpoint)):
@@ -140,17 +235,28 @@ class PostsAPI(JournalBase):
             "extra": codec.dumps(extra or {}),
             "state": PostState.QUEUED.value,
         }
+        values["file_key"] = codec.file_key(
+            path=values["path"], identity=identity, endpoint=endpoint, platform=platform,
+            account=codec.account_of(extra),
+        )  # fmt: skip
         with self.atomic():
             now = self._clock()
             values["post_id"] = pid or codec.new_post_id(clock=self._clock)
             if self._rows("SELECT 1 FROM posts WHERE post_id = ?", (values["post_id"],)):
                 raise PostExistsError(f"post {values['post_id']} is already in the journal")
+            existing = self._rows(_SAME_FILE, (values["file_key"],))
+            if existing and not new:
+                return AddResult(self._load(existing[0][0]), joined=True)
+            values["new_on_purpose"] = int(bool(existing))
             values["created_at"] = values["updated_at"] = now
             columns = ", ".join(f'"{name}"' for name in values)
             marks = ", ".join("?" for _ in values)
             self._run(f"INSERT INTO posts ({columns}) VALUES ({marks})", tuple(values.values()))  # noqa: S608
-            self._event(values["post_id"], now, "state", {"from": None, "to": "queued"})
-            return self._load(values["post_id"])
+            data: dict[str, Any] = {"from": None, "to": "queued"}
+            if existing:
+                data["new_on_purpose"] = f"another post of this file: {existing[0][0]}"
+            self._event(values["post_id"], now, "state", data)
+            return AddResult(self._load(values["post_id"]), joined=False)
 
     def get(self, post_id: str) -> Post:
         """The post's current row; ``PostNotFoundError`` if there is none."""
@@ -226,6 +332,7 @@ class PostsAPI(JournalBase):
             if to is _UPLOADING and post.state is not _UPLOADING:
                 if owner is None:
                     raise ValueError("entering uploading takes the lease: pass owner= or claim()")
+                self._take_part(owner)
                 values.update(lease_owner=owner, lease_expires_at=now + DEFAULT_LEASE_S)
             else:
                 if owner is not None:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from steadypost import _journal_codec as codec
+from steadypost import _journal_owners as owners
 from steadypost._journal_posts import DEFAULT_LEASE_S, PostsAPI, check_lease_s
 from steadypost.errors import IllegalTransitionError, LeaseHeldError
 from steadypost.models import Post, PostState, can_transition
@@ -31,6 +32,8 @@ _CLAIMABLE = f" WHERE state IN ('queued', 'waiting', 'uploading') AND {_IS_DUE}"
 _ACTIVE = "state IN ('queued', 'waiting', 'uploading', 'unconfirmed')"
 _DUE = f" WHERE {_ACTIVE} AND {_IS_DUE}"
 _NEXT_DUE = f"SELECT MIN({_DUE_AT}) FROM posts WHERE {_ACTIVE}"  # noqa: S608
+_OWNER_GONE = "its owner's process is gone"
+_LIVE_LEASES = " WHERE state = 'uploading' AND lease_expires_at > :now"
 
 
 class ScheduleAPI(PostsAPI):
@@ -48,17 +51,25 @@ class ScheduleAPI(PostsAPI):
 
         Without ``post_id``, picks the most overdue claimable post: ``queued``,
         ``waiting`` whose ``next_attempt_at`` has come, or ``uploading`` whose
-        lease expired (its worker died); returns ``None`` if there is none.
-        With ``post_id``, claims that post now whatever its ``next_attempt_at``
-        (the user asked for it); raises ``LeaseHeldError`` while another owner's
-        lease is live, ``IllegalTransitionError`` if it cannot upload (finished
-        or ``unconfirmed``). Claiming a post you already hold renews the lease.
-        ``attempts`` is left to the uploader. Keep the lease alive with
-        :meth:`checkpoint` or :meth:`renew` more often than ``lease_s``.
+        lease expired or whose worker's process is gone; returns ``None`` if
+        there is none. With ``post_id``, claims that post now whatever its
+        ``next_attempt_at`` (the user asked for it); raises ``LeaseHeldError``
+        while another owner's lease is live, ``IllegalTransitionError`` if it
+        cannot upload (finished or ``unconfirmed``). Claiming a post you
+        already hold renews the lease. ``attempts`` is left to the uploader.
+        Keep the lease alive with :meth:`checkpoint` or :meth:`renew` more
+        often than ``lease_s``.
+
+        A lease ends early only when its owner's process is known to be gone
+        (an owner from :func:`make_owner` whose process ended: ``kill -9``, a
+        crash, a reboot; see :mod:`steadypost._journal_owners`); a process
+        that is alive, even stopped or hung, keeps its lease until it expires.
         """
         lease_s = check_lease_s(lease_s)
         with self.atomic():
             now = self._clock() if now is None else now
+            self._take_part(owner)
+            self.end_orphaned_leases(now)
             if post_id is None:
                 rows = self._rows(codec.SELECT_POSTS + _CLAIMABLE + _BY_DUE + " LIMIT 1",
                                   {"now": now})
@@ -67,12 +78,11 @@ class ScheduleAPI(PostsAPI):
                 post = codec.post_from_row(rows[0])
             else:
                 post = self._load(post_id)
-                holder = post.lease_owner if post.state is PostState.UPLOADING else None
-                live = (post.lease_expires_at or 0.0) > now
-                if holder not in (None, owner) and live:
+                holder = self._live_holder(post, now)
+                if holder not in (None, owner):
                     raise LeaseHeldError(
-                        f"post {post_id} is being uploaded by {holder} (lease until "
-                        f"{post.lease_expires_at})"
+                        f"post {post_id} is being uploaded by {owners.describe_owner(holder)} "
+                        f"(lease {holder}, until {post.lease_expires_at})"
                     )
                 if not can_transition(post.state, PostState.UPLOADING):
                     raise IllegalTransitionError(f"post {post_id} is {post.state.value}; "
@@ -83,9 +93,58 @@ class ScheduleAPI(PostsAPI):
             if previous != owner:
                 data: dict[str, Any] = {"from": post.state.value, "to": "uploading", "owner": owner}
                 if post.state is PostState.UPLOADING:
-                    data.update(previous_owner=previous, reason="lease expired")
+                    data.update(previous_owner=previous, reason=self._why_free(post))
                 self._event(post.post_id, now, "state", data)
             return self._load(post.post_id)
+
+    # --- who holds a lease: the one place that decides (fencing epochs will go here) -----
+
+    @staticmethod
+    def _live_holder(post: Post, now: float) -> str | None:
+        """The owner whose lease on ``post`` is live at ``now`` (``None``: it may be taken)."""
+        if post.state is not PostState.UPLOADING or (post.lease_expires_at or 0.0) <= now:
+            return None
+        return post.lease_owner
+
+    def _why_free(self, post: Post) -> str:
+        """Why an uploading post's lease could be taken: it expired, or its owner is gone."""
+        rows = self._rows("SELECT data FROM events WHERE post_id = ? ORDER BY event_id DESC"
+                          " LIMIT 1", (post.post_id,))  # fmt: skip
+        last = json.loads(rows[0][0]) if rows else {}
+        gone = last.get("lease_ended") == _OWNER_GONE and last.get("owner") == post.lease_owner
+        return _OWNER_GONE if gone else "lease expired"
+
+    def end_orphaned_leases(self, now: float | None = None) -> builtins.list[Post]:
+        """End now the live leases whose owner's process is gone; returns those posts.
+
+        They stay ``uploading``, with ``lease_expires_at`` now: due at once,
+        and the next :meth:`claim` takes them over from their last checkpoint.
+        :meth:`claim`, :meth:`due` and :meth:`next_due_at` call this first;
+        call it yourself before showing posts, so a dead uploader's post does
+        not look busy. The test (a lock file nobody holds, see
+        :mod:`steadypost._journal_owners`) takes no write lock; only when it
+        finds something does this write, in one transaction, with a ``note``
+        event per post.
+        """
+        now = self._clock() if now is None else now
+        rows = self._rows(codec.SELECT_POSTS + _LIVE_LEASES, {"now": now})
+        orphans = [p for p in map(codec.post_from_row, rows)
+                   if owners.gone(self._path, p.lease_owner)]  # fmt: skip
+        if not orphans:
+            return []
+        ended = []
+        with self.atomic():
+            for post in orphans:
+                current = self._load(post.post_id)
+                if self._live_holder(current, now) != post.lease_owner:
+                    continue  # renewed by a new owner, or released, meanwhile
+                self._write(current, {"lease_expires_at": now})
+                who = owners.describe_owner(post.lease_owner)
+                message = f"the lease ends now: its owner ({who}) is gone"
+                self._event(post.post_id, now, "note", {"message": message, "owner":
+                            post.lease_owner, "lease_ended": _OWNER_GONE})  # fmt: skip
+                ended.append(self._load(post.post_id))
+        return ended
 
     def renew(self, post_id: str, *, owner: str, lease_s: float = DEFAULT_LEASE_S) -> Post:
         """Extend ``owner``'s lease on an uploading post (e.g. during a long backoff)."""
@@ -118,9 +177,12 @@ class ScheduleAPI(PostsAPI):
         Queued posts; waiting ones whose ``next_attempt_at`` has passed; uploading
         ones whose lease expired; and ``unconfirmed`` ones whose verification time
         (``next_attempt_at``) has come. A ``NULL`` ``next_attempt_at`` means now.
+        Uploading posts whose owner's process is gone are due at once: their
+        leases are ended first (the only write this may make).
         """
         sql = codec.SELECT_POSTS + _DUE + _BY_DUE
         params: dict[str, Any] = {"now": self._clock() if now is None else now}
+        self.end_orphaned_leases(params["now"])
         if limit is not None:
             sql += " LIMIT :limit"
             params["limit"] = codec.non_negative("limit", limit)
@@ -129,8 +191,10 @@ class ScheduleAPI(PostsAPI):
     def next_due_at(self) -> float | None:
         """When :meth:`due` next returns something (may be past); ``None``: nothing to do.
 
-        A daemon sleeps until then, or until it is told about new work.
+        A daemon sleeps until then, or until it is told about new work. Like
+        :meth:`due`, it ends the leases of owners whose process is gone first.
         """
+        self.end_orphaned_leases(self._clock())
         value = self._rows(_NEXT_DUE)[0][0]
         return None if value is None else float(value)
 

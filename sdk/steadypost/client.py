@@ -140,7 +140,7 @@ class Uploader(UploaderCore):
         self, path: str | os.PathLike[str], endpoint: str, *,
         metadata: Mapping[str, str] | None = None, post_id: str | None = None,
         platform: Platform | None = None, chunk_size: int | None = None,
-        on_progress: ProgressCallback | None = None,
+        on_progress: ProgressCallback | None = None, new: bool = False,
     ) -> Post:  # fmt: skip
         """Journal a post, then upload (and publish) it; return the post in its new state.
 
@@ -150,8 +150,14 @@ class Uploader(UploaderCore):
         there. A bad file raises :class:`~steadypost.errors.FileProblemError`
         before anything is journaled; any later failure is journaled instead
         of raised: look at ``post.state`` and ``post.last_error``.
+
+        A file that already has a post for this site and account (see
+        :meth:`add`) is not posted again: that post goes on (or is returned as
+        it is, if confirmed, unconfirmed or uploaded by another process right
+        now). ``new=True`` posts it again on purpose.
         """
-        added = self.add(path, endpoint, metadata=metadata, post_id=post_id, platform=platform)
+        added = self.add(path, endpoint, metadata=metadata, post_id=post_id, platform=platform,
+                         new=new)
         return self.upload_post(added.post_id, chunk_size=chunk_size, on_progress=on_progress)
 
     def upload_post(
@@ -294,10 +300,11 @@ class AsyncUploader(UploaderCore):
         self, path: str | os.PathLike[str], endpoint: str, *,
         metadata: Mapping[str, str] | None = None, post_id: str | None = None,
         platform: Platform | None = None, chunk_size: int | None = None,
-        on_progress: ProgressCallback | None = None,
+        on_progress: ProgressCallback | None = None, new: bool = False,
     ) -> Post:  # fmt: skip
         """See :meth:`Uploader.post`."""
-        added = self.add(path, endpoint, metadata=metadata, post_id=post_id, platform=platform)
+        added = self.add(path, endpoint, metadata=metadata, post_id=post_id, platform=platform,
+                         new=new)
         return await self.upload_post(added.post_id, chunk_size=chunk_size, on_progress=on_progress)
 
     async def upload_post(

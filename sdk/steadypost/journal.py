@@ -13,9 +13,17 @@ Durability, and what survives ``kill -9``
   learn whether a publish went through. A crash between two steps therefore
   repeats at most one step, and the platform flows make every step safe to
   repeat.
-* A dead worker's post is not stuck: its lease expires after ``lease_s``
-  seconds and :meth:`Journal.claim` hands the post to another worker, which
-  resumes from the last checkpointed upload URL and offset.
+* A dead worker's post is not stuck. When the worker's process is gone
+  (``kill -9``, a crash, a reboot), :meth:`Journal.claim` and
+  :meth:`Journal.due` see it at once (a lock file per process beside the
+  journal, which the kernel lets go of when the process ends: see
+  :mod:`steadypost._journal_owners`) and hand the post to another worker,
+  which resumes from the last checkpointed upload URL and offset. A worker
+  whose process lives on (stopped, hung) keeps its lease until it expires
+  after ``lease_s`` seconds.
+* One post per file, site and account: :meth:`Journal.add` joins the post
+  the same file already has (see :meth:`Journal.add_or_join`), in the same
+  transaction as the check, behind a unique index.
 * Writers in several processes (the CLI and the daemon) queue on SQLite's
   write lock for up to ``busy_timeout_s`` instead of failing or interleaving.
 * The file is private (created 0600, its directory 0700) and never
@@ -54,10 +62,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from steadypost._journal_codec import make_owner, new_post_id
+from steadypost._journal_codec import new_post_id
+from steadypost._journal_owners import describe_owner, make_owner, owner_pid
 from steadypost._journal_posts import (
     DEFAULT_LEASE_S,
     EVENT_KINDS,
+    AddResult,
     JournalCorruptError,
     Params,
     PostExistsError,
@@ -74,13 +84,16 @@ __all__ = [
     "DEFAULT_LEASE_S",
     "DEFAULT_RETENTION_S",
     "EVENT_KINDS",
+    "AddResult",
     "Journal",
     "JournalCorruptError",
     "PostExistsError",
     "PostNotFoundError",
     "SchemaTooNewError",
+    "describe_owner",
     "make_owner",
     "new_post_id",
+    "owner_pid",
     "redact_url",
 ]
 
@@ -138,11 +151,11 @@ class Journal(ScheduleAPI):
     returns UTC epoch seconds and stamps every row and event. Use it as a
     context manager, or call :meth:`close`.
 
-    Posts: :meth:`add`, :meth:`get`, :meth:`list`, :meth:`events`,
-    :meth:`record`, :meth:`transition`, :meth:`checkpoint`. Workers:
-    :meth:`claim`, :meth:`renew`, :meth:`release`, :meth:`due`,
-    :meth:`next_due_at`. Housekeeping: :meth:`counts`, :meth:`purge`,
-    :meth:`check`, :meth:`atomic`. Hosts: :meth:`get_host_state`,
+    Posts: :meth:`add`, :meth:`add_or_join`, :meth:`get`, :meth:`list`,
+    :meth:`events`, :meth:`record`, :meth:`transition`, :meth:`checkpoint`.
+    Workers: :meth:`claim`, :meth:`renew`, :meth:`release`, :meth:`due`,
+    :meth:`next_due_at`, :meth:`end_orphaned_leases`. Housekeeping:
+    :meth:`counts`, :meth:`purge`, :meth:`check`, :meth:`atomic`. Hosts: :meth:`get_host_state`,
     :meth:`put_host_state`, :meth:`update_host_state`.
     """
 

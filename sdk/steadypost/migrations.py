@@ -24,12 +24,16 @@ them into :class:`~steadypost.errors.JournalError` at its single boundary.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from steadypost._fileio import identity_of
+from steadypost._journal_codec import account_of, file_key, from_u64, loads_frozen
 from steadypost.errors import JournalError
+from steadypost.models import FileIdentity
 
 #: ``PRAGMA application_id`` of a steadypost journal (ASCII "StPj"), so another
 #: application's SQLite file is recognised and left alone.
@@ -134,12 +138,76 @@ _V3_FILE_IDENTITY_AND_WIRE: tuple[str, ...] = (
     "ALTER TABLE posts ADD COLUMN sent_to INTEGER CHECK (sent_to >= 0)",
 )
 
+_BLOCKING_SQL = "('queued', 'uploading', 'waiting', 'unconfirmed', 'confirmed')"
+
+
+def _identity_now(path: str, journaled: FileIdentity) -> FileIdentity:
+    """A file's full identity from ``stat`` if its size and mtime are still the journaled ones.
+
+    A post journaled before migration 3 has no device, inode or ctime; its
+    next run fills them in (and its key then follows, see ``_journal_posts``),
+    but a repeated upload before that must find its post under the same key.
+    """
+    try:
+        now = identity_of(os.stat(path))
+    except OSError:
+        return journaled
+    same = (now.size, now.mtime_ns) == (journaled.size, journaled.mtime_ns)
+    return now if same else journaled
+
+
+def _v4_one_post_per_file(conn: sqlite3.Connection) -> None:
+    """One post per (file, site, account): a key per post, and a unique index over it.
+
+    ``file_key`` is :func:`steadypost._journal_codec.file_key` of the post;
+    ``new_on_purpose`` marks a further post of the same file that the user
+    asked for (``new=True``). The unique index allows one post of a key that
+    is not ``new_on_purpose`` among the posts that block a new one (every
+    state but failed and cancelled), so no code path can insert a twin.
+    Older posts get their key here; where an older journal already holds
+    twins (the bug this fixes), the oldest keeps the key's place and the
+    others count as made on purpose.
+    """
+    conn.execute("ALTER TABLE posts ADD COLUMN file_key TEXT")
+    conn.execute(
+        "ALTER TABLE posts ADD COLUMN new_on_purpose INTEGER NOT NULL DEFAULT 0"
+        " CHECK (new_on_purpose IN (0, 1))"
+    )
+    columns = "post_id, path, size, mtime_ns, dev, inode, ctime_ns, endpoint, platform, extra"
+    sql = f"SELECT {columns}, state IN {_BLOCKING_SQL} FROM posts ORDER BY created_at, post_id"  # noqa: S608
+    rows = conn.execute(sql).fetchall()
+    placed: set[str] = set()
+    for row in rows:
+        post_id, path, size, mtime_ns, dev, inode, ctime_ns, endpoint, platform, extra, blocks = row
+        try:
+            account = account_of(loads_frozen(extra))
+        except ValueError:
+            account = ""
+        identity = FileIdentity(size, mtime_ns, dev=from_u64(dev), inode=from_u64(inode),
+                                ctime_ns=ctime_ns)  # fmt: skip
+        if inode is None:  # journaled before migration 3: the file as it is now, if unchanged
+            identity = _identity_now(path, identity)
+        key = file_key(path=path, identity=identity, endpoint=endpoint, platform=platform,
+                       account=account)  # fmt: skip
+        twin = bool(blocks) and key in placed
+        if blocks:
+            placed.add(key)
+        conn.execute("UPDATE posts SET file_key = ?, new_on_purpose = ? WHERE post_id = ?",
+                     (key, int(twin), post_id))  # fmt: skip
+    conn.execute(
+        "CREATE UNIQUE INDEX posts_one_per_file ON posts (file_key)"
+        f" WHERE new_on_purpose = 0 AND state IN {_BLOCKING_SQL}"
+    )
+    conn.execute("CREATE INDEX posts_by_file_key ON posts (file_key, created_at)")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "posts and their append-only events", _V1_POSTS_AND_EVENTS),
     Migration(2, "per-host shared state (breaker, budgets) and scheduling indexes", _V2_HOSTS),
     Migration(
         3, "file identity (device, inode, ctime) and wire accounting", _V3_FILE_IDENTITY_AND_WIRE
     ),
+    Migration(4, "one post per file, site and account (file_key)", _v4_one_post_per_file),
 )
 
 LATEST_VERSION: int = MIGRATIONS[-1].version

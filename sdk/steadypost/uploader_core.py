@@ -32,7 +32,7 @@ from .errors import (
 from .files import snapshot_file
 from .flow import FileSha256, Flow, RetryContext, with_retries
 from .hosts import HostGuard, HostRegistry, default_registry
-from .journal import Journal, make_owner
+from .journal import AddResult, Journal, make_owner
 from .lifecycle import outcome
 from .lifecycle.options import PostOptions
 from .models import LocalFile, Post, PostState, Timeouts, UploadResult
@@ -235,25 +235,35 @@ class UploaderCore:
     def add(
         self, path: str | os.PathLike[str], endpoint: str, *,
         metadata: Mapping[str, str] | None = None, post_id: str | None = None,
-        platform: Platform | None = None,
+        platform: Platform | None = None, new: bool = False,
     ) -> Post:  # fmt: skip
-        """Journal a post without uploading it (``resume_pending`` or the daemon will).
+        """Journal a post, not uploading it yet; a file posted before joins its post.
 
-        ``platform`` defaults to plain tus; pass a
-        :class:`~steadypost.platforms.generic.PostApiPlatform` for a platform
-        with a publish call and a status endpoint, a
-        :class:`~steadypost.platforms.tiktok.TikTokPlatform` or a
-        :class:`~steadypost.platforms.vimeo.VimeoPlatform` (``endpoint`` is then
-        the API base). Its settings are journaled with the post (never your
-        headers or tokens).
+        See :meth:`add_or_join`. ``platform``: tus, ``PostApiPlatform``, ``TikTokPlatform``,
+        ``VimeoPlatform`` (``endpoint``: the API base); its settings are journaled, not tokens.
+        """
+        return self.add_or_join(path, endpoint, metadata=metadata, post_id=post_id,
+                                platform=platform, new=new).post  # fmt: skip
+
+    def add_or_join(
+        self, path: str | os.PathLike[str], endpoint: str, *,
+        metadata: Mapping[str, str] | None = None, post_id: str | None = None,
+        platform: Platform | None = None, new: bool = False,
+    ) -> AddResult:  # fmt: skip
+        """:meth:`add`, saying whether the post was made or joined (an ``AddResult``).
+
+        A file with a post for this site and account (not failed or cancelled)
+        gets that post back, ``joined=True``, and nothing is journaled; ``new=True``
+        posts it again. The account is the adapter's ``account`` label, never
+        the token: a refreshed token must not post the video twice.
         """
         file = snapshot_file(path)
         name = platform.name if platform is not None else "tus"
         extra = {"platform": dict(platform.config())} if platform is not None else None
-        return self.journal.add(
+        return self.journal.add_or_join(
             path=file.path, endpoint=endpoint, platform=name,
             identity=file.identity, metadata=dict(metadata or {}),
-            post_id=post_id, extra=extra,
+            post_id=post_id, extra=extra, new=new,
         )  # fmt: skip
 
     def _claim(self, post_id: str) -> PostRun | None:

@@ -14,7 +14,8 @@ code name            meaning
                      endpoint that does not answer like the platform (nothing
                      listening, https to an http port, a web server that is not tus)
 3    UNCONFIRMED     some posts are unconfirmed: probably live, checked later
-4    WAITING         some posts wait for their next try (server busy or down)
+4    WAITING         some posts wait for their next try (server busy or down), or
+                     another steadypost process is uploading them right now
 5    FAILED          some posts failed for good (rejected, file changed, 4xx)
 130  INTERRUPTED     stopped by Ctrl-C; the post is saved and ``resume`` goes on
 ==== =============== ==============================================================
@@ -48,7 +49,7 @@ _MEANING = {
     ExitCode.ERROR: "the command could not do its job",
     ExitCode.USAGE: "bad input (file, URL, size, post id, config, a wrong endpoint)",
     ExitCode.UNCONFIRMED: "some posts are unconfirmed (checked later)",
-    ExitCode.WAITING: "some posts wait for their next try",
+    ExitCode.WAITING: "some posts wait (or another process is uploading them)",
     ExitCode.FAILED: "some posts failed",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C); resumable",
 }

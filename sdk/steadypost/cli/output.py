@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from steadypost import JournalEvent, Post, PostState
-from steadypost.journal import redact_url
+from steadypost.journal import describe_owner, redact_url
 
 STATE_STYLE = {
     PostState.CONFIRMED: "green",
@@ -118,7 +118,9 @@ def why(post: Post, now: float) -> str:
     if post.state is PostState.QUEUED:
         return "not started yet (steadypost resume)"
     if post.state is PostState.UPLOADING:
-        return "being uploaded by another steadypost process"
+        if (post.lease_expires_at or 0.0) <= now:  # its uploader is gone, or stopped long ago
+            return f"interrupted at byte {post.offset:,}; steadypost resume goes on"
+        return f"being uploaded by {describe_owner(post.lease_owner)}"
     if post.state is PostState.FAILED:
         return error or "failed"
     return "cancelled"

@@ -62,6 +62,7 @@ def list_posts(app: App, states: tuple[str, ...], as_json: bool) -> None:
       steadypost list --state unconfirmed --state waiting
       steadypost list --json | jq -r 'select(.state=="failed") | .file'
     """
+    app.journal.end_orphaned_leases()  # a post whose uploader died does not look busy
     posts = app.journal.list(state=[PostState(s) for s in states] if states else None)
     if as_json:
         for post in posts:

@@ -10,6 +10,7 @@ import click
 
 from steadypost import Post
 
+from . import joining
 from .app import App, CliError
 from .config import Settings, platform_info
 from .exitcodes import ExitCode, for_posts, help_text
@@ -96,6 +97,7 @@ def _metadata(settings: Settings, path: Path) -> dict[str, str]:
 @post_options
 @platform_options
 @wait_options
+@joining.new_option
 @json_option
 @common_options
 @pass_app
@@ -103,7 +105,7 @@ def upload(
     app: App, files: tuple[Path, ...], endpoint: str | None, headers: tuple[tuple[str, str], ...],
     metadata: tuple[tuple[str, str], ...], chunk_size: int | None,
     platform: str | None, platform_options: tuple[tuple[str, str], ...],
-    wait_up_to: float, no_wait: bool, as_json: bool,
+    wait_up_to: float, no_wait: bool, new: bool, as_json: bool,
 ) -> None:  # fmt: skip
     """Upload videos now, with a progress bar per file.
 
@@ -119,6 +121,13 @@ def upload(
     (`steadypost resume` or the daemon goes on) or failed, and why. Ctrl-C
     keeps the post resumable and exits 130.
 
+    A file is posted once per site and account: running the same upload
+    again (or while the daemon has the file) joins the post it has, unless
+    that one failed or was cancelled. It prints "already posted: ID
+    confirmed", or goes on with the waiting post; a post that another
+    steadypost process is uploading right now is left to it (exit 4).
+    --new posts the file again on purpose.
+
     \b
     Examples:
       steadypost upload holiday.mp4 --endpoint https://uploads.example.com/files/
@@ -130,6 +139,7 @@ def upload(
       steadypost upload clip.mp4 --platform tiktok -m title='Sunset'
       steadypost upload clip.mp4 -p tiktok --platform-option mode=inbox
       steadypost upload talk.mp4 --platform vimeo -m title='My talk'
+      steadypost upload clip.mp4 --new     # a second post of the same video
     """
     settings = app.settings(
         endpoint=endpoint, headers=headers, metadata=metadata, chunk_size=chunk_size,
@@ -147,14 +157,18 @@ def upload(
     try:
         with app.display() as display:
             for path in files:
-                post = uploader.add(
-                    path, url, metadata=_metadata(settings, path), platform=adapter
+                added = uploader.add_or_join(
+                    path, url, metadata=_metadata(settings, path), platform=adapter, new=new
                 )
+                post = added.post
                 results.append(post)
+                if joining.joined(app, added):
+                    continue  # already posted: nothing to send
                 tracker = display.track(path.name, post.identity.size)
                 post = ride.upload(uploader, post, chunk_size=settings.chunk_size, tracker=tracker)
                 results[-1] = post
                 tracker.finish(post)
+                joining.busy_elsewhere(app, post, uploader.owner)
     except KeyboardInterrupt:
         left = files[len(results) :]
         after = "not started, not in the journal: " + ", ".join(map(str, left)) if left else ""
@@ -167,13 +181,15 @@ def upload(
 @FILES
 @post_options
 @platform_options
+@joining.new_option
 @json_option
 @common_options
 @pass_app
 def add(
     app: App, files: tuple[Path, ...], endpoint: str | None, headers: tuple[tuple[str, str], ...],
     metadata: tuple[tuple[str, str], ...], chunk_size: int | None,
-    platform: str | None, platform_options: tuple[tuple[str, str], ...], as_json: bool,
+    platform: str | None, platform_options: tuple[tuple[str, str], ...], new: bool,
+    as_json: bool,
 ) -> None:  # fmt: skip
     """Put videos in the journal without uploading them yet.
 
@@ -181,7 +197,9 @@ def add(
     tokens are never saved in the journal: resume takes them from your
     profile or $STEADYPOST_TOKEN, and the chunk size from the profile or
     $STEADYPOST_CHUNK_SIZE. The platform and its options are saved with each
-    post.
+    post. A file that already has a post for this site and account (not
+    failed or cancelled) is not added again: its post is shown (--new adds
+    another one on purpose).
 
     \b
     Examples:
@@ -206,8 +224,11 @@ def add(
         app.warn("--chunk-size is not saved; `steadypost resume` takes it from the profile "
                  "or $STEADYPOST_CHUNK_SIZE")  # fmt: skip
     uploader = app.uploader({})
-    posts = [
-        uploader.add(path, url, metadata=_metadata(settings, path), platform=adapter)
-        for path in _unique(app, files)
-    ]
+    posts = []
+    for path in _unique(app, files):
+        added = uploader.add_or_join(
+            path, url, metadata=_metadata(settings, path), platform=adapter, new=new
+        )
+        joining.joined(app, added)
+        posts.append(added.post)
     app.print_posts(posts, as_json=as_json)

@@ -9,6 +9,7 @@ import click
 
 from steadypost import Post, PostState
 
+from . import joining
 from .app import App, CliError
 from .config import Settings, origin
 from .exitcodes import ExitCode, for_posts, help_text
@@ -37,11 +38,13 @@ def _chosen(
     if refs:
         return [app.find_post(ref) for ref in refs], []
     now = app.now()
-    due = [p for p in app.journal.due(now=now) if p.state in _RESUMABLE]
+    due_now = app.journal.due(now=now)  # also hands over posts whose uploader's process is gone
+    due = [p for p in due_now if p.state in _RESUMABLE]
     due_ids = {p.post_id for p in due}
     later = [p for p in app.journal.list(state=PostState.WAITING) if p.post_id not in due_ids]
+    left = joining.around_resume(app, due_now, due_ids)  # unfinished too: never exit 0 for them
     if everything:
-        return due + later, []
+        return due + later, left
     soon = sorted((p for p in later if ride.rides(p)), key=lambda p: p.next_attempt_at or now)
     due += soon
     later = [p for p in later if p not in soon]
@@ -51,7 +54,7 @@ def _chosen(
             f"{len(later)} post(s) wait for their next try (the earliest at {when(first, now)}); "
             "`steadypost resume --all` tries them now"
         )
-    return due, later
+    return due, later + left
 
 
 def _skip(app: App, post: Post, settings: Settings) -> bool:
@@ -86,11 +89,14 @@ def resume(
     """Go on with posts that an earlier run left: queued, waiting or interrupted.
 
     Without POST_IDs, every post whose time has come (its wait is over),
-    and those whose next try comes within --wait-up-to: like `upload`,
-    resume rides out an outage at the pace of the platform's circuit
-    breaker, with a countdown, for up to --wait-up-to (30 minutes) without
-    progress; --no-wait takes only the posts due now and gives up at once.
-    The exit code is 4 while any post still waits.
+    at once any post whose uploading process is gone (`kill -9`, a crash, a
+    reboot), and those whose next try comes within --wait-up-to: like
+    `upload`, resume rides out an outage at the pace of the platform's
+    circuit breaker, with a countdown, for up to --wait-up-to (30 minutes)
+    without progress; --no-wait takes only the posts due now and gives up at
+    once. The exit code is 0 only when nothing is left to do: 4 while any
+    post still waits or another steadypost process is uploading it, 3 while
+    a due post is unconfirmed.
     Uploads continue from the server's offset. The token comes from the
     profile or $STEADYPOST_TOKEN (the journal never holds one). Ctrl-C
     keeps every post resumable and exits 130.
@@ -119,6 +125,7 @@ def resume(
                 post = ride.upload(uploader, post, chunk_size=settings.chunk_size,
                                    tracker=tracker, wait_first=not (post_ids or everything))
                 tracker.finish(post)
+                joining.busy_elsewhere(app, post, uploader.owner)
                 results[-1] = post
     except KeyboardInterrupt:
         left = len(chosen) - len(results)

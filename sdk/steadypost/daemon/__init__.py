@@ -16,7 +16,7 @@ The parts, each readable on its own:
 * :mod:`~steadypost.daemon.schedule`: the decisions (what starts now, when to
   wake), a pure class tested without sleeping;
 * :mod:`~steadypost.daemon.runner`: the loop, worker threads and signals;
-* :mod:`~steadypost.daemon.posts`: site settings, orphaned leases, log lines;
+* :mod:`~steadypost.daemon.posts`: site settings, log lines;
 * :mod:`~steadypost.daemon.watch`: watch folders (complete files only, once each);
 * :mod:`~steadypost.daemon.lock`: one daemon per journal (``flock``);
 * :mod:`~steadypost.daemon.logs`: log lines for terminals, journald and JSON;
@@ -25,7 +25,7 @@ The parts, each readable on its own:
 
 from .lock import DaemonLock, DaemonRunningError, LockInfo, lock_path_for, running_daemon
 from .logs import make_handler
-from .posts import Site, SiteSettings, release_orphans
+from .posts import Site, SiteSettings
 from .runner import Daemon, DaemonOptions
 from .schedule import Plan, Scheduler, Snapshot
 from .status import LastError, Status, read_status
@@ -52,6 +52,5 @@ __all__ = [
     "make_handler",
     "read_sidecar",
     "read_status",
-    "release_orphans",
     "running_daemon",
 ]

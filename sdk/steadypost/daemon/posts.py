@@ -1,12 +1,13 @@
-"""What the daemon knows about sites and posts: settings, orphaned leases, log lines.
+"""What the daemon knows about sites and posts: settings and log lines.
 
 * :class:`SiteSettings` is what the loop needs from the configuration; the
   CLI's resolved profile fits it, and :class:`Site` is the plain version for
   library use. Credentials go only to the configured site: a post for another
   site is ``foreign`` and left alone rather than sent without (or with the
   wrong) credentials.
-* :func:`release_orphans` hands back posts whose uploading process on this
-  machine is gone (``kill -9``, a crash), without waiting for their lease.
+* A post whose uploading process is gone (``kill -9``, a crash, a power
+  cut) needs nothing here: :meth:`~steadypost.journal.Journal.due` and
+  :meth:`~steadypost.journal.Journal.claim` hand it over at once.
 * :func:`outcome_line` words a post's new state for the log.
 """
 
@@ -14,18 +15,15 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from steadypost.journal import Journal
+from steadypost.journal import describe_owner
 from steadypost.models import Post, PostState
-
-from .lock import pid_alive
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
@@ -68,34 +66,6 @@ class Site:
         return bool(self.headers) and not self.headers_for(url)
 
 
-def _local_pid(owner: str | None, host: str) -> int | None:
-    """The pid in a lease owner ``host:pid:random`` if it is a process of this machine."""
-    parts = (owner or "").rsplit(":", 2)
-    if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
-        return None
-    return int(parts[1])
-
-
-def release_orphans(
-    journal: Journal, *, now: float, host: str | None = None,
-    alive: Callable[[int], bool] = pid_alive,
-) -> list[Post]:  # fmt: skip
-    """Hand back posts leased by a process of this machine that is gone (``waiting``, due now)."""
-    host = socket.gethostname() if host is None else host
-    released = []
-    for post in journal.list(state=PostState.UPLOADING):
-        pid = _local_pid(post.lease_owner, host)
-        if pid is None or alive(pid):
-            continue
-        with journal.atomic():
-            current = journal.get(post.post_id)
-            if current.state is PostState.UPLOADING and current.lease_owner == post.lease_owner:
-                why = f"its uploader (pid {pid}) is gone: going on from the last checkpoint"
-                released.append(journal.transition(
-                    post.post_id, PostState.WAITING, next_attempt_at=now, event={"reason": why}))
-    return released
-
-
 def _at(ts: float | None) -> str:
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "the next run"
 
@@ -118,5 +88,6 @@ def outcome_line(kind: str, post: Post) -> tuple[int, str]:
     if state is PostState.FAILED:
         return logging.ERROR, f"{who} failed: {post.last_error or 'no reason given'}"
     if state is PostState.UPLOADING:
-        return logging.INFO, f"{who} is being uploaded by another steadypost process"
+        holder = describe_owner(post.lease_owner)
+        return logging.INFO, f"{who} is being uploaded by {holder}"
     return logging.INFO, f"{who} was cancelled"

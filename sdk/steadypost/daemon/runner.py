@@ -20,14 +20,16 @@ is safe to use from a handler); the main thread acts on it:
 * SIGHUP: load the configuration again (endpoint, token, chunk size); running
   uploads finish with the settings they began with.
 
-A post left ``uploading`` by a process on this machine that no longer exists
-(``kill -9``, a crash) is handed back at once instead of after its lease
-expires, so a restarted daemon goes on from the last checkpoint right away.
+A post left ``uploading`` by a process that no longer exists (``kill -9``, a
+crash, a power cut) is handed over at once by the journal instead of after
+its lease expires (see :meth:`~steadypost.journal.Journal.claim`), so a
+restarted daemon goes on from the last checkpoint right away.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import queue
@@ -42,11 +44,11 @@ from typing import Any
 
 from steadypost.client import Uploader
 from steadypost.errors import SteadypostError
-from steadypost.journal import Journal
+from steadypost.journal import Journal, describe_owner
 from steadypost.models import Post, PostState
 
 from .lock import DaemonLock
-from .posts import Site, SiteSettings, origin, outcome_line, release_orphans
+from .posts import Site, SiteSettings, origin, outcome_line
 from .schedule import DEFAULT_CONCURRENCY, DEFAULT_POLL_S, Plan, Scheduler, Snapshot
 from .watch import DEFAULT_SETTLE_S, FolderWatcher
 
@@ -184,12 +186,10 @@ class Daemon:
         now = self.clock()
         if self._watcher is not None and now >= self._next_scan_at and not self._stopping:
             self._scan(now)
-        for post in release_orphans(self.journal, now=now):
-            log.warning("%s: its uploader ended without a word; going on from byte %d",
-                        os.path.basename(post.path), post.offset,
-                        extra={"post_id": post.post_id})  # fmt: skip
         uploads, checks = [], []
-        for post in self.journal.due(now=now):
+        for post in self.journal.due(now=now):  # with uploads whose process is gone, at once
+            if post.state is PostState.UPLOADING and post.post_id not in self._running:
+                self._taking_over(post)
             kind = "check" if post.state is PostState.UNCONFIRMED else "upload"
             if self.options.once and (kind, post.post_id) in self._attempted:
                 continue  # what is due now was done; its next try belongs to the next run
@@ -314,23 +314,30 @@ class Daemon:
             if endpoint is None:
                 self._warn_once("no endpoint", "watched files wait: no endpoint is configured")
                 return
+            joined: list[bool] = []
             try:
-                post = self._watcher.post(file, lambda path, meta: self._add(path, meta, endpoint))
+                post = self._watcher.post(
+                    file, functools.partial(self._add, endpoint=endpoint, joined=joined))
             except SteadypostError as exc:
                 self._error(f"cannot post {file.path}: {exc}")
                 continue
             if post is not None:
-                log.info("%s is complete (%s bytes): added as post %s", file.path,
-                         f"{file.size:,}", post.post_id,
+                what = (f"it already has post {post.post_id} ({post.state.value}): joined, not "
+                        "posted twice") if any(joined) else f"added as post {post.post_id}"
+                log.info("%s is complete (%s bytes): %s", file.path, f"{file.size:,}", what,
                          extra={"post_id": post.post_id, "file": file.path.name})  # fmt: skip
 
-    def _add(self, path: Path, metadata: Mapping[str, str], endpoint: str) -> Post:
+    def _add(self, path: Path, metadata: Mapping[str, str], endpoint: str,
+             joined: list[bool]) -> Post:  # fmt: skip
+        """Add (or join: one post per file) the post of a watched file."""
         fields = {"filename": path.name, **self._settings.metadata, **metadata}
         uploader = self._uploader(endpoint)
         try:
-            return uploader.add(path, endpoint, metadata=fields)
+            added = uploader.add_or_join(path, endpoint, metadata=fields)
         finally:
             uploader.close()
+        joined.append(added.joined)
+        return added.post
 
     def _watch_pending(self) -> bool:
         """With ``once``: a watch folder still needs its second scan."""
@@ -387,6 +394,14 @@ class Daemon:
             log.warning("%s did not stop in time; the next start goes on from the last "
                         "checkpoint", names)  # fmt: skip
         log.info("stopped; every post is saved in the journal")
+
+    def _taking_over(self, post: Post) -> None:
+        key = f"taking over {post.post_id} from {post.lease_owner}"
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning("%s: its uploader (%s) ended without a word; going on from byte %s",
+                        os.path.basename(post.path), describe_owner(post.lease_owner),
+                        f"{post.offset:,}", extra={"post_id": post.post_id})  # fmt: skip
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
