@@ -35,6 +35,8 @@ from .hosts import HostGuard, HostRegistry, default_registry
 from .journal import AddResult, Journal, make_owner
 from .lifecycle import outcome
 from .lifecycle.options import PostOptions
+from .lifecycle.recorder import EventRecorder, PostRun
+from .lifecycle.verify import VerifyRun
 from .models import LocalFile, Post, PostState, Timeouts, UploadResult
 from .observers import RunObserver
 from .paths import default_journal_path
@@ -43,11 +45,9 @@ from .platforms.common import HeaderPolicy
 from .platforms.registry import platform_for
 from .platforms.tus import DEFAULT_CHUNK_SIZE, ServerInfo, TusOptions, TusUpload
 from .policy import RetryPolicy, is_transient
-from .posting import EventRecorder, PostRun
 from .ratelimit import SharedRateLimiter
 from .statuspage import StatusPages
 from .transport import DEFAULT_BLOCK_SIZE
-from .verify import VerifyRun
 
 log = logging.getLogger("steadypost")
 

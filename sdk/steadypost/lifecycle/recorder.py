@@ -25,16 +25,16 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from ._fileio import OpenedFile
-from .digest import FileHasher
-from .errors import (
+from .._fileio import OpenedFile
+from ..digest import FileHasher
+from ..errors import (
     HostUnavailableError,
     IllegalTransitionError,
     JournalError,
     LeaseHeldError,
     SteadypostError,
 )
-from .events import (
+from ..events import (
     BodyNotSent,
     BodySending,
     OffsetAcknowledged,
@@ -44,15 +44,15 @@ from .events import (
     UploadExpiresChanged,
     UploadRestarted,
 )
-from .files import snapshot_file
-from .flow import FileBody, Request, Response, Sleep
-from .journal import Journal
-from .lifecycle import outcome
-from .lifecycle.options import PostOptions
-from .models import LocalFile, Post, PostState
-from .platforms.base import CheckResult
-from .platforms.tus import request_id
-from .policy import RetryPolicy
+from ..files import snapshot_file
+from ..flow import FileBody, Request, Response, Sleep
+from ..journal import Journal
+from ..models import LocalFile, Post, PostState
+from ..platforms.base import CheckResult
+from ..platforms.tus import request_id
+from ..policy import RetryPolicy
+from . import outcome
+from .options import PostOptions
 
 T = TypeVar("T")
 log = logging.getLogger("steadypost")

@@ -23,13 +23,13 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from .errors import SteadypostError
-from .journal import Journal
-from .lifecycle import outcome
-from .lifecycle.options import PostOptions
-from .models import Post, PostState
-from .platforms.base import CheckResult
-from .policy import RetryPolicy
+from ..errors import SteadypostError
+from ..journal import Journal
+from ..models import Post, PostState
+from ..platforms.base import CheckResult
+from ..policy import RetryPolicy
+from . import outcome
+from .options import PostOptions
 
 
 class VerifyRun:
