@@ -1,8 +1,12 @@
-"""``Uploader`` and ``AsyncUploader``: the thin drivers a creator tool calls.
+"""``Uploader`` and ``AsyncUploader``: what a creator tool calls.
 
-Both build the same flows (:mod:`steadypost.platforms.tus`) and the same
-journal bookkeeping (:mod:`steadypost.posting`); they only differ in how they
-do I/O, so a behaviour tested through one holds for the other.
+Both are one-line pumps of the same flows (:mod:`steadypost.lifecycle` for
+journaled posts, :mod:`steadypost.platforms` for the protocols): each public
+method builds its operation's flow and hands it to the sync or the async
+driver (:mod:`steadypost.drivers`), as httpx's ``Client`` and ``AsyncClient``
+share a ``BaseClient``. Options and wiring are in
+:class:`~steadypost._base.BaseUploader`. A behaviour tested through one holds
+for the other.
 
 Two levels of API:
 
@@ -23,51 +27,50 @@ import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import httpx
-
-from ._clients import default_async_client, default_client
-from ._fileio import OpenedFile
-from .digest import FileHasher
-from .drivers import AsyncDriver, SyncDriver
+from ._base import BaseUploader, ProgressCallback
+from .drivers import (
+    AsyncClient,
+    AsyncDriver,
+    SyncClient,
+    SyncDriver,
+    default_async_client,
+    default_sync_client,
+)
 from .files import snapshot_file
-from .flow import Flow
-from .models import LocalFile, Post, UploadResult
-from .observers import ProgressCallback, Tee, UploadObserver
+from .flow import Flow, NullObserver
+from .lifecycle import upload as post_flows
+from .lifecycle import verify as check_flows
+from .models import Post, UploadResult
 from .platforms.base import Platform
-from .uploader_core import UploaderCore
 
 __all__ = ["AsyncUploader", "Uploader", "snapshot_file"]
 
 T = TypeVar("T")
+PathLike = str | os.PathLike[str]
 
 
-class Uploader(UploaderCore):
-    """Uploads videos to tus servers, blocking. Thread-safe for separate uploads.
+class Uploader(BaseUploader[SyncClient, Callable[[float], None]]):
+    """Uploads videos, blocking. Thread-safe for separate uploads; every option is on
+    :class:`~steadypost._base.BaseUploader` (``help(Uploader)`` lists them)."""
 
-    Pass your own ``client`` (an ``httpx.Client``) to share a connection pool,
-    proxies or TLS settings; otherwise one pooled keep-alive client is made
-    and closed with the uploader. Custom ``headers`` (e.g. ``Authorization``)
-    go only to the endpoint's origin and to ``allowed_origins``. ``journal``
-    defaults to the one in the platformdirs data dir (or ``$STEADYPOST_HOME``).
-    Every option of :class:`~steadypost.uploader_core.UploaderCore` applies.
-    """
+    def _default_client(self) -> SyncClient:
+        return default_sync_client(self.timeouts)
 
-    def __init__(
-        self,
-        *,
-        client: httpx.Client | None = None,
-        sleep: Callable[[float], None] | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(**options)
-        self._owns_client = client is None
-        self.client = client or default_client(self.timeouts)
-        self._sleep = sleep or self._interruptible_sleep
+    def _default_sleep(self) -> Callable[[float], None]:
+        return self._interruptible_sleep
 
     def _interruptible_sleep(self, seconds: float) -> None:
-        self._cancel.wait(seconds)
+        self._cancel.wait(seconds)  # cancel() cuts it short
+
+    def _drive(self, flow: Flow[T]) -> T:
+        driver = SyncDriver(
+            self.client, timeouts=self.timeouts, block_size=self.block_size, sleep=self._sleep,
+            check_cancelled=self._check_cancelled, guard=self.guard(), clock=self.clock,
+            limiter=self.rate_limiter,
+        )  # fmt: skip
+        return driver.run(flow, NullObserver())
 
     def __enter__(self) -> Uploader:
         return self
@@ -81,24 +84,11 @@ class Uploader(UploaderCore):
             self.client.close()
         self._close_journal()
 
-    def _drive(self, flow: Flow[T], observer: UploadObserver, file: OpenedFile | None = None) -> T:
-        driver = SyncDriver(
-            self.client, timeouts=self.timeouts, block_size=self.block_size, sleep=self._sleep,
-            check_cancelled=self._check_cancelled, guard=self._guard(), clock=self.clock,
-            limiter=self.rate_limiter,
-        )  # fmt: skip
-        return driver.run(flow, observer, file)
-
     def upload(
-        self,
-        path: str | os.PathLike[str],
-        endpoint: str,
-        *,
-        metadata: Mapping[str, str] | None = None,
-        upload_url: str | None = None,
-        chunk_size: int | None = None,
+        self, path: PathLike, endpoint: str, *, metadata: Mapping[str, str] | None = None,
+        upload_url: str | None = None, chunk_size: int | None = None,
         on_progress: ProgressCallback | None = None,
-    ) -> UploadResult:
+    ) -> UploadResult:  # fmt: skip
         """Upload ``path`` to the tus ``endpoint``; return when the server holds every byte.
 
         With ``upload_url`` (from an earlier, interrupted run), the upload is
@@ -107,40 +97,26 @@ class Uploader(UploaderCore):
         :class:`~steadypost.errors.SteadypostError`; its ``outcome`` says
         whether the bytes may have been processed.
         """
-        file = snapshot_file(path)
-        upload = self._tus(
-            endpoint, file, metadata=metadata, chunk_size=chunk_size, upload_url=upload_url
-        )
-        obs = self._observer(file.size, on_progress)
-        opened = OpenedFile(file.path, file.identity)
-        try:
-            flow = self._hashed(upload.run(), FileHasher.start(opened))
-            return self._result(self._drive(flow, obs, opened), obs)
-        finally:
-            opened.release()
+        return self._drive(self._upload_flow(path, endpoint, metadata=metadata,
+                           upload_url=upload_url, chunk_size=chunk_size, on_progress=on_progress))
 
     def resume(
-        self, upload_url: str, path: str | os.PathLike[str], *, endpoint: str | None = None,
+        self, upload_url: str, path: PathLike, *, endpoint: str | None = None,
         chunk_size: int | None = None, on_progress: ProgressCallback | None = None,
     ) -> UploadResult:  # fmt: skip
         """Finish the upload at ``upload_url`` (begun by steadypost or another tus client)."""
-        return self.upload(
-            path, endpoint or upload_url, upload_url=upload_url,
-            chunk_size=chunk_size, on_progress=on_progress,
-        )  # fmt: skip
+        return self._drive(self._upload_flow(path, endpoint or upload_url, metadata=None,
+                           upload_url=upload_url, chunk_size=chunk_size, on_progress=on_progress))
 
     def terminate(self, upload_url: str, *, endpoint: str | None = None) -> None:
         """Ask the server to delete an upload (tus termination). Gone already is fine."""
-        tus = self._tus(endpoint or upload_url, LocalFile("", 0, 0), metadata=None, chunk_size=None)
-        self._drive(tus.terminate(upload_url), self._observer(0, None))
-
-    # -- journaled posts --
+        self._drive(self._terminate_flow(upload_url, endpoint))
 
     def post(
-        self, path: str | os.PathLike[str], endpoint: str, *,
-        metadata: Mapping[str, str] | None = None, post_id: str | None = None,
-        platform: Platform | None = None, chunk_size: int | None = None,
-        on_progress: ProgressCallback | None = None, new: bool = False,
+        self, path: PathLike, endpoint: str, *, metadata: Mapping[str, str] | None = None,
+        post_id: str | None = None, platform: Platform | None = None,
+        chunk_size: int | None = None, on_progress: ProgressCallback | None = None,
+        new: bool = False,
     ) -> Post:  # fmt: skip
         """Journal a post, then upload (and publish) it; return the post in its new state.
 
@@ -156,9 +132,9 @@ class Uploader(UploaderCore):
         it is, if confirmed, unconfirmed or uploaded by another process right
         now). ``new=True`` posts it again on purpose.
         """
-        added = self.add(path, endpoint, metadata=metadata, post_id=post_id, platform=platform,
-                         new=new)
-        return self.upload_post(added.post_id, chunk_size=chunk_size, on_progress=on_progress)
+        return self._drive(self._post_flow(path, endpoint, metadata=metadata, post_id=post_id,
+                           platform=platform, chunk_size=chunk_size, on_progress=on_progress,
+                           new=new))  # fmt: skip
 
     def upload_post(
         self, post_id: str, *, chunk_size: int | None = None,
@@ -168,73 +144,56 @@ class Uploader(UploaderCore):
 
         A post another process is working on is left alone (returned as is).
         """
-        run = self._claim(post_id)
-        if run is None:
-            return self.journal.get(post_id)
-        upload = self._prepare(run, chunk_size)
-        if isinstance(upload, Post):
-            return upload
-        observer = Tee(run, self._observer(upload.file.size, on_progress))
-        try:
-            return self._drive(self._post_flow(run, upload), observer, run.file)
-        except BaseException as exc:
-            return self._run_ended(run, exc)
-        finally:
-            run.close_file()
+        return self._drive(post_flows.upload_post(self, post_id, chunk_size=chunk_size,
+                                                  on_progress=on_progress))  # fmt: skip
 
     def resume_pending(self, *, on_progress: ProgressCallback | None = None) -> list[Post]:
         """Upload every post whose time has come (queued, due waiting, or orphaned)."""
-        done = []
-        for item in self._pending():
-            if self._cancel.is_set():
-                break
-            if isinstance(item, str):
-                item = self.upload_post(item, on_progress=on_progress)
-            done.append(item)
-        return done
+        return self._drive(post_flows.resume_pending(self, on_progress=on_progress))
 
     def verify_due(
         self, *, all: bool = False, post_ids: Collection[str] | None = None
     ) -> list[Post]:
         """Check the ``unconfirmed`` posts whose time has come (every one with ``all=True``).
 
-        See :mod:`steadypost.verify` for what each answer leads to. A post
-        sent back to ``queued`` is uploaded by the next :meth:`resume_pending`.
+        See :mod:`steadypost.lifecycle.verify` for what each answer leads to. A
+        post sent back to ``queued`` is uploaded by the next :meth:`resume_pending`.
         """
-        return [
-            self._drive(self._verify_flow(post), self._recorder(post))
-            for post in self._verifiable(all, post_ids)
-        ]
+        return self._drive(check_flows.verify_due(self, everything=all, post_ids=post_ids))
 
     def cancel_post(self, post_id: str) -> Post:
         """Cancel a post: journaled ``cancelled`` first, then the server-side upload is deleted."""
-        post = self.journal.get(post_id)
-        return self._drive(self._cancel_flow(post_id), self._recorder(post))
+        return self._drive(check_flows.cancel_post(self, post_id))
 
 
-class AsyncUploader(UploaderCore):
-    """The asyncio twin of :class:`Uploader`: same options, same behaviour, awaitable methods.
+class AsyncUploader(BaseUploader[AsyncClient, Callable[[float], Awaitable[None]]]):
+    """The asyncio twin of :class:`Uploader`: the same options and flows, awaitable methods.
 
     Journal writes are short SQLite transactions made from the event loop's
-    thread (a few milliseconds each, one per chunk or request).
+    thread (a few milliseconds each, one per chunk or request)::
+
+        async with AsyncUploader(headers={"Authorization": f"Bearer {token}"}) as up:
+            post = await up.post("clip.mp4", "https://uploads.example.com/files/")
     """
 
-    def __init__(
-        self,
-        *,
-        client: httpx.AsyncClient | None = None,
-        sleep: Callable[[float], Awaitable[None]] | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(**options)
-        self._owns_client = client is None
-        self.client = client or default_async_client(self.timeouts)
-        self._sleep = sleep or self._interruptible_sleep
+    def _default_client(self) -> AsyncClient:
+        return default_async_client(self.timeouts)
+
+    def _default_sleep(self) -> Callable[[float], Awaitable[None]]:
+        return self._interruptible_sleep
 
     async def _interruptible_sleep(self, seconds: float) -> None:
         end = time.monotonic() + seconds
         while not self._cancel.is_set() and (left := end - time.monotonic()) > 0:
             await asyncio.sleep(min(left, 0.25))
+
+    async def _drive(self, flow: Flow[T]) -> T:
+        driver = AsyncDriver(
+            self.client, timeouts=self.timeouts, block_size=self.block_size, sleep=self._sleep,
+            check_cancelled=self._check_cancelled, guard=self.guard(), clock=self.clock,
+            limiter=self.rate_limiter,
+        )  # fmt: skip
+        return await driver.run(flow, NullObserver())
 
     async def __aenter__(self) -> AsyncUploader:
         return self
@@ -248,105 +207,58 @@ class AsyncUploader(UploaderCore):
             await self.client.aclose()
         self._close_journal()
 
-    async def _drive(
-        self, flow: Flow[T], observer: UploadObserver, file: OpenedFile | None = None
-    ) -> T:
-        driver = AsyncDriver(
-            self.client, timeouts=self.timeouts, block_size=self.block_size, sleep=self._sleep,
-            check_cancelled=self._check_cancelled, guard=self._guard(), clock=self.clock,
-            limiter=self.rate_limiter,
-        )  # fmt: skip
-        return await driver.run(flow, observer, file)
-
     async def upload(
-        self,
-        path: str | os.PathLike[str],
-        endpoint: str,
-        *,
-        metadata: Mapping[str, str] | None = None,
-        upload_url: str | None = None,
-        chunk_size: int | None = None,
+        self, path: PathLike, endpoint: str, *, metadata: Mapping[str, str] | None = None,
+        upload_url: str | None = None, chunk_size: int | None = None,
         on_progress: ProgressCallback | None = None,
-    ) -> UploadResult:
+    ) -> UploadResult:  # fmt: skip
         """See :meth:`Uploader.upload`."""
-        file = snapshot_file(path)
-        upload = self._tus(
-            endpoint, file, metadata=metadata, chunk_size=chunk_size, upload_url=upload_url
-        )
-        obs = self._observer(file.size, on_progress)
-        opened = OpenedFile(file.path, file.identity)
-        try:
-            flow = self._hashed(upload.run(), FileHasher.start(opened))
-            return self._result(await self._drive(flow, obs, opened), obs)
-        finally:
-            opened.release()
+        return await self._drive(self._upload_flow(path, endpoint, metadata=metadata,
+                                 upload_url=upload_url, chunk_size=chunk_size,
+                                 on_progress=on_progress))  # fmt: skip
 
     async def resume(
-        self, upload_url: str, path: str | os.PathLike[str], *, endpoint: str | None = None,
+        self, upload_url: str, path: PathLike, *, endpoint: str | None = None,
         chunk_size: int | None = None, on_progress: ProgressCallback | None = None,
     ) -> UploadResult:  # fmt: skip
         """See :meth:`Uploader.resume`."""
-        return await self.upload(
-            path, endpoint or upload_url, upload_url=upload_url,
-            chunk_size=chunk_size, on_progress=on_progress,
-        )  # fmt: skip
+        return await self._drive(self._upload_flow(path, endpoint or upload_url, metadata=None,
+                                 upload_url=upload_url, chunk_size=chunk_size,
+                                 on_progress=on_progress))  # fmt: skip
 
     async def terminate(self, upload_url: str, *, endpoint: str | None = None) -> None:
         """See :meth:`Uploader.terminate`."""
-        tus = self._tus(endpoint or upload_url, LocalFile("", 0, 0), metadata=None, chunk_size=None)
-        await self._drive(tus.terminate(upload_url), self._observer(0, None))
+        await self._drive(self._terminate_flow(upload_url, endpoint))
 
     async def post(
-        self, path: str | os.PathLike[str], endpoint: str, *,
-        metadata: Mapping[str, str] | None = None, post_id: str | None = None,
-        platform: Platform | None = None, chunk_size: int | None = None,
-        on_progress: ProgressCallback | None = None, new: bool = False,
+        self, path: PathLike, endpoint: str, *, metadata: Mapping[str, str] | None = None,
+        post_id: str | None = None, platform: Platform | None = None,
+        chunk_size: int | None = None, on_progress: ProgressCallback | None = None,
+        new: bool = False,
     ) -> Post:  # fmt: skip
         """See :meth:`Uploader.post`."""
-        added = self.add(path, endpoint, metadata=metadata, post_id=post_id, platform=platform,
-                         new=new)
-        return await self.upload_post(added.post_id, chunk_size=chunk_size, on_progress=on_progress)
+        return await self._drive(self._post_flow(path, endpoint, metadata=metadata,
+                                 post_id=post_id, platform=platform, chunk_size=chunk_size,
+                                 on_progress=on_progress, new=new))  # fmt: skip
 
     async def upload_post(
         self, post_id: str, *, chunk_size: int | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> Post:  # fmt: skip
         """See :meth:`Uploader.upload_post`."""
-        run = self._claim(post_id)
-        if run is None:
-            return self.journal.get(post_id)
-        upload = self._prepare(run, chunk_size)
-        if isinstance(upload, Post):
-            return upload
-        observer = Tee(run, self._observer(upload.file.size, on_progress))
-        try:
-            return await self._drive(self._post_flow(run, upload), observer, run.file)
-        except BaseException as exc:
-            return self._run_ended(run, exc)
-        finally:
-            run.close_file()
+        return await self._drive(post_flows.upload_post(self, post_id, chunk_size=chunk_size,
+                                                        on_progress=on_progress))  # fmt: skip
 
     async def resume_pending(self, *, on_progress: ProgressCallback | None = None) -> list[Post]:
         """See :meth:`Uploader.resume_pending`."""
-        done = []
-        for item in self._pending():
-            if self._cancel.is_set():
-                break
-            if isinstance(item, str):
-                item = await self.upload_post(item, on_progress=on_progress)
-            done.append(item)
-        return done
+        return await self._drive(post_flows.resume_pending(self, on_progress=on_progress))
 
     async def verify_due(
         self, *, all: bool = False, post_ids: Collection[str] | None = None
     ) -> list[Post]:
         """See :meth:`Uploader.verify_due`."""
-        return [
-            await self._drive(self._verify_flow(post), self._recorder(post))
-            for post in self._verifiable(all, post_ids)
-        ]
+        return await self._drive(check_flows.verify_due(self, everything=all, post_ids=post_ids))
 
     async def cancel_post(self, post_id: str) -> Post:
         """See :meth:`Uploader.cancel_post`."""
-        post = self.journal.get(post_id)
-        return await self._drive(self._cancel_flow(post_id), self._recorder(post))
+        return await self._drive(check_flows.cancel_post(self, post_id))

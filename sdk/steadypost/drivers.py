@@ -36,6 +36,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
 
+from ._clients import default_async_client, default_client
 from ._fileio import OpenedFile
 from .errors import SteadypostError
 from .flow import (
@@ -60,6 +61,9 @@ from .ratelimit import LocalRateLimiter, RateLimiter
 from .transport import AsyncHttp, SyncHttp, digest_body
 
 T = TypeVar("T")
+SyncClient = httpx.Client
+AsyncClient = httpx.AsyncClient
+default_sync_client = default_client
 log = logging.getLogger("steadypost")
 
 #: Answers :class:`~steadypost.flow.Acquire` when a driver is given no limiter.
@@ -135,15 +139,19 @@ class _Pump(Generic[T]):
         """The next effect that needs the driver's I/O, or ``None`` when the flow returned."""
         while True:
             try:
-                self.check_cancelled()
-            except SteadypostError as exc:  # cancelled: the flow decides what that means
-                self.failure = self.failure or exc
-            try:
                 effect = self._step()
             except StopIteration as stop:
                 self.result = stop.value
                 return None
             self.answer, self.failure = None, None
+            if isinstance(effect, Request | Sleep):
+                try:
+                    self.check_cancelled()
+                except SteadypostError as exc:
+                    # Cancelled: thrown in instead of the request or wait, once the flow has
+                    # read the last answer (an acknowledged offset is journaled first).
+                    self.failure = exc
+                    continue
             if isinstance(effect, Request | Sleep | FileSha256 | Drive):
                 if isinstance(effect, Sleep):
                     self.observer.on_wait(effect)
@@ -292,4 +300,15 @@ class AsyncDriver:
         return pump.result  # type: ignore[return-value]
 
 
-__all__ = ["PROCESS_RATE_LIMITER", "AsyncDriver", "Guard", "NullObserver", "Observer", "SyncDriver"]
+__all__ = [
+    "PROCESS_RATE_LIMITER",
+    "AsyncClient",
+    "AsyncDriver",
+    "Guard",
+    "NullObserver",
+    "Observer",
+    "SyncClient",
+    "SyncDriver",
+    "default_async_client",
+    "default_sync_client",
+]

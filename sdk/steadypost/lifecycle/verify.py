@@ -21,15 +21,22 @@ time of the next check.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from dataclasses import replace
 
-from ..errors import SteadypostError
+from ..errors import JournalError, SteadypostError
+from ..flow import Drive, Flow, with_retries
 from ..journal import Journal
 from ..models import Post, PostState
 from ..platforms.base import CheckResult
 from ..policy import RetryPolicy
 from . import outcome
 from .options import PostOptions
+from .recorder import EventRecorder
+from .wiring import Wiring
+
+#: Checks of unconfirmed posts retry briefly; the next check comes later anyway.
+CHECK_ATTEMPTS = 3
 
 
 class VerifyRun:
@@ -80,3 +87,65 @@ class VerifyRun:
                 **transition.fields,
             )  # fmt: skip
         return self.post
+
+
+# --- the operations ------------------------------------------------------------------------
+
+
+def verify_due(
+    up: Wiring, *, everything: bool = False, post_ids: Collection[str] | None = None
+) -> Flow[list[Post]]:
+    """Check the ``unconfirmed`` posts whose time has come (every one with ``everything``)."""
+    checked = []
+    for post in _verifiable(up, everything, post_ids):
+        result: Post = yield Drive(_verify_flow(up, post), EventRecorder(up.journal, post))
+        checked.append(result)
+    return checked
+
+
+def cancel_post(up: Wiring, post_id: str) -> Flow[Post]:
+    """Journal the cancellation first, then ask the server to drop the upload."""
+    post = up.journal.get(post_id)
+    result: Post = yield Drive(_cancel_flow(up, post_id), EventRecorder(up.journal, post))
+    return result
+
+
+def _verifiable(up: Wiring, everything: bool, post_ids: Collection[str] | None) -> list[Post]:
+    posts = up.journal.list(state=PostState.UNCONFIRMED)
+    if post_ids is not None:
+        wanted = set(post_ids)
+        posts = [p for p in posts if p.post_id in wanted]
+    if everything:
+        return posts
+    now = up.clock()
+    return [p for p in posts if (p.next_attempt_at or 0.0) <= now]
+
+
+def _verify_flow(up: Wiring, post: Post) -> Flow[Post]:
+    check = VerifyRun(up.journal, post, clock=up.clock, rng=up.rng, policy=up.retry_policy,
+                      options=up.post_options)  # fmt: skip
+    policy = replace(up.retry_policy, max_attempts=CHECK_ATTEMPTS, deadline_s=None)
+    try:
+        platform = up.platform(post)
+        result = yield from with_retries(lambda: platform.check(post), up.retry_ctx(policy))
+    except SteadypostError as exc:
+        if isinstance(exc, JournalError):
+            raise
+        return check.check_failed(exc)
+    return check.apply(result)
+
+
+def _cancel_flow(up: Wiring, post_id: str) -> Flow[Post]:
+    journal = up.journal
+    post = journal.get(post_id)
+    if post.state.finished:
+        return post
+    post = journal.transition(post_id, PostState.CANCELLED, event={"by": "user"})
+    if post.upload_url:
+        try:
+            terminate = up.platform(post).cancel(post)
+            if terminate is not None:
+                yield from terminate
+        except SteadypostError as exc:
+            journal.record(post_id, "note", {"message": f"server-side delete failed: {exc}"})
+    return post

@@ -1,0 +1,325 @@
+"""What ``Uploader`` and ``AsyncUploader`` share: every option, and the wiring of the flows.
+
+:class:`BaseUploader` holds the options (journal, retry policy, timeouts,
+hosts, ...), builds platform adapters with the account's credentials, and
+builds each operation's flow; it is the :class:`~steadypost.lifecycle.wiring.Wiring`
+the post flows see. The two public classes (:mod:`steadypost.client`) add
+only a driver: how the flows' I/O is done.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Generic, TypeVar
+
+from ._fileio import OpenedFile
+from .digest import FileHasher
+from .errors import AuthorizationError, Outcome, SteadypostError, UploadCancelledError
+from .files import snapshot_file
+from .flow import Drive, Flow, RetryContext
+from .hosts import HostGuard, HostRegistry, default_registry
+from .journal import AddResult, Journal, make_owner
+from .lifecycle import upload as post_flows
+from .lifecycle.options import PostOptions
+from .lifecycle.upload import hashed
+from .models import LocalFile, Post, Progress, Timeouts, UploadResult
+from .observers import RunObserver
+from .paths import default_journal_path
+from .platforms.base import Platform, TokenRequest
+from .platforms.common import HeaderPolicy
+from .platforms.registry import platform_for
+from .platforms.tus import DEFAULT_CHUNK_SIZE, ServerInfo, TusOptions, TusUpload
+from .policy import RetryPolicy
+from .ratelimit import SharedRateLimiter
+from .statuspage import StatusPages
+from .transport import DEFAULT_BLOCK_SIZE
+
+ClientT = TypeVar("ClientT")
+SleepT = TypeVar("SleepT")
+ProgressCallback = Callable[[Progress], None]
+TokenProvider = Callable[[TokenRequest], str | None]
+"""Returns a valid access token for a post's platform account (``None``: use ``headers``)."""
+
+
+class BaseUploader(Generic[ClientT, SleepT]):
+    """The options every uploader takes (all keyword-only, each with a named default).
+
+    ``client``
+        Your own ``httpx.Client`` (``httpx.AsyncClient`` for the async
+        uploader) to share a connection pool, proxies or TLS settings;
+        otherwise one pooled keep-alive client is made and closed with the
+        uploader.
+    ``sleep``
+        How to wait (a test passes a fake clock's); by default a wait that
+        :meth:`cancel` cuts short.
+    ``headers``
+        Your own headers (e.g. ``Authorization``), sent only to the endpoint's
+        origin and to ``allowed_origins`` (origins such as
+        ``"https://cdn.example.com"`` that may get them too).
+    ``chunk_size``
+        Bytes per request (64 MiB); memory use does not depend on it.
+    ``retry``
+        A :class:`~steadypost.RetryPolicy`: backoff, attempts, deadline,
+        ``Retry-After`` cap, the wire bound.
+    ``timeouts``
+        A :class:`~steadypost.Timeouts`: every request has all of them.
+    ``checksum``
+        Use the tus checksum extension when the server offers it.
+    ``block_size``
+        Bytes read from the file at a time.
+    ``journal``
+        The :class:`~steadypost.Journal`; by default the one in the
+        platformdirs data dir (or ``$STEADYPOST_HOME``) that the CLI and the
+        daemon use too. Pass ``Journal(path)`` to keep yours apart.
+    ``post_options``
+        :class:`~steadypost.PostOptions`: lease, verification window, ...
+    ``clock``, ``rng``
+        UTC epoch seconds, and the random source of every jittered wait.
+    ``hosts``
+        The :class:`~steadypost.hosts.HostRegistry` of per-host circuit
+        breakers and retry budgets; by default every uploader of the process
+        on the same journal shares one.
+    ``status_pages``
+        Upload origin → its platform's Statuspage JSON URL (or a
+        :class:`~steadypost.StatusPages`): posts wait while it reports a
+        major outage.
+    ``token_provider``
+        Called with a :class:`~steadypost.TokenRequest` each time a post's
+        platform adapter is built (cache and refresh OAuth tokens there);
+        returns the access token to send as ``Authorization: Bearer``, or
+        ``None`` to use ``headers``. Tokens are never journaled or logged.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: ClientT | None = None,
+        sleep: SleepT | None = None,
+        headers: Mapping[str, str] | None = None,
+        allowed_origins: frozenset[str] | set[str] | tuple[str, ...] = (),
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
+        checksum: bool = True,
+        block_size: int = DEFAULT_BLOCK_SIZE,
+        journal: Journal | None = None,
+        post_options: PostOptions | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        hosts: HostRegistry | None = None,
+        status_pages: Mapping[str, str] | StatusPages | None = None,
+        token_provider: TokenProvider | None = None,
+    ) -> None:
+        self.headers: Mapping[str, str] = MappingProxyType(dict(headers or {}))
+        self.allowed_origins = frozenset(allowed_origins)
+        self.chunk_size = chunk_size
+        self.retry_policy = retry or RetryPolicy()
+        self.timeouts = timeouts or Timeouts()
+        self.checksum = checksum
+        self.block_size = block_size
+        self.post_options = post_options or PostOptions()
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.owner = make_owner()
+        self._journal = journal
+        self._owns_journal = journal is None
+        self._info_cache: dict[str, ServerInfo] = {}
+        self._cancel = threading.Event()
+        self._hosts = hosts
+        self.status_pages = (
+            status_pages if isinstance(status_pages, StatusPages) else StatusPages(status_pages)
+        )
+        self.token_provider = token_provider
+        # Documented per-token rate limits (TikTok), counted in the journal by every process.
+        self.rate_limiter = SharedRateLimiter(lambda: self.journal)
+        self._owns_client = client is None
+        self.client: ClientT = client if client is not None else self._default_client()
+        self._sleep: SleepT = sleep if sleep is not None else self._default_sleep()
+
+    def _default_client(self) -> ClientT:
+        raise NotImplementedError
+
+    def _default_sleep(self) -> SleepT:
+        raise NotImplementedError
+
+    # -- the journal and the hosts --
+
+    @property
+    def journal(self) -> Journal:
+        """The journal of posts (opened at the default location on first use)."""
+        if self._journal is None:
+            self._journal = Journal(clock=self.clock)
+        return self._journal
+
+    @property
+    def host_store(self) -> Journal | None:
+        """Where breaker and status-page state is shared: the journal, once open."""
+        return self._journal
+
+    def _close_journal(self) -> None:
+        if self._owns_journal and self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+    @property
+    def hosts(self) -> HostRegistry:
+        """The per-host circuit breakers and retry budgets these uploads share."""
+        if self._hosts is None:
+            path = self._journal.path if self._journal is not None else default_journal_path()
+            self._hosts = default_registry(path, self.clock)
+        return self._hosts
+
+    def guard(self) -> HostGuard:
+        """What the drivers ask before each request (breaker state kept in the journal)."""
+        cap = self.retry_policy.retry_after_cap_s
+        return self.hosts.guard(store=self._journal, retry_after_cap_s=cap)
+
+    # -- stopping --
+
+    def cancel(self) -> None:
+        """Stop running uploads at the next block or wait. They stay resumable."""
+        self._cancel.set()
+
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def _check_cancelled(self) -> None:
+        if self._cancel.is_set():
+            raise UploadCancelledError("the upload was cancelled")
+
+    # -- what the flows are built with --
+
+    def retry_ctx(self, policy: RetryPolicy | None = None) -> RetryContext:
+        policy = policy or self.retry_policy
+        deadline_s = policy.deadline_s
+        deadline = None if deadline_s is None else self.clock() + deadline_s
+        return RetryContext(policy=policy, clock=self.clock, rng=self.rng, deadline=deadline)
+
+    def server_info(self, endpoint: str) -> ServerInfo | None:
+        return self._info_cache.get(endpoint)
+
+    def tus(
+        self, endpoint: str, file: LocalFile, *, metadata: Mapping[str, str] | None,
+        chunk_size: int | None, upload_url: str | None = None,
+    ) -> TusUpload:  # fmt: skip
+        options = TusOptions(
+            chunk_size=chunk_size or self.chunk_size, headers=self.headers,
+            allowed_origins=self.allowed_origins, metadata=MappingProxyType(dict(metadata or {})),
+            checksum=self.checksum,
+        )  # fmt: skip
+        return TusUpload(
+            endpoint, file, options, self.retry_ctx(), info=self.server_info(endpoint),
+            upload_url=upload_url, answered=self.guard().answered(endpoint),
+        )  # fmt: skip
+
+    def observer(self, total: int, on_progress: ProgressCallback | None) -> RunObserver:
+        guard = self.guard()
+
+        def answered(url: str) -> None:
+            guard.mark_answered(url, self.clock())
+
+        return RunObserver(total, on_progress, self._info_cache, on_answered=answered)
+
+    def platform(self, post: Post) -> Platform:
+        """The post's adapter, rebuilt from what the journal kept, with the account's token."""
+        config = post.extra.get("platform", {})
+        headers = self._account_headers(post, str(config.get("account", "")))
+        auth = HeaderPolicy.for_endpoint(post.endpoint, headers, self.allowed_origins)
+        return platform_for(post.platform, config, auth, clock=self.clock)
+
+    def _account_headers(self, post: Post, account: str) -> Mapping[str, str]:
+        """``headers``, with the token provider's token as ``Authorization`` when it gives one."""
+        if self.token_provider is None:
+            return self.headers
+        try:
+            token = self.token_provider(TokenRequest(post.platform, account, post.endpoint))
+        except SteadypostError:
+            raise
+        except Exception as exc:
+            raise AuthorizationError(
+                f"the token provider failed for {post.platform} ({type(exc).__name__}): "
+                "the post waits and asks again later", platform=post.platform,
+                code="token_provider_failed", outcome=Outcome.NOT_DELIVERED,
+            ) from exc  # fmt: skip
+        if not token:
+            return self.headers
+        kept = {k: v for k, v in self.headers.items() if k.lower() != "authorization"}
+        return MappingProxyType({**kept, "Authorization": f"Bearer {token}"})
+
+    # -- journaling a post (plain journal writes: the same for both drivers) --
+
+    def add(
+        self, path: str | os.PathLike[str], endpoint: str, *,
+        metadata: Mapping[str, str] | None = None, post_id: str | None = None,
+        platform: Platform | None = None, new: bool = False,
+    ) -> Post:  # fmt: skip
+        """Journal a post, not uploading it yet; a file posted before joins its post.
+
+        See :meth:`add_or_join`. ``platform``: tus, ``PostApiPlatform``, ``TikTokPlatform``,
+        ``VimeoPlatform`` (``endpoint``: the API base); its settings are journaled, not tokens.
+        """
+        return self.add_or_join(path, endpoint, metadata=metadata, post_id=post_id,
+                                platform=platform, new=new).post  # fmt: skip
+
+    def add_or_join(
+        self, path: str | os.PathLike[str], endpoint: str, *,
+        metadata: Mapping[str, str] | None = None, post_id: str | None = None,
+        platform: Platform | None = None, new: bool = False,
+    ) -> AddResult:  # fmt: skip
+        """:meth:`add`, saying whether the post was made or joined (an ``AddResult``).
+
+        A file with a post for this site and account (not failed or cancelled)
+        gets that post back, ``joined=True``, and nothing is journaled; ``new=True``
+        posts it again. The account is the adapter's ``account`` label, never
+        the token: a refreshed token must not post the video twice.
+        """
+        file = snapshot_file(path)
+        name = platform.name if platform is not None else "tus"
+        extra = {"platform": dict(platform.config())} if platform is not None else None
+        return self.journal.add_or_join(
+            path=file.path, endpoint=endpoint, platform=name, identity=file.identity,
+            metadata=dict(metadata or {}), post_id=post_id, extra=extra, new=new,
+        )  # fmt: skip
+
+    # -- the operations as flows (the public classes pump them) --
+
+    def _upload_flow(
+        self, path: str | os.PathLike[str], endpoint: str, *,
+        metadata: Mapping[str, str] | None, upload_url: str | None, chunk_size: int | None,
+        on_progress: ProgressCallback | None,
+    ) -> Flow[UploadResult]:  # fmt: skip
+        """One resumable transfer, nothing journaled."""
+        file = snapshot_file(path)
+        upload = self.tus(endpoint, file, metadata=metadata, chunk_size=chunk_size,
+                          upload_url=upload_url)  # fmt: skip
+        observer = self.observer(file.size, on_progress)
+        opened = OpenedFile(file.path, file.identity)
+        try:
+            flow = hashed(upload.run(), FileHasher.start(opened))
+            value: UploadResult = yield Drive(flow, observer, opened)
+        finally:
+            opened.release()
+        return UploadResult(
+            upload_url=value.upload_url, size=value.size, offset=value.offset,
+            sha256=value.sha256, bytes_sent=observer.bytes_sent, requests=observer.requests,
+        )  # fmt: skip
+
+    def _terminate_flow(self, upload_url: str, endpoint: str | None) -> Flow[None]:
+        """tus termination: ``DELETE`` the upload (already gone is fine)."""
+        tus = self.tus(endpoint or upload_url, LocalFile("", 0, 0), metadata=None, chunk_size=None)
+        yield Drive(tus.terminate(upload_url), self.observer(0, None))
+
+    def _post_flow(
+        self, path: str | os.PathLike[str], endpoint: str, *,
+        metadata: Mapping[str, str] | None, post_id: str | None, platform: Platform | None,
+        chunk_size: int | None, on_progress: ProgressCallback | None, new: bool,
+    ) -> Flow[Post]:  # fmt: skip
+        added = self.add_or_join(path, endpoint, metadata=metadata, post_id=post_id,
+                                 platform=platform, new=new)  # fmt: skip
+        return (yield from post_flows.post(self, added, chunk_size=chunk_size,
+                                           on_progress=on_progress))  # fmt: skip
