@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable, Generator, Iterable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol, TypeVar
@@ -32,7 +33,6 @@ import tenacity
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from .digest import FileHasher
 from .errors import Outcome, RetriesExhaustedError, SteadypostError, WireBoundError
 from .models import LocalFile
 from .policy import RetryPolicy, describe, is_transient, retry_wait
@@ -121,6 +121,15 @@ class Digest:
     algorithm: str
 
 
+class Hasher(Protocol):
+    """The file's SHA-256 in the making (:class:`steadypost.drivers.files.FileHasher`)."""
+
+    @property
+    def future(self) -> Future[str]: ...
+
+    def result(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class FileSha256:
     """Wait for the whole file's SHA-256 from ``hasher``; answered with the hex digest.
@@ -131,7 +140,7 @@ class FileSha256:
     :class:`~steadypost.errors.FileProblemError`.
     """
 
-    hasher: FileHasher
+    hasher: Hasher
 
 
 @dataclass(frozen=True)
