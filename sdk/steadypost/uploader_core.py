@@ -38,6 +38,7 @@ from .observers import RunObserver
 from .paths import default_journal_path
 from .platforms.base import CheckResult, Platform, PlatformUpload, TokenRequest, UploadJob
 from .platforms.common import HeaderPolicy
+from .platforms.oauth import OAuthRefresh
 from .platforms.registry import platform_for
 from .platforms.tus import DEFAULT_CHUNK_SIZE, ServerInfo, TusOptions, TusUpload
 from .policy import RetryPolicy, is_transient
@@ -53,8 +54,9 @@ log = logging.getLogger("steadypost")
 CHECK_ATTEMPTS = 3
 _UPLOADABLE = (PostState.QUEUED, PostState.WAITING, PostState.UPLOADING)
 
-TokenProvider = Callable[[TokenRequest], str | None]
-"""Returns a valid access token for a post's platform account (``None``: use ``headers``)."""
+TokenProvider = Callable[[TokenRequest], "str | OAuthRefresh | None"]
+"""Returns a valid access token for a post's platform account (``None``: use ``headers``),
+or an :class:`~steadypost.platforms.oauth.OAuthRefresh` the adapter refreshes itself."""
 
 
 class UploaderCore:
@@ -64,8 +66,10 @@ class UploaderCore:
     :class:`~steadypost.platforms.base.TokenRequest` each time a post's
     platform adapter is built (at least once per run of a post; cache and
     refresh OAuth tokens there) and returns the access token to send as
-    ``Authorization: Bearer``, or ``None`` to use ``headers``. Tokens are
-    never journaled or logged.
+    ``Authorization: Bearer``, or ``None`` to use ``headers``, or an
+    :class:`~steadypost.platforms.oauth.OAuthRefresh` (the same object each
+    time for an account) that adapters such as YouTube's refresh themselves,
+    also after a 401 mid-upload. Tokens are never journaled or logged.
 
     ``hosts`` (optional) is the :class:`~steadypost.hosts.HostRegistry` of
     per-host circuit breakers and retry budgets; by default every uploader
@@ -205,14 +209,17 @@ class UploaderCore:
 
     def _platform(self, post: Post) -> Platform:
         config = post.extra.get("platform", {})
-        headers = self._account_headers(post, str(config.get("account", "")))
-        auth = HeaderPolicy.for_endpoint(post.endpoint, headers, self.allowed_origins)
+        headers, oauth = self._account_auth(post, str(config.get("account", "")))
+        auth = HeaderPolicy.for_endpoint(post.endpoint, headers, self.allowed_origins,
+                                         oauth=oauth)  # fmt: skip
         return platform_for(post.platform, config, auth, clock=self.clock)
 
-    def _account_headers(self, post: Post, account: str) -> Mapping[str, str]:
-        """``headers``, with the token provider's token as ``Authorization`` when it gives one."""
+    def _account_auth(
+        self, post: Post, account: str
+    ) -> tuple[Mapping[str, str], OAuthRefresh | None]:
+        """``headers``, with the provider's token as ``Authorization``; or its refreshable token."""
         if self.token_provider is None:
-            return self.headers
+            return self.headers, None
         try:
             token = self.token_provider(TokenRequest(post.platform, account, post.endpoint))
         except SteadypostError:
@@ -223,10 +230,12 @@ class UploaderCore:
                 "the post waits and asks again later", platform=post.platform,
                 code="token_provider_failed", outcome=Outcome.NOT_DELIVERED,
             ) from exc  # fmt: skip
+        if isinstance(token, OAuthRefresh):
+            return self.headers, token
         if not token:
-            return self.headers
+            return self.headers, None
         kept = {k: v for k, v in self.headers.items() if k.lower() != "authorization"}
-        return MappingProxyType({**kept, "Authorization": f"Bearer {token}"})
+        return MappingProxyType({**kept, "Authorization": f"Bearer {token}"}), None
 
     # -- journaled posts --
 
