@@ -21,6 +21,7 @@ from .common import HeaderPolicy
 from .generic import platform_for as generic_platform_for
 from .tiktok import TIKTOK_API, TikTokOptions, TikTokPlatform
 from .vimeo import VIMEO_API, VimeoPlatform
+from .youtube import YOUTUBE_API, YouTubePlatform
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,20 @@ _INFOS = (
         default_endpoint=VIMEO_API, options=("account",), needs_token=True,
         sources="Vimeo's upload documentation and engineering blog",
     ),
+    PlatformInfo(
+        name="youtube", title="YouTube Data API v3 (resumable upload)",
+        bytes="PUT chunks (multiples of 256 KiB, Content-Range) to the journaled session URI; "
+        "308 + Range resumes; an empty PUT 'bytes */N' asks the offset",
+        publish="none: the upload that completes is the video",
+        verification="GET videos?part=status,processingDetails (processed: confirmed; "
+        "rejected as duplicate: confirmed elsewhere; rejected/failed: failed)",
+        default_endpoint=YOUTUBE_API, options=tuple(YouTubePlatform().config()),
+        needs_token=True,
+        sources="YouTube's resumable upload guide, videos and errors references, quota page "
+        "(quotaExceeded waits for midnight Pacific, uploadLimitExceeded 24 h, per channel in "
+        "the journal); assumed: the session may lapse any time (404/410: a new session unless "
+        "the last byte was sent), no call tells the remaining quota",
+    ),
 )
 
 
@@ -101,6 +116,8 @@ def platform_for(
             return TikTokPlatform.from_config(config, auth, clock=clock)
         if name == VimeoPlatform.name:
             return VimeoPlatform.from_config(config, auth, clock=clock)
+        if name == YouTubePlatform.name:
+            return YouTubePlatform.from_config(config, auth, clock=clock)
     except ValueError as exc:
         raise JournalError(f"a {name} post was journaled with an unusable config: {exc}") from exc
     return generic_platform_for(name, config, auth, clock=clock)

@@ -40,6 +40,7 @@ from .tus import (
     TusConfig,
 )
 from .vimeo import VimeoApp, VimeoConfig
+from .youtube import YouTubeApp, YouTubeConfig
 
 #: Seconds a published video stays ``processing`` unless told otherwise.
 DEFAULT_PROCESSING_S = 0.0
@@ -76,10 +77,11 @@ class PlatformSimulator:
         When set, creating uploads and the post API need exactly this
         ``Authorization`` value (else 401). Upload URLs never need it, as with
         the capability URLs of real upload CDNs.
-    ``tiktok`` / ``vimeo``
-        A :class:`~steadypost.testing.TikTokConfig` /
-        :class:`~steadypost.testing.VimeoConfig` (defaults: as documented).
-        Inspect them with ``sim.tiktok`` and ``sim.vimeo``.
+    ``tiktok`` / ``vimeo`` / ``youtube`` / ``instagram`` / ``x``
+        A :class:`~steadypost.testing.TikTokConfig`, ``VimeoConfig``,
+        ``YouTubeConfig``, ``InstagramConfig`` or ``XConfig`` (defaults: as
+        documented). Inspect them with ``sim.tiktok``, ``sim.vimeo``, ``sim.youtube``,
+        ``sim.instagram`` and ``sim.x``.
     """
 
     def __init__(
@@ -100,6 +102,7 @@ class PlatformSimulator:
         require_authorization: str | None = None,
         tiktok: TikTokConfig | None = None,
         vimeo: VimeoConfig | None = None,
+        youtube: YouTubeConfig | None = None,
     ) -> None:
         self.clock = clock if clock is not None else FakeClock()
         self.faults = faults if isinstance(faults, Faults) else Faults(faults)
@@ -135,6 +138,8 @@ class PlatformSimulator:
             vimeo or VimeoConfig(), self.tus, faults=self.faults, clock=self.clock.now,
             lock=self._lock,
         )  # fmt: skip
+        self.youtube = YouTubeApp(youtube or YouTubeConfig(), storage, faults=self.faults,
+                                  clock=self.clock.now, lock=self._lock)  # fmt: skip
 
     # --- ways in --------------------------------------------------------------------
 
@@ -165,6 +170,8 @@ class PlatformSimulator:
             return self.tiktok.open(head)
         if self.vimeo.handles(head.path):
             return self.vimeo.open(head)
+        if self.youtube.handles(head.path):
+            return self.youtube.open(head)
         return Fixed(error_reply(404, "no such resource"))
 
     def _record(self, record: RequestRecord) -> None:
