@@ -111,7 +111,9 @@ class YouTubePlatform:
     (``private``, ``unlisted`` or ``public``; a post's
     ``metadata["privacy_status"]`` wins), ``category_id``, ``chunk_size``
     (rounded down to a multiple of 256 KiB), ``upload_limit_wait_s``,
-    ``max_restarts``.
+    ``max_restarts``, and ``session_uri``: a session another client began
+    (google-api-python-client's ``resumable_uri``, say), which this post
+    finishes: its offset is asked first, and it is never begun again.
     """
 
     name = "youtube"
@@ -121,7 +123,8 @@ class YouTubePlatform:
         privacy_status: str = DEFAULT_PRIVACY, category_id: str = DEFAULT_CATEGORY,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         upload_limit_wait_s: float = DEFAULT_UPLOAD_LIMIT_WAIT_S,
-        max_restarts: int = DEFAULT_MAX_RESTARTS, clock: Callable[[], float] = time.time,
+        max_restarts: int = DEFAULT_MAX_RESTARTS, session_uri: str = "",
+        clock: Callable[[], float] = time.time,
     ) -> None:  # fmt: skip
         if privacy_status not in ("private", "unlisted", "public"):
             raise ValueError(f"privacy_status must be private, unlisted or public, "
@@ -136,6 +139,7 @@ class YouTubePlatform:
         self.chunk_size = chunk_size - chunk_size % GRANULE
         self.upload_limit_wait_s = upload_limit_wait_s
         self.max_restarts = max_restarts
+        self.session_uri = session_uri
         self.clock = clock
 
     @classmethod
@@ -149,7 +153,8 @@ class YouTubePlatform:
             chunk_size=int(config.get("chunk_size", DEFAULT_CHUNK_SIZE)),
             upload_limit_wait_s=float(
                 config.get("upload_limit_wait_s", DEFAULT_UPLOAD_LIMIT_WAIT_S)),
-            max_restarts=int(config.get("max_restarts", DEFAULT_MAX_RESTARTS)), clock=clock,
+            max_restarts=int(config.get("max_restarts", DEFAULT_MAX_RESTARTS)),
+            session_uri=config.get("session_uri", ""), clock=clock,
         )  # fmt: skip
 
     def config(self) -> Mapping[str, str]:
@@ -157,7 +162,7 @@ class YouTubePlatform:
             "account": self.account, "privacy_status": self.privacy_status,
             "category_id": self.category_id, "chunk_size": str(self.chunk_size),
             "upload_limit_wait_s": repr(self.upload_limit_wait_s),
-            "max_restarts": str(self.max_restarts),
+            "max_restarts": str(self.max_restarts), "session_uri": self.session_uri,
         })  # fmt: skip
 
     def api(self, endpoint: str) -> YouTubeApi:
@@ -252,9 +257,15 @@ class YouTubeUpload:
         self.video_id: str | None = str(state["video_id"]) if state.get("video_id") else None
         self.need_probe = journaled and self.video_id is None
         self.state: dict[str, Any] = dict(state)
+        self.adopt = platform.session_uri if not journaled and not state else ""
 
     def run(self) -> Flow[UploadResult]:
         restarts = 0
+        if self.adopt:  # a session another client began: journaled, then asked
+            uri = resolve_url(self.api.base, self.adopt, what="the session_uri option")
+            self.state = {"session_uri": uri, "adopted_at": self.retry.clock()}
+            self.session, self.sent_to, self.need_probe = uri, self.file.size, True
+            yield Emit(UploadCreated(uri, None, 0, extra={"youtube": dict(self.state)}))
         while True:
             try:
                 if self.session is None:
