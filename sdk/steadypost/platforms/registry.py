@@ -19,6 +19,7 @@ from ..errors import JournalError
 from .base import Platform
 from .common import HeaderPolicy
 from .generic import platform_for as generic_platform_for
+from .instagram import GRAPH_API, InstagramPlatform
 from .tiktok import TIKTOK_API, TikTokOptions, TikTokPlatform
 from .vimeo import VIMEO_API, VimeoPlatform
 from .youtube import YOUTUBE_API, YouTubePlatform
@@ -93,6 +94,22 @@ _INFOS = (
         "the journal); assumed: the session may lapse any time (404/410: a new session unless "
         "the last byte was sent), no call tells the remaining quota",
     ),
+    PlatformInfo(
+        name="instagram", title="Instagram Reels (Graph API, resumable upload)",
+        bytes="the whole file in one POST to rupload.facebook.com/ig-api-upload/{container} "
+        "(offset 0, file_size; Authorization: OAuth)",
+        publish="POST {ig_user_id}/media_publish?creation_id=... once the container is "
+        "FINISHED and content_publishing_limit has room; never sent twice",
+        verification="GET {container}?fields=status_code (PUBLISHED: confirmed; FINISHED: "
+        "published then; ERROR: failed; EXPIRED: a new container)",
+        default_endpoint=GRAPH_API, options=tuple(InstagramPlatform().config()),
+        needs_token=True,
+        sources="Meta's resumable-upload, ig-container, content_publishing_limit and error "
+        "handling pages; the upload headers from public clients; assumed: no chunking or "
+        "offset query (a failed upload is resent from byte 0), polling once a minute for up "
+        "to 5 min (Threads' advice), a FINISHED container after a lost publish answer was "
+        "not published",
+    ),
 )
 
 
@@ -116,6 +133,8 @@ def platform_for(
             return TikTokPlatform.from_config(config, auth, clock=clock)
         if name == VimeoPlatform.name:
             return VimeoPlatform.from_config(config, auth, clock=clock)
+        if name == InstagramPlatform.name:
+            return InstagramPlatform.from_config(config, auth, clock=clock)
         if name == YouTubePlatform.name:
             return YouTubePlatform.from_config(config, auth, clock=clock)
     except ValueError as exc:

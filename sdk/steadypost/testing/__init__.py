@@ -48,6 +48,7 @@ from .faults import (
     Respond,
     SlowProcessing,
 )
+from .instagram import InstagramApp, InstagramConfig, ReelInfo
 from .messages import HTML_ERROR_PAGE, http_date
 from .records import PostInfo, RequestRecord, UploadInfo
 from .scripted import Exchange, ScriptedRun, pump
@@ -86,12 +87,15 @@ __all__ = [
     "FakeClock",
     "Fault",
     "Faults",
+    "InstagramApp",
+    "InstagramConfig",
     "MemoryStorage",
     "Outage",
     "PlatformSimulator",
     "PostInfo",
     "ProcessedButError",
     "ProcessedButTimeout",
+    "ReelInfo",
     "RejectMedia",
     "RequestRecord",
     "ResetMidChunk",

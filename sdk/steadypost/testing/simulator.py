@@ -24,6 +24,7 @@ from .exchange import Exchange
 from .fault_set import Faults
 from .faults import Fault, RejectMedia
 from .handling import BodySink, Fixed
+from .instagram import InstagramApp, InstagramConfig
 from .messages import RequestHead, error_reply
 from .posts import PostApp
 from .records import PostInfo, RequestRecord, UploadInfo
@@ -103,6 +104,7 @@ class PlatformSimulator:
         tiktok: TikTokConfig | None = None,
         vimeo: VimeoConfig | None = None,
         youtube: YouTubeConfig | None = None,
+        instagram: InstagramConfig | None = None,
     ) -> None:
         self.clock = clock if clock is not None else FakeClock()
         self.faults = faults if isinstance(faults, Faults) else Faults(faults)
@@ -140,6 +142,8 @@ class PlatformSimulator:
         )  # fmt: skip
         self.youtube = YouTubeApp(youtube or YouTubeConfig(), storage, faults=self.faults,
                                   clock=self.clock.now, lock=self._lock)  # fmt: skip
+        self.instagram = InstagramApp(instagram or InstagramConfig(), storage, faults=self.faults,
+                                      clock=self.clock.now, lock=self._lock)  # fmt: skip
 
     # --- ways in --------------------------------------------------------------------
 
@@ -172,6 +176,8 @@ class PlatformSimulator:
             return self.vimeo.open(head)
         if self.youtube.handles(head.path):
             return self.youtube.open(head)
+        if self.instagram.handles(head.path):
+            return self.instagram.open(head)
         return Fixed(error_reply(404, "no such resource"))
 
     def _record(self, record: RequestRecord) -> None:
