@@ -22,6 +22,7 @@ from .generic import platform_for as generic_platform_for
 from .instagram import GRAPH_API, InstagramPlatform
 from .tiktok import TIKTOK_API, TikTokOptions, TikTokPlatform
 from .vimeo import VIMEO_API, VimeoPlatform
+from .x import X_API, XPlatform
 from .youtube import YOUTUBE_API, YouTubePlatform
 
 
@@ -110,6 +111,20 @@ _INFOS = (
         "to 5 min (Threads' advice), a FINISHED container after a lost publish answer was "
         "not published",
     ),
+    PlatformInfo(
+        name="x", title="X (API v2 chunked media upload, then a post)",
+        bytes="POST /2/media/upload INIT, APPEND segments of at most 5 MB (multipart, only a "
+        "failed one resent, before expires_after_secs), FINALIZE, STATUS every "
+        "check_after_secs",
+        publish="POST /2/tweets with the media id; a lost answer is never answered by a "
+        "second post",
+        verification="GET /2/users/{id}/tweets: a recent post carrying this media key "
+        "(an assumption: X documents no lookup after a lost create answer)",
+        default_endpoint=X_API, options=tuple(XPlatform().config()), needs_token=True,
+        sources="X's media upload quickstart and INIT/APPEND/FINALIZE/STATUS references, the "
+        "manage-posts reference; assumed: no offset query (acknowledged segments are "
+        "journaled), no idempotency key, the recent-posts scan after a lost answer",
+    ),
 )
 
 
@@ -133,6 +148,8 @@ def platform_for(
             return TikTokPlatform.from_config(config, auth, clock=clock)
         if name == VimeoPlatform.name:
             return VimeoPlatform.from_config(config, auth, clock=clock)
+        if name == XPlatform.name:
+            return XPlatform.from_config(config, auth, clock=clock)
         if name == InstagramPlatform.name:
             return InstagramPlatform.from_config(config, auth, clock=clock)
         if name == YouTubePlatform.name:

@@ -67,6 +67,7 @@ from .tus import (
     TusConfig,
 )
 from .vimeo import VimeoApp, VimeoConfig, VimeoVideoInfo
+from .x import XApp, XConfig, XPostInfo
 from .youtube import YouTubeApp, YouTubeConfig, youtube_fault
 from .youtube_upload import YouTubeVideoInfo
 
@@ -114,6 +115,9 @@ __all__ = [
     "VimeoApp",
     "VimeoConfig",
     "VimeoVideoInfo",
+    "XApp",
+    "XConfig",
+    "XPostInfo",
     "YouTubeApp",
     "YouTubeConfig",
     "YouTubeVideoInfo",

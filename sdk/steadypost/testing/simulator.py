@@ -41,6 +41,7 @@ from .tus import (
     TusConfig,
 )
 from .vimeo import VimeoApp, VimeoConfig
+from .x import XApp, XConfig
 from .youtube import YouTubeApp, YouTubeConfig
 
 #: Seconds a published video stays ``processing`` unless told otherwise.
@@ -105,6 +106,7 @@ class PlatformSimulator:
         vimeo: VimeoConfig | None = None,
         youtube: YouTubeConfig | None = None,
         instagram: InstagramConfig | None = None,
+        x: XConfig | None = None,
     ) -> None:
         self.clock = clock if clock is not None else FakeClock()
         self.faults = faults if isinstance(faults, Faults) else Faults(faults)
@@ -142,6 +144,8 @@ class PlatformSimulator:
         )  # fmt: skip
         self.youtube = YouTubeApp(youtube or YouTubeConfig(), storage, faults=self.faults,
                                   clock=self.clock.now, lock=self._lock)  # fmt: skip
+        self.x = XApp(x or XConfig(), storage, faults=self.faults, clock=self.clock.now,
+                      lock=self._lock)
         self.instagram = InstagramApp(instagram or InstagramConfig(), storage, faults=self.faults,
                                       clock=self.clock.now, lock=self._lock)  # fmt: skip
 
@@ -176,6 +180,8 @@ class PlatformSimulator:
             return self.vimeo.open(head)
         if self.youtube.handles(head.path):
             return self.youtube.open(head)
+        if self.x.handles(head.path):
+            return self.x.open(head)
         if self.instagram.handles(head.path):
             return self.instagram.open(head)
         return Fixed(error_reply(404, "no such resource"))
