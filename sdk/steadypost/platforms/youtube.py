@@ -379,9 +379,11 @@ class YouTubeUpload:
         resp: Response = yield req
         if resp.status == 308:
             held = self._held(req, resp)
-            self.acknowledged, self.need_probe = held, False
+            self.acknowledged, self.need_probe = held, held >= size
             yield Emit(OffsetReported(self.session, held, size))
             yield Emit(OffsetAcknowledged(self.session, held, size))
+            if held >= size:
+                yield from self._unfinished(req)
             return
         yield from self._answered(req, resp, sent_end=self.sent_to)
 
@@ -413,11 +415,19 @@ class YouTubeUpload:
             if not moved:
                 yield NoProgress(req.url, "YouTube took the chunk but holds no more bytes")
                 raise StalledError(f"{req.method} {req.url}: YouTube still holds {held:,} bytes")
+            if held >= size:
+                self.need_probe = True
+                yield from self._unfinished(req)
             return
         if resp.status in (404, 410):
             raise UploadGoneError(f"YouTube's upload session is gone ({resp.status})")
         self.need_probe = True
         raise (yield from self.api.fail(req, resp, what="sending to YouTube failed"))
+
+    def _unfinished(self, req: Request) -> Flow[None]:
+        """Every byte is held but the upload did not end: a wait, then the probe again."""
+        yield NoProgress(req.url, "YouTube holds every byte but did not finish the upload")
+        raise StalledError(f"{req.method} {req.url}: YouTube holds every byte but answered 308")
 
     def _uncount(self, length: int) -> Flow[None]:
         self.wire.refund(length)
