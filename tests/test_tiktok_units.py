@@ -190,12 +190,16 @@ def test_rate_keys_hash_the_token() -> None:
 
 def test_available_lists_every_platform_with_its_sources() -> None:
     infos = {info.name: info for info in available()}
-    assert list(infos) == ["tus", "post-api", "tiktok", "vimeo"]
+    assert list(infos) == ["tus", "post-api", "tiktok", "vimeo", "youtube", "instagram", "x"]
     assert infos["tiktok"].default_endpoint == "https://open.tiktokapis.com"
     assert infos["tiktok"].needs_token
     assert "secondary" in infos["tiktok"].sources
     assert infos["vimeo"].default_endpoint == "https://api.vimeo.com"
     assert "mode" in infos["tiktok"].options
+    for name in ("youtube", "instagram", "x"):  # each says what is documented, what assumed
+        assert infos[name].needs_token
+        assert "assumed" in infos[name].sources
+    assert "ig_user_id" in infos["instagram"].options
 
 
 def test_adapters_are_rebuilt_from_their_journaled_config() -> None:

@@ -32,6 +32,7 @@ from .observers import RunObserver
 from .paths import default_journal_path
 from .platforms.base import Platform, TokenRequest
 from .platforms.common import HeaderPolicy
+from .platforms.oauth import OAuthRefresh
 from .platforms.registry import platform_for
 from .platforms.tus import DEFAULT_CHUNK_SIZE, ServerInfo, TusOptions, TusUpload
 from .policy import RetryPolicy
@@ -42,8 +43,9 @@ from .transport import DEFAULT_BLOCK_SIZE
 ClientT = TypeVar("ClientT")
 SleepT = TypeVar("SleepT")
 ProgressCallback = Callable[[Progress], None]
-TokenProvider = Callable[[TokenRequest], str | None]
-"""Returns a valid access token for a post's platform account (``None``: use ``headers``)."""
+TokenProvider = Callable[[TokenRequest], "str | OAuthRefresh | None"]
+"""Returns a valid access token for a post's platform account (``None``: use ``headers``),
+or an :class:`~steadypost.platforms.oauth.OAuthRefresh` the adapter refreshes itself."""
 
 
 class BaseUploader(Generic[ClientT, SleepT]):
@@ -92,7 +94,11 @@ class BaseUploader(Generic[ClientT, SleepT]):
         Called with a :class:`~steadypost.TokenRequest` each time a post's
         platform adapter is built (cache and refresh OAuth tokens there);
         returns the access token to send as ``Authorization: Bearer``, or
-        ``None`` to use ``headers``. Tokens are never journaled or logged.
+        ``None`` to use ``headers``, or an
+        :class:`~steadypost.platforms.oauth.OAuthRefresh` (the same object each
+        time for an account) that adapters such as YouTube's refresh
+        themselves, also after a 401 mid-upload. Tokens are never journaled or
+        logged.
     """
 
     def __init__(
@@ -228,14 +234,17 @@ class BaseUploader(Generic[ClientT, SleepT]):
     def platform(self, post: Post) -> Platform:
         """The post's adapter, rebuilt from what the journal kept, with the account's token."""
         config = post.extra.get("platform", {})
-        headers = self._account_headers(post, str(config.get("account", "")))
-        auth = HeaderPolicy.for_endpoint(post.endpoint, headers, self.allowed_origins)
+        headers, oauth = self._account_auth(post, str(config.get("account", "")))
+        auth = HeaderPolicy.for_endpoint(post.endpoint, headers, self.allowed_origins,
+                                         oauth=oauth)  # fmt: skip
         return platform_for(post.platform, config, auth, clock=self.clock)
 
-    def _account_headers(self, post: Post, account: str) -> Mapping[str, str]:
-        """``headers``, with the token provider's token as ``Authorization`` when it gives one."""
+    def _account_auth(
+        self, post: Post, account: str
+    ) -> tuple[Mapping[str, str], OAuthRefresh | None]:
+        """``headers``, with the provider's token as ``Authorization``; or its refreshable token."""
         if self.token_provider is None:
-            return self.headers
+            return self.headers, None
         try:
             token = self.token_provider(TokenRequest(post.platform, account, post.endpoint))
         except SteadypostError:
@@ -246,10 +255,12 @@ class BaseUploader(Generic[ClientT, SleepT]):
                 "the post waits and asks again later", platform=post.platform,
                 code="token_provider_failed", outcome=Outcome.NOT_DELIVERED,
             ) from exc  # fmt: skip
+        if isinstance(token, OAuthRefresh):
+            return self.headers, token
         if not token:
-            return self.headers
+            return self.headers, None
         kept = {k: v for k, v in self.headers.items() if k.lower() != "authorization"}
-        return MappingProxyType({**kept, "Authorization": f"Bearer {token}"})
+        return MappingProxyType({**kept, "Authorization": f"Bearer {token}"}), None
 
     # -- journaling a post (plain journal writes: the same for both drivers) --
 

@@ -55,6 +55,15 @@ class FileBody:
     file: LocalFile
     offset: int
     length: int
+    prefix: bytes = b""
+    """Bytes sent before the file's (a ``multipart/form-data`` part's head, say)."""
+    suffix: bytes = b""
+    """Bytes sent after the file's (the multipart closing boundary)."""
+
+    @property
+    def wire_length(self) -> int:
+        """Every byte the body puts on the wire: ``prefix`` + the file's ``length`` + ``suffix``."""
+        return len(self.prefix) + self.length + len(self.suffix)
 
     @property
     def end(self) -> int:
@@ -85,7 +94,7 @@ class Request:
         if self.body is None:
             return 0
         if isinstance(self.body, FileBody):
-            return self.body.length
+            return self.body.wire_length
         return len(self.body)
 
 
@@ -159,15 +168,20 @@ class Acquire:
     up (the flow then yields a :class:`Sleep` and asks again). ``scope`` is
     the API's host, ``key`` names the account without a secret (e.g.
     ``tiktok-rate:<token hash>``), ``bucket`` the limited endpoint: at most
-    ``limit`` grants per ``window_s`` seconds.
+    ``limit`` grants per ``window_s`` seconds (``None``: nothing is counted, only a
+    hold is honoured).
     """
 
     scope: str
     key: str
     bucket: str
-    limit: int
+    limit: int | None
     window_s: float
     now: float
+    hold_until: float | None = None
+    """The platform said ``bucket`` is closed until then (a daily quota's reset, say):
+    the limiter keeps it with the account's state and answers every ``Acquire`` of
+    the bucket before then with the wait, whatever ``limit`` says."""
 
 
 @dataclass(frozen=True)

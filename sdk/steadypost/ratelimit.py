@@ -16,6 +16,11 @@ Two limiters:
     ``update_host_state(host, kind, fn)`` (see :class:`~steadypost.journal.Journal`),
     which runs ``fn`` in one transaction.
 
+A platform may also *hold* a bucket until a time it announced (YouTube's daily
+quota resets at midnight Pacific): ``Acquire(..., hold_until=t)`` keeps the hold
+in the same state, and every later ``Acquire`` of that bucket, from any process
+sharing the journal, waits for it without a request.
+
 Bucket keys never contain a secret: platforms key them by a hash of the token.
 """
 
@@ -51,6 +56,48 @@ def take_slot(
     return recent, max(frees_at - now, 0.0) + margin_s
 
 
+#: The key of an account state's holds (bucket -> epoch seconds), beside the buckets' grants.
+HOLDS_KEY = "_held_until"
+
+
+def decide(
+    state: Mapping[str, Any] | None, request: Acquire, *, margin_s: float = DEFAULT_MARGIN_S
+) -> tuple[dict[str, Any], float]:
+    """One :class:`~steadypost.flow.Acquire` against an account's state; the new state and wait.
+
+    The state maps bucket names to the times of recent grants, and
+    :data:`HOLDS_KEY` to the buckets the platform closed until a time (a
+    quota's reset). A held bucket answers the seconds left of its hold;
+    otherwise a ``limit`` of ``None`` grants at once, and any other limit is
+    decided by :func:`take_slot`.
+    """
+    new = dict(state or {})
+    raw = new.get(HOLDS_KEY)
+    holds = {k: float(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+    now, bucket = request.now, request.bucket
+    until = holds.get(bucket, 0.0)
+    if request.hold_until is not None:
+        until = max(until, request.hold_until)
+    if until > now:
+        holds[bucket] = until
+        new[HOLDS_KEY] = holds
+        return new, until - now + margin_s
+    holds.pop(bucket, None)
+    if holds:
+        new[HOLDS_KEY] = holds
+    else:
+        new.pop(HOLDS_KEY, None)
+    if request.limit is None:
+        return new, 0.0
+    history = new.get(bucket)
+    times = [float(t) for t in history] if isinstance(history, list) else []
+    kept, wait = take_slot(
+        times, now=now, limit=request.limit, window_s=request.window_s, margin_s=margin_s
+    )
+    new[bucket] = kept
+    return new, wait
+
+
 class RateLimiter(Protocol):
     """Answers an :class:`~steadypost.flow.Acquire`: seconds to wait, ``0.0`` if granted."""
 
@@ -63,16 +110,14 @@ class LocalRateLimiter:
     def __init__(self, *, margin_s: float = DEFAULT_MARGIN_S) -> None:
         self._margin_s = margin_s
         self._lock = threading.Lock()
-        self._grants: dict[tuple[str, str, str], list[float]] = {}
+        self._states: dict[tuple[str, str], dict[str, Any]] = {}
 
     def acquire(self, request: Acquire) -> float:
-        key = (request.scope.lower(), request.key, request.bucket)
+        key = (request.scope.lower(), request.key)
         with self._lock:
-            kept, wait = take_slot(
-                self._grants.get(key, ()), now=request.now, limit=request.limit,
-                window_s=request.window_s, margin_s=self._margin_s,
-            )  # fmt: skip
-            self._grants[key] = kept
+            self._states[key], wait = decide(
+                self._states.get(key), request, margin_s=self._margin_s
+            )
         return wait
 
 
@@ -102,16 +147,9 @@ class SharedRateLimiter:
         outcome: list[float] = []
 
         def update(state: dict[str, Any] | None) -> Mapping[str, Any]:
-            state = dict(state or {})
-            raw = state.get(request.bucket)
-            history = [float(t) for t in raw] if isinstance(raw, list) else []
-            kept, wait = take_slot(
-                history, now=request.now, limit=request.limit,
-                window_s=request.window_s, margin_s=self._margin_s,
-            )  # fmt: skip
+            new, wait = decide(state, request, margin_s=self._margin_s)
             outcome.append(wait)
-            state[request.bucket] = kept
-            return state
+            return new
 
         self._store().update_host_state(request.scope, request.key, update)
         return outcome[-1]

@@ -121,6 +121,8 @@ def _iter_file(
     reader = _reader(body, file)
     try:
         position = body.offset
+        if body.prefix:
+            yield body.prefix
         for block in _blocks(body, reader, block_size):
             if check_cancelled is not None:
                 check_cancelled()
@@ -128,6 +130,8 @@ def _iter_file(
             position += len(block)
             if on_body is not None:
                 on_body(body, position)
+        if body.suffix:
+            yield body.suffix
     finally:
         reader.release()
 

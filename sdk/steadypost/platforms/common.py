@@ -7,11 +7,14 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from ..errors import ProtocolError
 from ..flow import Request, Response, make_headers
+
+if TYPE_CHECKING:
+    from .oauth import OAuthRefresh
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -61,13 +64,17 @@ class HeaderPolicy:
 
     headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     trusted: frozenset[str] = frozenset()
+    oauth: OAuthRefresh | None = field(default=None, compare=False)
+    """The account's refreshable OAuth token, when the token provider gave one (the
+    adapters that support it keep ``Authorization`` fresh themselves)."""
 
     @classmethod
     def for_endpoint(
-        cls, endpoint: str, headers: Mapping[str, str], allowed_origins: Iterable[str] = ()
-    ) -> HeaderPolicy:
+        cls, endpoint: str, headers: Mapping[str, str], allowed_origins: Iterable[str] = (),
+        *, oauth: OAuthRefresh | None = None,
+    ) -> HeaderPolicy:  # fmt: skip
         trusted = {origin_of(endpoint), *(origin_of(o) for o in allowed_origins)}
-        return cls(MappingProxyType(dict(headers)), frozenset(trusted))
+        return cls(MappingProxyType(dict(headers)), frozenset(trusted), oauth)
 
     def for_url(self, url: str, *extra: tuple[str, str]) -> tuple[tuple[str, str], ...]:
         custom = self.headers if origin_of(url) in self.trusted else {}

@@ -19,8 +19,11 @@ from ..errors import JournalError
 from .base import Platform
 from .common import HeaderPolicy
 from .generic import platform_for as generic_platform_for
+from .instagram import GRAPH_API, InstagramPlatform
 from .tiktok import TIKTOK_API, TikTokOptions, TikTokPlatform
 from .vimeo import VIMEO_API, VimeoPlatform
+from .x import X_API, XPlatform
+from .youtube import YOUTUBE_API, YouTubePlatform
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,50 @@ _INFOS = (
         default_endpoint=VIMEO_API, options=("account",), needs_token=True,
         sources="Vimeo's upload documentation and engineering blog",
     ),
+    PlatformInfo(
+        name="youtube", title="YouTube Data API v3 (resumable upload)",
+        bytes="PUT chunks (multiples of 256 KiB, Content-Range) to the journaled session URI; "
+        "308 + Range resumes; an empty PUT 'bytes */N' asks the offset",
+        publish="none: the upload that completes is the video",
+        verification="GET videos?part=status,processingDetails (processed: confirmed; "
+        "rejected as duplicate: confirmed elsewhere; rejected/failed: failed)",
+        default_endpoint=YOUTUBE_API, options=tuple(YouTubePlatform().config()),
+        needs_token=True,
+        sources="YouTube's resumable upload guide, videos and errors references, quota page "
+        "(quotaExceeded waits for midnight Pacific, uploadLimitExceeded 24 h, per channel in "
+        "the journal); assumed: the session may lapse any time (404/410: a new session unless "
+        "the last byte was sent), no call tells the remaining quota",
+    ),
+    PlatformInfo(
+        name="instagram", title="Instagram Reels (Graph API, resumable upload)",
+        bytes="the whole file in one POST to rupload.facebook.com/ig-api-upload/{container} "
+        "(offset 0, file_size; Authorization: OAuth)",
+        publish="POST {ig_user_id}/media_publish?creation_id=... once the container is "
+        "FINISHED and content_publishing_limit has room; never sent twice",
+        verification="GET {container}?fields=status_code (PUBLISHED: confirmed; FINISHED: "
+        "published then; ERROR: failed; EXPIRED: a new container)",
+        default_endpoint=GRAPH_API, options=tuple(InstagramPlatform().config()),
+        needs_token=True,
+        sources="Meta's resumable-upload, ig-container, content_publishing_limit and error "
+        "handling pages; the upload headers from public clients; assumed: no chunking or "
+        "offset query (a failed upload is resent from byte 0), polling once a minute for up "
+        "to 5 min (Threads' advice), a FINISHED container after a lost publish answer was "
+        "not published",
+    ),
+    PlatformInfo(
+        name="x", title="X (API v2 chunked media upload, then a post)",
+        bytes="POST /2/media/upload INIT, APPEND segments of at most 5 MB (multipart, only a "
+        "failed one resent, before expires_after_secs), FINALIZE, STATUS every "
+        "check_after_secs",
+        publish="POST /2/tweets with the media id; a lost answer is never answered by a "
+        "second post",
+        verification="GET /2/users/{id}/tweets: a recent post carrying this media key "
+        "(an assumption: X documents no lookup after a lost create answer)",
+        default_endpoint=X_API, options=tuple(XPlatform().config()), needs_token=True,
+        sources="X's media upload quickstart and INIT/APPEND/FINALIZE/STATUS references, the "
+        "manage-posts reference; assumed: no offset query (acknowledged segments are "
+        "journaled), no idempotency key, the recent-posts scan after a lost answer",
+    ),
 )
 
 
@@ -101,6 +148,12 @@ def platform_for(
             return TikTokPlatform.from_config(config, auth, clock=clock)
         if name == VimeoPlatform.name:
             return VimeoPlatform.from_config(config, auth, clock=clock)
+        if name == XPlatform.name:
+            return XPlatform.from_config(config, auth, clock=clock)
+        if name == InstagramPlatform.name:
+            return InstagramPlatform.from_config(config, auth, clock=clock)
+        if name == YouTubePlatform.name:
+            return YouTubePlatform.from_config(config, auth, clock=clock)
     except ValueError as exc:
         raise JournalError(f"a {name} post was journaled with an unusable config: {exc}") from exc
     return generic_platform_for(name, config, auth, clock=clock)

@@ -20,9 +20,10 @@ microseconds. It needs nothing but httpx, and serves requests in process
     assert sim.published_copies("p1") == 1                # posted exactly once
     assert len([r for r in sim.requests if r.fault]) <= 4  # and it did not hammer the server
 
-It also plays TikTok's Content Posting API and Vimeo's upload API
-(``sim.tiktok``, ``sim.vimeo``; see :mod:`steadypost.testing.tiktok` and
-:mod:`steadypost.testing.vimeo`), with the same fault rules.
+It also plays TikTok's Content Posting API, Vimeo's upload API, YouTube's
+resumable upload (``sim.tiktok``, ``sim.vimeo``, ``sim.youtube``; see
+:mod:`steadypost.testing.tiktok`, :mod:`~steadypost.testing.vimeo` and
+:mod:`~steadypost.testing.youtube`), with the same fault rules.
 
 Fault rules (see :mod:`steadypost.testing.faults`): :class:`Outage`,
 :class:`Respond`, :class:`ResetMidChunk`, :class:`ProcessedButError`,
@@ -47,6 +48,7 @@ from .faults import (
     Respond,
     SlowProcessing,
 )
+from .instagram import InstagramApp, InstagramConfig, ReelInfo
 from .messages import HTML_ERROR_PAGE, http_date
 from .records import PostInfo, RequestRecord, UploadInfo
 from .scripted import Exchange, ScriptedRun, pump
@@ -65,6 +67,9 @@ from .tus import (
     TusConfig,
 )
 from .vimeo import VimeoApp, VimeoConfig, VimeoVideoInfo
+from .x import XApp, XConfig, XPostInfo
+from .youtube import YouTubeApp, YouTubeConfig, youtube_fault
+from .youtube_upload import YouTubeVideoInfo
 
 __all__ = [
     "DEFAULT_CHECKSUM_ALGORITHMS",
@@ -83,12 +88,15 @@ __all__ = [
     "FakeClock",
     "Fault",
     "Faults",
+    "InstagramApp",
+    "InstagramConfig",
     "MemoryStorage",
     "Outage",
     "PlatformSimulator",
     "PostInfo",
     "ProcessedButError",
     "ProcessedButTimeout",
+    "ReelInfo",
     "RejectMedia",
     "RequestRecord",
     "ResetMidChunk",
@@ -107,7 +115,14 @@ __all__ = [
     "VimeoApp",
     "VimeoConfig",
     "VimeoVideoInfo",
+    "XApp",
+    "XConfig",
+    "XPostInfo",
+    "YouTubeApp",
+    "YouTubeConfig",
+    "YouTubeVideoInfo",
     "http_date",
     "pump",
     "tiktok_fault",
+    "youtube_fault",
 ]

@@ -137,7 +137,8 @@ def pump(
             clock.advance(effect.seconds)
             waited += effect.seconds
         elif isinstance(effect, Digest):
-            reply = hashlib.new(effect.algorithm, _body(effect.body, data)).digest()
+            part = data[effect.body.offset : effect.body.end]
+            reply = hashlib.new(effect.algorithm, part).digest()
         elif isinstance(effect, FileSha256):
             reply = hashlib.sha256(data).hexdigest()
         elif isinstance(effect, Emit):
@@ -159,5 +160,5 @@ def _body(body: bytes | FileBody | None, data: bytes) -> bytes:
     if body is None:
         return b""
     if isinstance(body, FileBody):
-        return data[body.offset : body.end]
+        return body.prefix + data[body.offset : body.end] + body.suffix
     return body

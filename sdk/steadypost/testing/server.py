@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import select
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 from types import TracebackType
@@ -48,10 +49,16 @@ class SimulatorServer:
 
     A context manager; ``url`` is the base URL (tus endpoint at
     ``url + "/files"``). Each connection gets its own thread; keep-alive is on.
+    ``ssl_context`` (a server-side :class:`ssl.SSLContext`, e.g. from a
+    ``trustme`` CA) serves ``https://127.0.0.1:<port>`` instead, for clients
+    that only speak https (tweepy).
     """
 
-    def __init__(self, sim: PlatformSimulator, *, port: int = 0) -> None:
+    def __init__(
+        self, sim: PlatformSimulator, *, port: int = 0, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.sim = sim
+        self._ssl = ssl_context
         self._requested_port = port
         self._lock = threading.RLock()
         self._httpd: SimHTTPServer | None = None
@@ -62,10 +69,11 @@ class SimulatorServer:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:<port>``, without a trailing slash."""
+        """``http://127.0.0.1:<port>`` (``https`` with TLS), without a trailing slash."""
         if not self.port:
             raise RuntimeError("the server is not running; use start() or a with block")
-        return f"http://{LOOPBACK}:{self.port}"
+        scheme = "https" if self._ssl is not None else "http"
+        return f"{scheme}://{LOOPBACK}:{self.port}"
 
     @property
     def listening(self) -> bool:
@@ -79,6 +87,8 @@ class SimulatorServer:
             raise RuntimeError("the server is already running")
         httpd = SimHTTPServer((LOOPBACK, self._requested_port), self.sim)
         httpd.socket.setblocking(False)
+        if self._ssl is not None:
+            httpd.scheme = "https"
         self._httpd = httpd
         self.port = httpd.server_address[1]
         self._listener = httpd.socket
@@ -172,4 +182,12 @@ class SimulatorServer:
                 except OSError:
                     continue
             conn.setblocking(True)
+            if self._ssl is not None:
+                try:
+                    conn.settimeout(5.0)
+                    conn = self._ssl.wrap_socket(conn, server_side=True)
+                    conn.settimeout(None)
+                except (OSError, ssl.SSLError):
+                    conn.close()
+                    continue
             httpd.process_request(conn, address)

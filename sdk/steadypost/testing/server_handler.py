@@ -88,6 +88,8 @@ class SimHTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], sim: PlatformSimulator) -> None:
         super().__init__(address, SimRequestHandler)
         self.sim = sim
+        self.scheme = "http"
+        """``https`` when :class:`~steadypost.testing.SimulatorServer` serves TLS."""
         self.stopping = threading.Event()
         self._conns_lock = threading.Lock()
         self._conns: dict[socket.socket, bool] = {}  # socket -> idle?
@@ -156,7 +158,8 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         self.httpd.track(self.connection, idle=False)
         host = self.headers.get("Host") or "{}:{}".format(*self.connection.getsockname()[:2])
         head = RequestHead.build(method=self.command, target=self.path,
-                                 origin=f"http://{host}", headers=self.headers.items())
+                                 origin=f"{self.httpd.scheme}://{host}",
+                                 headers=self.headers.items())
         try:
             exchange = self.httpd.sim.exchange(head)
             complete = True

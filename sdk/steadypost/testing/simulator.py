@@ -24,6 +24,7 @@ from .exchange import Exchange
 from .fault_set import Faults
 from .faults import Fault, RejectMedia
 from .handling import BodySink, Fixed
+from .instagram import InstagramApp, InstagramConfig
 from .messages import RequestHead, error_reply
 from .posts import PostApp
 from .records import PostInfo, RequestRecord, UploadInfo
@@ -40,6 +41,8 @@ from .tus import (
     TusConfig,
 )
 from .vimeo import VimeoApp, VimeoConfig
+from .x import XApp, XConfig
+from .youtube import YouTubeApp, YouTubeConfig
 
 #: Seconds a published video stays ``processing`` unless told otherwise.
 DEFAULT_PROCESSING_S = 0.0
@@ -76,10 +79,11 @@ class PlatformSimulator:
         When set, creating uploads and the post API need exactly this
         ``Authorization`` value (else 401). Upload URLs never need it, as with
         the capability URLs of real upload CDNs.
-    ``tiktok`` / ``vimeo``
-        A :class:`~steadypost.testing.TikTokConfig` /
-        :class:`~steadypost.testing.VimeoConfig` (defaults: as documented).
-        Inspect them with ``sim.tiktok`` and ``sim.vimeo``.
+    ``tiktok`` / ``vimeo`` / ``youtube`` / ``instagram`` / ``x``
+        A :class:`~steadypost.testing.TikTokConfig`, ``VimeoConfig``,
+        ``YouTubeConfig``, ``InstagramConfig`` or ``XConfig`` (defaults: as
+        documented). Inspect them with ``sim.tiktok``, ``sim.vimeo``, ``sim.youtube``,
+        ``sim.instagram`` and ``sim.x``.
     """
 
     def __init__(
@@ -100,6 +104,9 @@ class PlatformSimulator:
         require_authorization: str | None = None,
         tiktok: TikTokConfig | None = None,
         vimeo: VimeoConfig | None = None,
+        youtube: YouTubeConfig | None = None,
+        instagram: InstagramConfig | None = None,
+        x: XConfig | None = None,
     ) -> None:
         self.clock = clock if clock is not None else FakeClock()
         self.faults = faults if isinstance(faults, Faults) else Faults(faults)
@@ -135,6 +142,12 @@ class PlatformSimulator:
             vimeo or VimeoConfig(), self.tus, faults=self.faults, clock=self.clock.now,
             lock=self._lock,
         )  # fmt: skip
+        self.youtube = YouTubeApp(youtube or YouTubeConfig(), storage, faults=self.faults,
+                                  clock=self.clock.now, lock=self._lock)  # fmt: skip
+        self.x = XApp(x or XConfig(), storage, faults=self.faults, clock=self.clock.now,
+                      lock=self._lock)
+        self.instagram = InstagramApp(instagram or InstagramConfig(), storage, faults=self.faults,
+                                      clock=self.clock.now, lock=self._lock)  # fmt: skip
 
     # --- ways in --------------------------------------------------------------------
 
@@ -165,6 +178,12 @@ class PlatformSimulator:
             return self.tiktok.open(head)
         if self.vimeo.handles(head.path):
             return self.vimeo.open(head)
+        if self.youtube.handles(head.path):
+            return self.youtube.open(head)
+        if self.x.handles(head.path):
+            return self.x.open(head)
+        if self.instagram.handles(head.path):
+            return self.instagram.open(head)
         return Fixed(error_reply(404, "no such resource"))
 
     def _record(self, record: RequestRecord) -> None:
