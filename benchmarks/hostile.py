@@ -24,7 +24,10 @@ and SIGKILL 5 s later. How to read a row:
              exception for tuspy, ``running`` if the window ended first; with the time;
 ``post``     the post's state in the journal afterwards (``steadypost list --json``);
 ``bytes``    when the client claimed success: whether the server holds exactly the file
-             (SHA-256); ``-`` when it did not claim success.
+             (SHA-256); ``-`` when it did not claim success;
+``auth``     ``SENT`` if any request carried an ``Authorization`` header: neither client is
+             given credentials, so one can only come from a server (``location-userinfo``'s
+             ``Location: http://user:pass@...``).
 
 A flood shows as thousands of requests and an amplification far above 1; a hang as a
 ``running`` end with a handful of requests; a lie believed as ``bytes NO``.
@@ -87,6 +90,8 @@ class Row:
     claimed_success: bool
     bytes_ok: bool | None
     post: str
+    authorization: bool
+    """Whether any request carried an Authorization header (neither client is given one)."""
     parallel: int
 
 
@@ -152,6 +157,7 @@ def run_one(behaviour: str, client: str, file: Path, sha: str, args: argparse.Na
         logs = work / f"{behaviour}-{client}"
         code, start, elapsed, out = run_window(argv, env, args.seconds, logs)
         requests = server.count(until=start + args.seconds)
+        authorization = bool(server.authorizations)
         first = server.count(until=start + args.first)
         amplification = server.body_bytes / file.stat().st_size
         if client == "steadypost":
@@ -170,7 +176,7 @@ def run_one(behaviour: str, client: str, file: Path, sha: str, args: argparse.Na
                 bytes_ok = False
     post = post_states(home, env) if client == "steadypost" else "n/a"
     return Row(behaviour, client, requests, first, round(amplification, 2), end, round(elapsed, 1),
-               claimed, bytes_ok, post, args.jobs)  # fmt: skip
+               claimed, bytes_ok, post, authorization, args.jobs)  # fmt: skip
 
 
 def _last_json(out: str) -> dict[str, object]:
@@ -188,6 +194,10 @@ def make_file(path: Path, size: int) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def amp_cell(amplification: float) -> str:
+    return f"{amplification:.0f}x" if amplification >= 10 else f"{amplification:.2f}x"
+
+
 def bytes_cell(row: Row) -> str:
     return "-" if row.bytes_ok is None else ("yes" if row.bytes_ok else "NO")
 
@@ -202,24 +212,25 @@ def print_table(rows: list[Row], args: argparse.Namespace) -> None:
     print("steadypost: `steadypost upload FILE --endpoint URL` (defaults); tuspy: chunk_size="
           f"{TUSPY['chunk_size'] // MiB} MiB, retries={TUSPY['retries']}, "
           f"retry_delay={TUSPY['retry_delay']} s")  # fmt: skip
-    head = ("behaviour", "sp req", "10s", "amp", "end", "post", "bytes",
-            "tuspy req", "10s", "amp", "end", "bytes")  # fmt: skip
+    first = f"{args.first:g}s"
+    head = ("behaviour", "steadypost req", first, "amp", "end", "post", "bytes", "auth",
+            "tuspy req", first, "amp", "end", "bytes", "auth")  # fmt: skip
     table = [head]
     for name in names:
         sp, tp = by.get((name, "steadypost")), by.get((name, "tuspy"))
         cells = [name]
         for row, with_post in ((sp, True), (tp, False)):
             if row is None:
-                cells += ["", "", "", "", *([""] if with_post else []), ""]
+                cells += ["", "", "", "", *([""] if with_post else []), "", ""]
                 continue
-            cells += [str(row.requests), str(row.requests_first), f"{row.amplification:g}x",
+            cells += [str(row.requests), str(row.requests_first), amp_cell(row.amplification),
                       f"{row.end} ({row.seconds:g} s)"]  # fmt: skip
             if with_post:
                 cells.append(row.post)
-            cells.append(bytes_cell(row))
+            cells += [bytes_cell(row), "SENT" if row.authorization else "-"]
         table.append(tuple(cells))
     widths = [max(len(r[i]) for r in table) for i in range(len(head))]
-    left = (0, 4, 5, 10)  # text columns; numbers are right-aligned
+    left = (0, 4, 5, 11)  # text columns; numbers are right-aligned
     for i, r in enumerate(table):
         pairs = enumerate(zip(r, widths, strict=True))
         cells = (c.ljust(w) if j in left else c.rjust(w) for j, (c, w) in pairs)
@@ -268,8 +279,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         def one(run: tuple[str, str]) -> Row:
             row = run_one(*run, file, sha, args, work)
             print(f"{row.behaviour:22} {row.client:10} {row.requests:6} requests, "
-                  f"{row.amplification:g}x, {row.end} ({row.seconds:g} s), {row.post}, "
-                  f"bytes {bytes_cell(row)}", file=sys.stderr, flush=True)  # fmt: skip
+                  f"{amp_cell(row.amplification)}, {row.end} ({row.seconds:g} s), {row.post}, "
+                  f"bytes {bytes_cell(row)}, auth {'SENT' if row.authorization else '-'}",
+                  file=sys.stderr, flush=True)  # fmt: skip
             return row
 
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
