@@ -30,6 +30,11 @@ Fault rules (see :mod:`steadypost.testing.faults`): :class:`Outage`,
 :class:`ProcessedButTimeout`, :class:`BadUploadOffset`,
 :class:`SlowProcessing`, :class:`RejectMedia`. Inspect what happened with
 ``sim.uploads``, ``sim.posts`` / ``sim.published`` and ``sim.requests``.
+
+For wire-level hostility on real sockets (an answer dripped one byte a second,
+never answered, cut, reset, garbage; a tus server that acknowledges nothing or
+lies), see :class:`HostileServer` (:mod:`steadypost.testing.hostile`) and its
+named behaviours, :data:`HOSTILE_BEHAVIOURS`.
 """
 
 from .clock import FakeClock
@@ -48,6 +53,8 @@ from .faults import (
     Respond,
     SlowProcessing,
 )
+from .hostile import BEHAVIOURS as HOSTILE_BEHAVIOURS
+from .hostile import HostileServer
 from .instagram import InstagramApp, InstagramConfig, ReelInfo
 from .messages import HTML_ERROR_PAGE, http_date
 from .records import PostInfo, RequestRecord, UploadInfo
@@ -79,6 +86,7 @@ __all__ = [
     "DEFAULT_MAX_SIZE",
     "DEFAULT_PROCESSING_S",
     "DEFAULT_REJECT_REASON",
+    "HOSTILE_BEHAVIOURS",
     "HTML_ERROR_PAGE",
     "STEPS",
     "BadUploadOffset",
@@ -88,6 +96,7 @@ __all__ = [
     "FakeClock",
     "Fault",
     "Faults",
+    "HostileServer",
     "InstagramApp",
     "InstagramConfig",
     "MemoryStorage",
