@@ -87,8 +87,8 @@ from typing import Any, ClassVar
 import httpx
 
 from steadypost import Journal, Post, PostState, RetryPolicy, Uploader
-from steadypost.platforms.common import HeaderPolicy
-from steadypost.platforms.generic import PostApiPlatform
+from steadypost.platforms.http import HeaderPolicy
+from steadypost.platforms.tus.adapters import PostApiPlatform
 from steadypost.testing import (
     FakeClock,
     Fault,

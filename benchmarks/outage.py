@@ -73,7 +73,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from steadypost.drivers import _Pump
+from steadypost.drivers.pump import _Pump
 from steadypost.errors import RetriesExhaustedError, SteadypostError
 from steadypost.flow import Flow, NullObserver, Request, Response, RetryContext, Sleep, with_retries
 from steadypost.hosts import BreakerPhase, HostGuard, HostRegistry, origin_of

@@ -17,13 +17,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from steadypost._clients import default_async_client, default_client
+from steadypost.drivers.clients import default_async_client, default_client
+from steadypost.drivers.files import snapshot_file
+from steadypost.drivers.http import AsyncHttp, SyncHttp, to_httpx_timeout
 from steadypost.errors import ConnectionLostError, Outcome, SteadypostError
-from steadypost.files import snapshot_file
 from steadypost.flow import FileBody, Request, Response
 from steadypost.models import Timeouts
 from steadypost.testing.hostile import Answer, HostileServer, Wire
-from steadypost.transport import AsyncHttp, SyncHttp, to_httpx_timeout
 
 MiB = 1024 * 1024
 Outcome_ = Response | SteadypostError

@@ -19,8 +19,8 @@ import pytest
 
 from steadypost import FileIdentity, Journal, Post, PostState, RetryPolicy, Uploader
 from steadypost.daemon import Daemon, DaemonOptions, FolderWatcher, Site
-from steadypost.platforms.common import HeaderPolicy
-from steadypost.platforms.generic import PostApiPlatform
+from steadypost.platforms.http import HeaderPolicy
+from steadypost.platforms.tus.adapters import PostApiPlatform
 from steadypost.testing import (
     FakeClock,
     Outage,

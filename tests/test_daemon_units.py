@@ -26,7 +26,7 @@ from steadypost.daemon import (
     running_daemon,
 )
 from steadypost.daemon.logs import JsonFormatter, PlainFormatter, under_journald
-from steadypost.daemon.posts import outcome_line
+from steadypost.daemon.sites import outcome_line
 from steadypost.daemon.watch import SidecarError, sidecar_for
 from steadypost.testing import FakeClock
 

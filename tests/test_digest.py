@@ -14,9 +14,7 @@ from typing import Any
 import pytest
 
 from steadypost import AsyncUploader, FileProblemError, RetryPolicy, SteadypostError, Uploader
-from steadypost._fileio import OpenedFile
-from steadypost.digest import BLOCK_SIZE, FileHasher
-from steadypost.files import snapshot_file
+from steadypost.drivers.files import BLOCK_SIZE, FileHasher, OpenedFile, snapshot_file
 from tusd import TusServer
 
 

@@ -40,11 +40,11 @@ from socket_drivers import (
     try_async,
     try_sync,
 )
-from steadypost._clients import default_async_client, default_client
+from steadypost.drivers.clients import default_async_client, default_client
+from steadypost.drivers.http import AsyncHttp, SyncHttp
 from steadypost.flow import Request, Response
 from steadypost.models import Timeouts
 from steadypost.testing.hostile import Answer, Drip, HostileServer, Silent, Wire
-from steadypost.transport import AsyncHttp, SyncHttp
 
 HUNDREDS = b"HTTP/1.1 100 Continue\r\n\r\n" * 40_000  # informational answers, never a final one
 
@@ -219,8 +219,8 @@ def test_a_write_that_progresses_now_and_then_still_ends_at_the_deadline() -> No
     # send() return often; with big ones Linux wakes a writer too rarely to show it.
     import httpcore
 
-    from steadypost._socket_deadline import _Backend
-    from steadypost.transport import _CURRENT, Deadline
+    from steadypost.drivers.http import _CURRENT, Deadline
+    from steadypost.drivers.socket_deadline import _Backend
 
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)

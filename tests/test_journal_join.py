@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 import steadypost
-from steadypost.files import snapshot_file
+from steadypost.drivers.files import snapshot_file
 from steadypost.journal import AddResult, Journal
-from steadypost.migrations import migrate
+from steadypost.journal.migrations import migrate
 from steadypost.models import FileIdentity, Post, PostState
 from test_journal_concurrency import run_at_once
 
@@ -196,7 +196,7 @@ def test_migration_4_gives_older_posts_their_keys(tmp_path: Path, video: Path) -
 
 _ADDER = """
 import sys
-from steadypost.files import snapshot_file
+from steadypost.drivers.files import snapshot_file
 from steadypost.journal import Journal
 journal = Journal(sys.argv[1])
 file = snapshot_file(sys.argv[2])

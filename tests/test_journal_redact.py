@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from steadypost._journal_redact import redact_text, sanitize
 from steadypost.journal import new_post_id, redact_url
+from steadypost.journal.redact import redact_text, sanitize
 from steadypost.models import PostState
 
 CROCKFORD = set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")

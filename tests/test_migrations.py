@@ -9,10 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from steadypost import migrations
 from steadypost.errors import JournalError
-from steadypost.journal import Journal, SchemaTooNewError
-from steadypost.migrations import LATEST_VERSION, MIGRATIONS, Migration, migrate, schema_version
+from steadypost.journal import Journal, SchemaTooNewError, migrations
+from steadypost.journal.migrations import (
+    LATEST_VERSION,
+    MIGRATIONS,
+    Migration,
+    migrate,
+    schema_version,
+)
 from steadypost.models import FileIdentity, PostState
 
 T0 = 1_700_000_000.0

@@ -28,7 +28,7 @@ from steadypost.errors import ConnectFailedError, ConnectionLostError, Steadypos
 from steadypost.flow import FileBody, Request, Response, RetryContext, WireMeter
 from steadypost.models import FileIdentity, LocalFile, Post, PostState
 from steadypost.platforms.base import Platform, UploadJob
-from steadypost.platforms.common import HeaderPolicy
+from steadypost.platforms.http import HeaderPolicy
 from steadypost.platforms.instagram import InstagramPlatform
 from steadypost.platforms.x import XPlatform
 from steadypost.policy import RetryPolicy

@@ -14,7 +14,7 @@ import pytest
 from steadypost import HostRegistry, Journal, PostState, StatusPageOptions, StatusPages, Uploader
 from steadypost.errors import HostUnavailableError, ProtocolError, StatusError
 from steadypost.flow import Request, Response
-from steadypost.statuspage import STATUS_KIND, PageStatus, fetch_status
+from steadypost.hosts.statuspage import STATUS_KIND, PageStatus, fetch_status
 from steadypost.testing import FakeClock, PlatformSimulator
 
 BASE = "https://platform.test"

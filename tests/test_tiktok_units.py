@@ -8,19 +8,19 @@ import pytest
 
 from steadypost import FileProblemError, Journal, JournalError
 from steadypost.flow import Acquire
+from steadypost.hosts.ratelimit import LocalRateLimiter, SharedRateLimiter, take_slot
 from steadypost.platforms import available, platform_for
 from steadypost.platforms.base import CheckStatus
-from steadypost.platforms.common import HeaderPolicy
+from steadypost.platforms.http import HeaderPolicy
 from steadypost.platforms.tiktok import TikTokPlatform
-from steadypost.platforms.tiktok_api import status_result, token_key
-from steadypost.platforms.tiktok_chunks import (
+from steadypost.platforms.tiktok.api import status_result, token_key
+from steadypost.platforms.tiktok.chunks import (
     UnsupportedFileError,
     choose_chunk_size,
     content_type_for,
     plan_chunks,
 )
 from steadypost.platforms.vimeo import VimeoPlatform
-from steadypost.ratelimit import LocalRateLimiter, SharedRateLimiter, take_slot
 
 MB = 1_000_000
 

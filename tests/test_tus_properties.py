@@ -26,11 +26,12 @@ from hypothesis import strategies as st
 
 from hostile_tus import ENDPOINT, ORIGIN, PERSONAS, DrawnTus, counted_wire
 from steadypost.errors import ConfigurationError, ProtocolError, SteadypostError
-from steadypost.events import PlatformAnswered
 from steadypost.flow import FileBody, RetryContext, WireMeter
+from steadypost.flow.events import PlatformAnswered
 from steadypost.models import LocalFile, UploadResult
-from steadypost.platforms.tus import REAL_PROGRESS_BYTES, TusOptions, TusUpload
+from steadypost.platforms.tus import TusOptions, TusUpload
 from steadypost.policy import (
+    REAL_PROGRESS_BYTES,
     RetryPolicy,
     header_int,
     is_ascii_number,

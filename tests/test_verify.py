@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from steadypost import AsyncUploader, Journal, PostOptions, PostState, RetryPolicy, Uploader
-from steadypost.platforms.common import HeaderPolicy
-from steadypost.platforms.generic import PostApiPlatform
+from steadypost.platforms.http import HeaderPolicy
+from steadypost.platforms.tus.adapters import PostApiPlatform
 from steadypost.testing import (
     FakeClock,
     PlatformSimulator,

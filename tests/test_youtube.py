@@ -14,7 +14,7 @@ import pytest
 from steadypost import Journal, Post, PostState, RetryPolicy, Timeouts, Uploader
 from steadypost.platforms.oauth import OAuthRefresh
 from steadypost.platforms.youtube import YouTubePlatform
-from steadypost.platforms.youtube_api import next_pacific_midnight
+from steadypost.platforms.youtube.api import next_pacific_midnight
 from steadypost.testing import (
     FakeClock,
     Outage,

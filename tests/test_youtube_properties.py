@@ -31,7 +31,7 @@ from steadypost.errors import ConnectFailedError, ConnectionLostError, Steadypos
 from steadypost.flow import FileBody, Request, Response, RetryContext, WireMeter
 from steadypost.models import FileIdentity, LocalFile, Post, PostState
 from steadypost.platforms.base import UploadJob
-from steadypost.platforms.common import HeaderPolicy
+from steadypost.platforms.http import HeaderPolicy
 from steadypost.platforms.youtube import YouTubePlatform
 from steadypost.policy import RetryPolicy
 from steadypost.testing import FakeClock, pump

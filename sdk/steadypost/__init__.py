@@ -22,9 +22,10 @@ again), ``AMBIGUOUS`` (may have been processed: verify before resending) or
 
 import logging
 
-from . import _lean_imports  # noqa: F401  (before anything imports httpx)
-from .client import AsyncUploader, Uploader
-from .errors import (
+from steadypost import _lean_imports  # noqa: F401  (before anything imports httpx)
+from steadypost.client import AsyncUploader, Uploader
+from steadypost.drivers.files import snapshot_file
+from steadypost.errors import (
     AuthorizationError,
     CertificateError,
     ChecksumMismatchError,
@@ -46,11 +47,11 @@ from .errors import (
     UploadCancelledError,
     UploadGoneError,
 )
-from .files import snapshot_file
-from .hosts import BreakerOptions, BudgetOptions, HostOptions, HostRegistry
-from .journal import AddResult, Journal
-from .lifecycle.options import PostOptions
-from .models import (
+from steadypost.hosts import BreakerOptions, BudgetOptions, HostOptions, HostRegistry
+from steadypost.hosts.statuspage import StatusPageOptions, StatusPages
+from steadypost.journal import AddResult, Journal
+from steadypost.lifecycle.options import PostOptions
+from steadypost.models import (
     FileIdentity,
     JournalEvent,
     Post,
@@ -60,10 +61,9 @@ from .models import (
     Timeouts,
     UploadResult,
 )
-from .platforms.base import TokenRequest
-from .platforms.tus import DEFAULT_CHUNK_SIZE, ServerInfo
-from .policy import RetryPolicy
-from .statuspage import StatusPageOptions, StatusPages
+from steadypost.platforms.base import TokenRequest
+from steadypost.platforms.tus import DEFAULT_CHUNK_SIZE, ServerInfo
+from steadypost.policy import RetryPolicy
 
 __version__ = "0.1.0"
 

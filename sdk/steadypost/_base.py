@@ -17,28 +17,26 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Generic, TypeVar
 
-from ._fileio import OpenedFile
-from .digest import FileHasher
-from .errors import AuthorizationError, Outcome, SteadypostError, UploadCancelledError
-from .files import snapshot_file
-from .flow import Drive, Flow, RetryContext
-from .hosts import HostGuard, HostRegistry, default_registry
-from .journal import AddResult, Journal, make_owner
-from .lifecycle import upload as post_flows
-from .lifecycle.options import PostOptions
-from .lifecycle.upload import hashed
-from .models import LocalFile, Post, Progress, Timeouts, UploadResult
-from .observers import RunObserver
-from .paths import default_journal_path
-from .platforms.base import Platform, TokenRequest
-from .platforms.common import HeaderPolicy
-from .platforms.oauth import OAuthRefresh
-from .platforms.registry import platform_for
-from .platforms.tus import DEFAULT_CHUNK_SIZE, ServerInfo, TusOptions, TusUpload
-from .policy import RetryPolicy
-from .ratelimit import SharedRateLimiter
-from .statuspage import StatusPages
-from .transport import DEFAULT_BLOCK_SIZE
+from steadypost.drivers.files import FileHasher, OpenedFile, snapshot_file
+from steadypost.drivers.http import DEFAULT_BLOCK_SIZE
+from steadypost.drivers.observers import RunObserver
+from steadypost.errors import AuthorizationError, Outcome, SteadypostError, UploadCancelledError
+from steadypost.flow import Drive, Flow, RetryContext
+from steadypost.hosts import HostGuard, HostRegistry, default_registry
+from steadypost.hosts.ratelimit import SharedRateLimiter
+from steadypost.hosts.statuspage import StatusPages
+from steadypost.journal import AddResult, Journal, make_owner
+from steadypost.lifecycle import upload as post_flows
+from steadypost.lifecycle.options import PostOptions
+from steadypost.lifecycle.upload import hashed
+from steadypost.models import LocalFile, Post, Progress, Timeouts, UploadResult
+from steadypost.paths import default_journal_path
+from steadypost.platforms.base import Platform, TokenRequest
+from steadypost.platforms.http import HeaderPolicy
+from steadypost.platforms.oauth import OAuthRefresh
+from steadypost.platforms.registry import platform_for
+from steadypost.platforms.tus import DEFAULT_CHUNK_SIZE, ServerInfo, TusOptions, TusUpload
+from steadypost.policy import RetryPolicy
 
 ClientT = TypeVar("ClientT")
 SleepT = TypeVar("SleepT")

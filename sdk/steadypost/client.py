@@ -29,8 +29,8 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import TypeVar
 
-from ._base import BaseUploader, ProgressCallback
-from .drivers import (
+from steadypost._base import BaseUploader, ProgressCallback
+from steadypost.drivers import (
     AsyncClient,
     AsyncDriver,
     SyncClient,
@@ -38,12 +38,12 @@ from .drivers import (
     default_async_client,
     default_sync_client,
 )
-from .files import snapshot_file
-from .flow import Flow, NullObserver
-from .lifecycle import upload as post_flows
-from .lifecycle import verify as check_flows
-from .models import Post, UploadResult
-from .platforms.base import Platform
+from steadypost.drivers.files import snapshot_file
+from steadypost.flow import Flow, NullObserver
+from steadypost.lifecycle import upload as post_flows
+from steadypost.lifecycle import verify as check_flows
+from steadypost.models import Post, UploadResult
+from steadypost.platforms.base import Platform
 
 __all__ = ["AsyncUploader", "Uploader", "snapshot_file"]
 

@@ -15,7 +15,7 @@ live?*  Every error therefore carries an :class:`Outcome`:
     a changed file). The post is ``failed``.
 
 httpx and sqlite3 exceptions are translated at a single boundary
-(:mod:`steadypost.transport` and :mod:`steadypost.journal`); the original is
+(:mod:`steadypost.drivers.http` and :mod:`steadypost.journal`); the original is
 kept as ``__cause__``.
 """
 

@@ -241,7 +241,7 @@ class Timeouts:
 
     Every value must be a positive, finite number (``ValueError`` otherwise).
     Only the uploader's own httpx clients enforce the deadline before the
-    status line; see :mod:`steadypost.transport` for a client you pass in.
+    status line; see :mod:`steadypost.drivers.http` for a client you pass in.
     """
 
     connect: float = 10.0

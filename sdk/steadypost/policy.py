@@ -19,7 +19,7 @@ import email.utils
 import random
 from dataclasses import dataclass, field
 
-from .errors import (
+from steadypost.errors import (
     ChecksumMismatchError,
     ConnectFailedError,
     ConnectionLostError,

@@ -8,7 +8,7 @@ pieces in :mod:`.app`, :mod:`.config`, :mod:`.options`, :mod:`.output`,
 public API.
 """
 
-from .exitcodes import ExitCode
-from .main import cli, main
+from steadypost.cli.exitcodes import ExitCode
+from steadypost.cli.main import cli, main
 
 __all__ = ["ExitCode", "cli", "main"]

@@ -19,15 +19,21 @@ from rich.logging import RichHandler
 from rich.markup import escape
 
 from steadypost import Journal, Post, Uploader
+from steadypost.cli.config import (
+    DEFAULT_PLATFORM,
+    ConfigError,
+    ConfigFile,
+    Settings,
+    load_config,
+    resolve,
+)
+from steadypost.cli.exitcodes import ExitCode
+from steadypost.cli.output import make_console, print_posts
+from steadypost.cli.progress import Display
 from steadypost.errors import JournalError
 from steadypost.journal import PostNotFoundError
 from steadypost.platforms import platform_for
 from steadypost.platforms.base import Platform
-
-from .config import DEFAULT_PLATFORM, ConfigError, ConfigFile, Settings, load_config, resolve
-from .exitcodes import ExitCode
-from .output import make_console, print_posts
-from .progress import Display
 
 
 @dataclass

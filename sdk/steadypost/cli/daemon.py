@@ -12,13 +12,8 @@ from typing import Any
 
 import click
 
-from steadypost.daemon import Daemon, DaemonOptions, DaemonRunningError, Status, read_status
-from steadypost.daemon.logs import make_handler
-from steadypost.daemon.schedule import DEFAULT_CONCURRENCY, DEFAULT_POLL_S
-from steadypost.daemon.watch import DEFAULT_SETTLE_S
-
-from .app import App, CliError
-from .config import (
+from steadypost.cli.app import App, CliError
+from steadypost.cli.config import (
     DEFAULT_PLATFORM,
     ENV_CHUNK_SIZE,
     ENV_ENDPOINT,
@@ -31,9 +26,13 @@ from .config import (
     origin,
     resolve,
 )
-from .exitcodes import ExitCode, for_posts
-from .options import common_options, json_option, pass_app, post_options
-from .output import iso, print_json, size, when
+from steadypost.cli.exitcodes import ExitCode, for_posts
+from steadypost.cli.options import common_options, json_option, pass_app, post_options
+from steadypost.cli.output import iso, print_json, size, when
+from steadypost.daemon import Daemon, DaemonOptions, DaemonRunningError, Status, read_status
+from steadypost.daemon.logs import make_handler
+from steadypost.daemon.schedule import DEFAULT_CONCURRENCY, DEFAULT_POLL_S
+from steadypost.daemon.watch import DEFAULT_SETTLE_S
 
 log = logging.getLogger("steadypost.daemon")
 

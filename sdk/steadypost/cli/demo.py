@@ -30,13 +30,12 @@ import click
 from rich.markup import escape
 
 from steadypost import Journal, Post, PostState, Progress, ProgressKind, RetryPolicy, Uploader
-
-from .app import App
-from .exitcodes import ExitCode
-from .options import common_options, pass_app
-from .output import print_timeline, size, when
-from .posts import print_list
-from .progress import Display
+from steadypost.cli.app import App
+from steadypost.cli.exitcodes import ExitCode
+from steadypost.cli.options import common_options, pass_app
+from steadypost.cli.output import print_timeline, size, when
+from steadypost.cli.posts import print_list
+from steadypost.cli.progress import Display
 
 if TYPE_CHECKING:
     from steadypost.testing import FakeClock, PlatformSimulator

@@ -20,11 +20,10 @@ from typing import Any, TypeVar
 import click
 
 from steadypost import Post, PostState
+from steadypost.cli.app import App
+from steadypost.cli.output import when
 from steadypost.daemon.lock import running_daemon
 from steadypost.journal import AddResult, describe_owner, owner_pid
-
-from .app import App
-from .output import when
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -16,12 +16,11 @@ from typing import Any
 import click
 
 from steadypost import FileProblemError, SteadypostError, __version__
+from steadypost.cli import daemon, demo, platforms, posts, report, upload, work
+from steadypost.cli.app import App, CliError, Runtime
+from steadypost.cli.exitcodes import ExitCode, help_text
+from steadypost.cli.options import common_options
 from steadypost.journal import PostNotFoundError
-
-from . import daemon, demo, platforms, posts, report, upload, work
-from .app import App, CliError, Runtime
-from .exitcodes import ExitCode, help_text
-from .options import common_options
 
 _USAGE_ERRORS = (FileProblemError, PostNotFoundError)
 _CONTEXT = {"help_option_names": ["-h", "--help"]}

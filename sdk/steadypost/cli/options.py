@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from steadypost import DEFAULT_CHUNK_SIZE
-
-from .app import App
-from .config import (
+from steadypost.cli.app import App
+from steadypost.cli.config import (
     ConfigError,
     check_endpoint,
     parse_header,

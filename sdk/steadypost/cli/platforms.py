@@ -6,12 +6,11 @@ import dataclasses
 
 import click
 
+from steadypost.cli.app import App
+from steadypost.cli.options import common_options, pass_app
+from steadypost.cli.output import print_json
+from steadypost.cli.output import table as print_table
 from steadypost.platforms import available
-
-from .app import App
-from .options import common_options, pass_app
-from .output import print_json
-from .output import table as print_table
 
 
 @click.command(short_help="List the platforms steadypost posts to, and what each supports.")

@@ -9,11 +9,10 @@ import click
 from rich.console import Console
 
 from steadypost import Post, PostState
-
-from .app import App, CliError
-from .exitcodes import ExitCode
-from .options import common_options, header_option, json_option, pass_app
-from .output import (
+from steadypost.cli.app import App, CliError
+from steadypost.cli.exitcodes import ExitCode
+from steadypost.cli.options import common_options, header_option, json_option, pass_app
+from steadypost.cli.output import (
     STATE_STYLE,
     event_record,
     post_record,
@@ -24,7 +23,7 @@ from .output import (
     stamp,
     why,
 )
-from .output import table as print_table
+from steadypost.cli.output import table as print_table
 
 STATES = [state.value for state in PostState]
 

@@ -34,8 +34,7 @@ from rich.progress import Progress as Bars
 from rich.text import Text
 
 from steadypost import Post, Progress, ProgressKind
-
-from .output import STATE_STYLE, seconds, size
+from steadypost.cli.output import STATE_STYLE, seconds, size
 
 Clock = Callable[[], float]
 _RETRYING = ", retrying in "

@@ -22,10 +22,9 @@ from typing import Any
 import click
 
 from steadypost import JournalEvent, Post, PostState
-
-from .app import App
-from .options import common_options, pass_app
-from .output import event_record, event_summary, iso, post_record, why
+from steadypost.cli.app import App
+from steadypost.cli.options import common_options, pass_app
+from steadypost.cli.output import event_record, event_summary, iso, post_record, why
 
 _TROUBLED = (PostState.UNCONFIRMED, PostState.WAITING, PostState.FAILED)
 _AGO = re.compile(r"^\s*(\d+)\s*([mhd])\s*$")

@@ -31,12 +31,11 @@ from dataclasses import replace
 import click
 
 from steadypost import Post, PostState, Progress, ProgressKind, RetryPolicy, Uploader
-from steadypost.observers import ProgressCallback
-
-from .app import App
-from .exitcodes import ExitCode
-from .output import when
-from .progress import Tracker, span
+from steadypost.cli.app import App
+from steadypost.cli.exitcodes import ExitCode
+from steadypost.cli.output import when
+from steadypost.cli.progress import Tracker, span
+from steadypost.drivers.observers import ProgressCallback
 
 #: The shortest pause between two rounds, whatever ``next_attempt_at`` says (no busy loop).
 MIN_ROUND_S = 1.0

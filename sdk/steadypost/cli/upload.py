@@ -9,12 +9,11 @@ from pathlib import Path
 import click
 
 from steadypost import Post
-
-from . import joining
-from .app import App, CliError
-from .config import Settings, platform_info
-from .exitcodes import ExitCode, for_posts, help_text
-from .options import (
+from steadypost.cli import joining
+from steadypost.cli.app import App, CliError
+from steadypost.cli.config import Settings, platform_info
+from steadypost.cli.exitcodes import ExitCode, for_posts, help_text
+from steadypost.cli.options import (
     common_options,
     json_option,
     pass_app,
@@ -22,7 +21,7 @@ from .options import (
     post_options,
     wait_options,
 )
-from .rideout import RideOut, interrupted
+from steadypost.cli.rideout import RideOut, interrupted
 
 FILES = click.argument(
     "files", nargs=-1, required=True,

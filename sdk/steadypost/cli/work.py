@@ -8,12 +8,11 @@ from collections.abc import Sequence
 import click
 
 from steadypost import Post, PostState
-
-from . import joining
-from .app import App, CliError
-from .config import Settings, origin
-from .exitcodes import ExitCode, for_posts, help_text
-from .options import (
+from steadypost.cli import joining
+from steadypost.cli.app import App, CliError
+from steadypost.cli.config import Settings, origin
+from steadypost.cli.exitcodes import ExitCode, for_posts, help_text
+from steadypost.cli.options import (
     chunk_size_option,
     common_options,
     header_option,
@@ -21,8 +20,8 @@ from .options import (
     pass_app,
     wait_options,
 )
-from .output import when
-from .rideout import RideOut, interrupted
+from steadypost.cli.output import when
+from steadypost.cli.rideout import RideOut, interrupted
 
 _RESUMABLE = (PostState.QUEUED, PostState.WAITING, PostState.UPLOADING)
 

@@ -16,20 +16,32 @@ The parts, each readable on its own:
 * :mod:`~steadypost.daemon.schedule`: the decisions (what starts now, when to
   wake), a pure class tested without sleeping;
 * :mod:`~steadypost.daemon.runner`: the loop, worker threads and signals;
-* :mod:`~steadypost.daemon.posts`: site settings, log lines;
+* :mod:`~steadypost.daemon.sites`: site settings, log lines;
 * :mod:`~steadypost.daemon.watch`: watch folders (complete files only, once each);
 * :mod:`~steadypost.daemon.lock`: one daemon per journal (``flock``);
 * :mod:`~steadypost.daemon.logs`: log lines for terminals, journald and JSON;
 * :mod:`~steadypost.daemon.status`: what ``steadypost status`` reports.
 """
 
-from .lock import DaemonLock, DaemonRunningError, LockInfo, lock_path_for, running_daemon
-from .logs import make_handler
-from .posts import Site, SiteSettings
-from .runner import Daemon, DaemonOptions
-from .schedule import Plan, Scheduler, Snapshot
-from .status import LastError, Status, read_status
-from .watch import FolderWatcher, StabilityTracker, WatchedFile, ignored, read_sidecar
+from steadypost.daemon.lock import (
+    DaemonLock,
+    DaemonRunningError,
+    LockInfo,
+    lock_path_for,
+    running_daemon,
+)
+from steadypost.daemon.logs import make_handler
+from steadypost.daemon.runner import Daemon, DaemonOptions
+from steadypost.daemon.schedule import Plan, Scheduler, Snapshot
+from steadypost.daemon.sites import Site, SiteSettings
+from steadypost.daemon.status import LastError, Status, read_status
+from steadypost.daemon.watch import (
+    FolderWatcher,
+    StabilityTracker,
+    WatchedFile,
+    ignored,
+    read_sidecar,
+)
 
 __all__ = [
     "Daemon",

@@ -43,14 +43,19 @@ from types import FrameType
 from typing import Any
 
 from steadypost.client import Uploader
+from steadypost.daemon.lock import DaemonLock
+from steadypost.daemon.schedule import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_POLL_S,
+    Plan,
+    Scheduler,
+    Snapshot,
+)
+from steadypost.daemon.sites import Site, SiteSettings, origin, outcome_line
+from steadypost.daemon.watch import DEFAULT_SETTLE_S, FolderWatcher
 from steadypost.errors import SteadypostError
 from steadypost.journal import Journal, describe_owner
 from steadypost.models import Post, PostState
-
-from .lock import DaemonLock
-from .posts import Site, SiteSettings, origin, outcome_line
-from .schedule import DEFAULT_CONCURRENCY, DEFAULT_POLL_S, Plan, Scheduler, Snapshot
-from .watch import DEFAULT_SETTLE_S, FolderWatcher
 
 log = logging.getLogger("steadypost.daemon")
 

@@ -10,10 +10,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from steadypost.daemon.lock import LockInfo, running_daemon
 from steadypost.journal import Journal
 from steadypost.models import Post, PostState
-
-from .lock import LockInfo, running_daemon
 
 
 @dataclass(frozen=True)

@@ -75,8 +75,7 @@ an optional :class:`HostStateStore` (the :class:`~steadypost.journal.Journal`
 is one).
 """
 
-from ..platforms.common import origin_of
-from ._common import (
+from steadypost.hosts._common import (
     BREAKER_KIND,
     DEFAULT_BUDGET_FAILURE_COST,
     DEFAULT_BUDGET_REFILL_PER_S,
@@ -94,7 +93,7 @@ from ._common import (
     EARLY_S,
     host_name,
 )
-from .breaker import (
+from steadypost.hosts.breaker import (
     ALLOWED,
     Admission,
     BreakerOptions,
@@ -102,17 +101,18 @@ from .breaker import (
     BreakerState,
     CircuitBreaker,
 )
-from .budget import (
+from steadypost.hosts.budget import (
     BudgetOptions,
     TokenBucket,
 )
-from .guard import (
+from steadypost.hosts.guard import (
     HostGuard,
     HostOptions,
     HostRegistry,
     HostStateStore,
     default_registry,
 )
+from steadypost.platforms.http import origin_of
 
 __all__ = [
     "ALLOWED",

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ._common import (
+from steadypost.hosts._common import (
     DEFAULT_FAILURE_THRESHOLD,
     DEFAULT_HOST_RETRY_AFTER_CAP_S,
     DEFAULT_OPEN_BASE_S,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._common import (
+from steadypost.hosts._common import (
     DEFAULT_BUDGET_FAILURE_COST,
     DEFAULT_BUDGET_REFILL_PER_S,
     DEFAULT_BUDGET_SUCCESS_REFUND,

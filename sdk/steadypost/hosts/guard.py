@@ -12,23 +12,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..errors import (
+from steadypost.errors import (
     ConnectFailedError,
     ConnectionLostError,
     HostUnavailableError,
     JournalError,
 )
-from ..flow import Response
-from ..platforms.common import origin_of
-from ..policy import parse_retry_after
-from ._common import (
+from steadypost.flow import Response
+from steadypost.hosts._common import (
     ANSWERED_KIND,
     BREAKER_KIND,
     DEFAULT_FAILURE_STATUSES,
     T,
     host_name,
 )
-from .breaker import (
+from steadypost.hosts.breaker import (
     _CLOSED,
     ALLOWED,
     Admission,
@@ -36,10 +34,12 @@ from .breaker import (
     BreakerState,
     CircuitBreaker,
 )
-from .budget import (
+from steadypost.hosts.budget import (
     BudgetOptions,
     TokenBucket,
 )
+from steadypost.platforms.http import origin_of
+from steadypost.policy import parse_retry_after
 
 log = logging.getLogger("steadypost")
 

@@ -4,7 +4,7 @@
 the recorders apply those decisions to the journal.
 """
 
-from .options import PostOptions
-from .outcome import Context, Transition
+from steadypost.lifecycle.options import PostOptions
+from steadypost.lifecycle.outcome import Context, Transition
 
 __all__ = ["Context", "PostOptions", "Transition"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..journal import DEFAULT_LEASE_S
+from steadypost.journal import DEFAULT_LEASE_S
 
 DEFAULT_VERIFY_WINDOW_S = (15 * 60.0, 30 * 60.0)
 DEFAULT_MAX_PROTOCOL_FAILURES = 5

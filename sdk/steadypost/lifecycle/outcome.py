@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from ..errors import (
+from steadypost.errors import (
     ConfigurationError,
     FileProblemError,
     HostUnavailableError,
@@ -49,10 +49,10 @@ from ..errors import (
     SteadypostError,
     UploadCancelledError,
 )
-from ..models import Post, PostState
-from ..platforms.base import CheckResult, CheckStatus
-from ..policy import RetryPolicy, recheck_delay, retry_delay
-from .options import PostOptions
+from steadypost.lifecycle.options import PostOptions
+from steadypost.models import Post, PostState
+from steadypost.platforms.base import CheckResult, CheckStatus
+from steadypost.policy import RetryPolicy, recheck_delay, retry_delay
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 

@@ -25,16 +25,16 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from .._fileio import OpenedFile
-from ..digest import FileHasher
-from ..errors import (
+from steadypost.drivers.files import FileHasher, OpenedFile, snapshot_file
+from steadypost.errors import (
     HostUnavailableError,
     IllegalTransitionError,
     JournalError,
     LeaseHeldError,
     SteadypostError,
 )
-from ..events import (
+from steadypost.flow import FileBody, Request, Response, Sleep
+from steadypost.flow.events import (
     BodyNotSent,
     BodySending,
     OffsetAcknowledged,
@@ -44,15 +44,13 @@ from ..events import (
     UploadExpiresChanged,
     UploadRestarted,
 )
-from ..files import snapshot_file
-from ..flow import FileBody, Request, Response, Sleep
-from ..journal import Journal
-from ..models import LocalFile, Post, PostState
-from ..platforms.base import CheckResult
-from ..platforms.tus import request_id
-from ..policy import RetryPolicy
-from . import outcome
-from .options import PostOptions
+from steadypost.journal import Journal
+from steadypost.lifecycle import outcome
+from steadypost.lifecycle.options import PostOptions
+from steadypost.models import LocalFile, Post, PostState
+from steadypost.platforms.base import CheckResult
+from steadypost.platforms.tus import request_id
+from steadypost.policy import RetryPolicy
 
 T = TypeVar("T")
 log = logging.getLogger("steadypost")

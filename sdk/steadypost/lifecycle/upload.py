@@ -18,8 +18,9 @@ import logging
 from collections.abc import Iterator
 from dataclasses import replace
 
-from ..digest import FileHasher
-from ..errors import (
+from steadypost.drivers.files import FileHasher
+from steadypost.drivers.observers import Tee
+from steadypost.errors import (
     HostUnavailableError,
     IllegalTransitionError,
     InternalError,
@@ -28,15 +29,14 @@ from ..errors import (
     Outcome,
     SteadypostError,
 )
-from ..flow import Drive, FileSha256, Flow, with_retries
-from ..journal import AddResult
-from ..models import Post, PostState, UploadResult
-from ..observers import Tee
-from ..platforms.base import CheckResult, PlatformUpload, UploadJob
-from ..policy import is_transient
-from . import outcome
-from .recorder import PostRun
-from .wiring import ProgressCallback, Wiring
+from steadypost.flow import Drive, FileSha256, Flow, with_retries
+from steadypost.journal import AddResult
+from steadypost.lifecycle import outcome
+from steadypost.lifecycle.recorder import PostRun
+from steadypost.lifecycle.wiring import ProgressCallback, Wiring
+from steadypost.models import Post, PostState, UploadResult
+from steadypost.platforms.base import CheckResult, PlatformUpload, UploadJob
+from steadypost.policy import is_transient
 
 log = logging.getLogger("steadypost")
 

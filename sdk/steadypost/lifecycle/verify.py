@@ -24,16 +24,16 @@ import random
 from collections.abc import Callable, Collection
 from dataclasses import replace
 
-from ..errors import JournalError, SteadypostError
-from ..flow import Drive, Flow, with_retries
-from ..journal import Journal
-from ..models import Post, PostState
-from ..platforms.base import CheckResult
-from ..policy import RetryPolicy
-from . import outcome
-from .options import PostOptions
-from .recorder import EventRecorder
-from .wiring import Wiring
+from steadypost.errors import JournalError, SteadypostError
+from steadypost.flow import Drive, Flow, with_retries
+from steadypost.journal import Journal
+from steadypost.lifecycle import outcome
+from steadypost.lifecycle.options import PostOptions
+from steadypost.lifecycle.recorder import EventRecorder
+from steadypost.lifecycle.wiring import Wiring
+from steadypost.models import Post, PostState
+from steadypost.platforms.base import CheckResult
+from steadypost.policy import RetryPolicy
 
 #: Checks of unconfirmed posts retry briefly; the next check comes later anyway.
 CHECK_ATTEMPTS = 3

@@ -12,16 +12,16 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from ..flow import RetryContext
-from ..hosts import HostGuard
-from ..journal import Journal
-from ..models import LocalFile, Post, Progress
-from ..observers import RunObserver
-from ..platforms.base import Platform
-from ..platforms.tus import ServerInfo, TusUpload
-from ..policy import RetryPolicy
-from ..statuspage import StatusPages
-from .options import PostOptions
+from steadypost.drivers.observers import RunObserver
+from steadypost.flow import RetryContext
+from steadypost.hosts import HostGuard
+from steadypost.hosts.statuspage import StatusPages
+from steadypost.journal import Journal
+from steadypost.lifecycle.options import PostOptions
+from steadypost.models import LocalFile, Post, Progress
+from steadypost.platforms.base import Platform
+from steadypost.platforms.tus import ServerInfo, TusUpload
+from steadypost.policy import RetryPolicy
 
 ProgressCallback = Callable[[Progress], None]
 

@@ -5,6 +5,6 @@ a journaled post's adapter. The adapters: :mod:`.generic` (plain tus and tus
 plus a post API), :mod:`.tiktok` (TikTok's Content Posting API), :mod:`.vimeo`.
 """
 
-from .registry import PlatformInfo, available, platform_for
+from steadypost.platforms.registry import PlatformInfo, available, platform_for
 
 __all__ = ["PlatformInfo", "available", "platform_for"]

@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from ..flow import Flow, RetryContext
-from ..models import LocalFile, Post, UploadResult
-from .tus import ServerInfo
+from steadypost.flow import Flow, RetryContext
+from steadypost.models import LocalFile, Post, UploadResult
+from steadypost.platforms.tus import ServerInfo
 
 
 class CheckStatus(str, enum.Enum):

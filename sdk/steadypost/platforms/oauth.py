@@ -28,9 +28,9 @@ import threading
 from collections.abc import Callable
 from urllib.parse import urlencode
 
-from ..errors import AuthorizationError, Outcome, ProtocolError
-from ..flow import Flow, Request, Response
-from .tus import status_error
+from steadypost.errors import AuthorizationError, Outcome, ProtocolError
+from steadypost.flow import Flow, Request, Response
+from steadypost.platforms.tus import status_error
 
 GOOGLE_TOKEN_URL = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL, not a secret
 #: A cached token is refreshed this long before its announced end.

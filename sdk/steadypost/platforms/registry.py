@@ -15,15 +15,15 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from ..errors import JournalError
-from .base import Platform
-from .common import HeaderPolicy
-from .generic import platform_for as generic_platform_for
-from .instagram import GRAPH_API, InstagramPlatform
-from .tiktok import TIKTOK_API, TikTokOptions, TikTokPlatform
-from .vimeo import VIMEO_API, VimeoPlatform
-from .x import X_API, XPlatform
-from .youtube import YOUTUBE_API, YouTubePlatform
+from steadypost.errors import JournalError
+from steadypost.platforms.base import Platform
+from steadypost.platforms.http import HeaderPolicy
+from steadypost.platforms.instagram import GRAPH_API, InstagramPlatform
+from steadypost.platforms.tiktok import TIKTOK_API, TikTokOptions, TikTokPlatform
+from steadypost.platforms.tus.adapters import platform_for as generic_platform_for
+from steadypost.platforms.vimeo import VIMEO_API, VimeoPlatform
+from steadypost.platforms.x import X_API, XPlatform
+from steadypost.platforms.youtube import YOUTUBE_API, YouTubePlatform
 
 
 @dataclass(frozen=True)

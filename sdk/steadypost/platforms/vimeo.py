@@ -33,14 +33,14 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlencode
 
-from ..errors import AuthorizationError, Outcome, ProtocolError, SteadypostError
-from ..events import OffsetAcknowledged, PlatformState, UploadCreated
-from ..flow import Emit, Flow, Request, Response, with_retries
-from ..models import Post
-from ..policy import is_transient
-from .base import CheckResult, CheckStatus, PlatformUpload, UploadJob
-from .common import HeaderPolicy, json_object, resolve_url
-from .tus import ServerInfo, TusOptions, TusUpload, status_error
+from steadypost.errors import AuthorizationError, Outcome, ProtocolError, SteadypostError
+from steadypost.flow import Emit, Flow, Request, Response, with_retries
+from steadypost.flow.events import OffsetAcknowledged, PlatformState, UploadCreated
+from steadypost.models import Post
+from steadypost.platforms.base import CheckResult, CheckStatus, PlatformUpload, UploadJob
+from steadypost.platforms.http import HeaderPolicy, json_object, resolve_url
+from steadypost.platforms.tus import ServerInfo, TusOptions, TusUpload, status_error
+from steadypost.policy import is_transient
 
 VIMEO_API = "https://api.vimeo.com"
 CREATE_PATH = "/me/videos"

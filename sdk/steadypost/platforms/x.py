@@ -39,7 +39,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlencode
 
-from ..errors import (
+from steadypost.errors import (
     AuthorizationError,
     CertificateError,
     ConnectFailedError,
@@ -50,13 +50,19 @@ from ..errors import (
     SteadypostError,
     UploadGoneError,
 )
-from ..events import BodyNotSent, BodySending, OffsetAcknowledged, PlatformState, UploadCreated
-from ..flow import Emit, FileBody, Flow, Request, Response, Sleep, WireMeter, with_retries
-from ..models import Post, UploadResult
-from ..policy import is_ascii_number, parse_retry_after
-from .base import CheckResult, CheckStatus, PlatformUpload, UploadJob
-from .common import HeaderPolicy, json_object
-from .tus import NOT_PROCESSED_STATUSES, status_error
+from steadypost.flow import Emit, FileBody, Flow, Request, Response, Sleep, WireMeter, with_retries
+from steadypost.flow.events import (
+    BodyNotSent,
+    BodySending,
+    OffsetAcknowledged,
+    PlatformState,
+    UploadCreated,
+)
+from steadypost.models import Post, UploadResult
+from steadypost.platforms.base import CheckResult, CheckStatus, PlatformUpload, UploadJob
+from steadypost.platforms.http import HeaderPolicy, json_object
+from steadypost.platforms.tus import NOT_PROCESSED_STATUSES, status_error
+from steadypost.policy import is_ascii_number, parse_retry_after
 
 X_API = "https://api.x.com"
 MEDIA_PATH = "/2/media/upload"

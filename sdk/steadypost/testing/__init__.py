@@ -22,8 +22,8 @@ microseconds. It needs nothing but httpx, and serves requests in process
 
 It also plays TikTok's Content Posting API, Vimeo's upload API, YouTube's
 resumable upload (``sim.tiktok``, ``sim.vimeo``, ``sim.youtube``; see
-:mod:`steadypost.testing.tiktok`, :mod:`~steadypost.testing.vimeo` and
-:mod:`~steadypost.testing.youtube`), with the same fault rules.
+:mod:`steadypost.testing.apps.tiktok`, :mod:`~steadypost.testing.apps.vimeo` and
+:mod:`~steadypost.testing.apps.youtube`), with the same fault rules.
 
 Fault rules (see :mod:`steadypost.testing.faults`): :class:`Outage`,
 :class:`Respond`, :class:`ResetMidChunk`, :class:`ProcessedButError`,
@@ -37,14 +37,29 @@ lies), see :class:`HostileServer` (:mod:`steadypost.testing.hostile`) and its
 named behaviours, :data:`HOSTILE_BEHAVIOURS`.
 """
 
-from .clock import FakeClock
-from .fault_set import Faults
-from .faults import (
+from steadypost.testing.apps.instagram import InstagramApp, InstagramConfig, ReelInfo
+from steadypost.testing.apps.tiktok import TikTokApp, TikTokConfig, tiktok_fault
+from steadypost.testing.apps.tiktok_upload import ChunkAnswers, TikTokPublishInfo
+from steadypost.testing.apps.tus import (
+    DEFAULT_CHECKSUM_ALGORITHMS,
+    DEFAULT_EXPIRE_AFTER_S,
+    DEFAULT_EXTENSIONS,
+    DEFAULT_MAX_SIZE,
+    TusApp,
+    TusConfig,
+)
+from steadypost.testing.apps.vimeo import VimeoApp, VimeoConfig, VimeoVideoInfo
+from steadypost.testing.apps.x import XApp, XConfig, XPostInfo
+from steadypost.testing.apps.youtube import YouTubeApp, YouTubeConfig, youtube_fault
+from steadypost.testing.apps.youtube_upload import YouTubeVideoInfo
+from steadypost.testing.clock import FakeClock
+from steadypost.testing.faults import (
     DEFAULT_HOLD_S,
     DEFAULT_REJECT_REASON,
     STEPS,
     BadUploadOffset,
     Fault,
+    Faults,
     Outage,
     ProcessedButError,
     ProcessedButTimeout,
@@ -53,30 +68,15 @@ from .faults import (
     Respond,
     SlowProcessing,
 )
-from .hostile import BEHAVIOURS as HOSTILE_BEHAVIOURS
-from .hostile import HostileServer
-from .instagram import InstagramApp, InstagramConfig, ReelInfo
-from .messages import HTML_ERROR_PAGE, http_date
-from .records import PostInfo, RequestRecord, UploadInfo
-from .scripted import Exchange, ScriptedRun, pump
-from .server import SimulatorServer
-from .simulator import DEFAULT_PROCESSING_S, PlatformSimulator
-from .storage import DirectoryStorage, MemoryStorage, UploadStorage
-from .tiktok import TikTokApp, TikTokConfig, tiktok_fault
-from .tiktok_upload import ChunkAnswers, TikTokPublishInfo
-from .transport import SimTransport
-from .tus import (
-    DEFAULT_CHECKSUM_ALGORITHMS,
-    DEFAULT_EXPIRE_AFTER_S,
-    DEFAULT_EXTENSIONS,
-    DEFAULT_MAX_SIZE,
-    TusApp,
-    TusConfig,
-)
-from .vimeo import VimeoApp, VimeoConfig, VimeoVideoInfo
-from .x import XApp, XConfig, XPostInfo
-from .youtube import YouTubeApp, YouTubeConfig, youtube_fault
-from .youtube_upload import YouTubeVideoInfo
+from steadypost.testing.hostile import BEHAVIOURS as HOSTILE_BEHAVIOURS
+from steadypost.testing.hostile import HostileServer
+from steadypost.testing.httpx_transport import SimTransport
+from steadypost.testing.messages import HTML_ERROR_PAGE, http_date
+from steadypost.testing.records import PostInfo, RequestRecord, UploadInfo
+from steadypost.testing.scripted import Exchange, ScriptedRun, pump
+from steadypost.testing.server import SimulatorServer
+from steadypost.testing.simulator import DEFAULT_PROCESSING_S, PlatformSimulator
+from steadypost.testing.storage import DirectoryStorage, MemoryStorage, UploadStorage
 
 __all__ = [
     "DEFAULT_CHECKSUM_ALGORITHMS",

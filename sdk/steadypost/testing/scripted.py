@@ -32,8 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from ..errors import SteadypostError
-from ..flow import (
+from steadypost.errors import SteadypostError
+from steadypost.flow import (
     Acquire,
     Digest,
     Emit,
@@ -46,7 +46,7 @@ from ..flow import (
     Response,
     Sleep,
 )
-from .clock import FakeClock
+from steadypost.testing.clock import FakeClock
 
 T = TypeVar("T")
 

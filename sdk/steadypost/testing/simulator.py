@@ -1,10 +1,10 @@
 """``PlatformSimulator``: a fake video platform to rehearse outages against.
 
 It speaks tus 1.0.0 at ``/files`` and has a small post API at ``/posts`` (see
-:mod:`steadypost.testing.posts`). Beside them it plays TikTok's Content
-Posting API (:mod:`steadypost.testing.tiktok`, at ``/v2/post/publish/...``
+:mod:`steadypost.testing.apps.posts`). Beside them it plays TikTok's Content
+Posting API (:mod:`steadypost.testing.apps.tiktok`, at ``/v2/post/publish/...``
 with upload URLs at ``/video/``) and Vimeo's upload API
-(:mod:`steadypost.testing.vimeo`, ``/me/videos`` and ``/videos/{id}``); point
+(:mod:`steadypost.testing.apps.vimeo`, ``/me/videos`` and ``/videos/{id}``); point
 a TikTok or Vimeo post's endpoint at the simulator's base URL. Reach it in process with
 :meth:`PlatformSimulator.transport` (no sockets) or over real HTTP with
 :class:`~steadypost.testing.SimulatorServer`. Time comes from a shared
@@ -19,19 +19,10 @@ import threading
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
-from .clock import FakeClock
-from .exchange import Exchange
-from .fault_set import Faults
-from .faults import Fault, RejectMedia
-from .handling import BodySink, Fixed
-from .instagram import InstagramApp, InstagramConfig
-from .messages import RequestHead, error_reply
-from .posts import PostApp
-from .records import PostInfo, RequestRecord, UploadInfo
-from .storage import DirectoryStorage, MemoryStorage
-from .tiktok import TikTokApp, TikTokConfig
-from .transport import SimTransport
-from .tus import (
+from steadypost.testing.apps.instagram import InstagramApp, InstagramConfig
+from steadypost.testing.apps.posts import PostApp
+from steadypost.testing.apps.tiktok import TikTokApp, TikTokConfig
+from steadypost.testing.apps.tus import (
     DEFAULT_CHECKSUM_ALGORITHMS,
     DEFAULT_EXPIRE_AFTER_S,
     DEFAULT_EXTENSIONS,
@@ -40,9 +31,16 @@ from .tus import (
     TusApp,
     TusConfig,
 )
-from .vimeo import VimeoApp, VimeoConfig
-from .x import XApp, XConfig
-from .youtube import YouTubeApp, YouTubeConfig
+from steadypost.testing.apps.vimeo import VimeoApp, VimeoConfig
+from steadypost.testing.apps.x import XApp, XConfig
+from steadypost.testing.apps.youtube import YouTubeApp, YouTubeConfig
+from steadypost.testing.clock import FakeClock
+from steadypost.testing.exchange import BodySink, Exchange, Fixed
+from steadypost.testing.faults import Fault, Faults, RejectMedia
+from steadypost.testing.httpx_transport import SimTransport
+from steadypost.testing.messages import RequestHead, error_reply
+from steadypost.testing.records import PostInfo, RequestRecord, UploadInfo
+from steadypost.testing.storage import DirectoryStorage, MemoryStorage
 
 #: Seconds a published video stays ``processing`` unless told otherwise.
 DEFAULT_PROCESSING_S = 0.0

@@ -1,0 +1,26 @@
+"""tus 1.0.0: the protocol as a flow (:mod:`.protocol`), and the adapters that post with it
+(:mod:`.adapters`: plain tus, and tus plus a publish call and a status endpoint)."""
+
+from steadypost.platforms.tus.protocol import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_CREATION_WITH_UPLOAD_MAX,
+    NOT_PROCESSED_STATUSES,
+    TUS_VERSION,
+    ServerInfo,
+    TusOptions,
+    TusUpload,
+    request_id,
+    status_error,
+)
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_CREATION_WITH_UPLOAD_MAX",
+    "NOT_PROCESSED_STATUSES",
+    "TUS_VERSION",
+    "ServerInfo",
+    "TusOptions",
+    "TusUpload",
+    "request_id",
+    "status_error",
+]
