@@ -77,7 +77,7 @@ from steadypost.drivers.pump import _Pump
 from steadypost.errors import RetriesExhaustedError, SteadypostError
 from steadypost.flow import Flow, NullObserver, Request, Response, RetryContext, Sleep, with_retries
 from steadypost.hosts import BreakerPhase, HostGuard, HostRegistry, origin_of
-from steadypost.platforms.tus import status_error
+from steadypost.platforms.http import status_error
 from steadypost.policy import RetryPolicy, is_transient, retry_delay, retry_wait
 
 UPLOAD_URL = "https://uploads.example.com/files/upload-1"

@@ -25,7 +25,7 @@ from steadypost import (
     RetryPolicy,
     Uploader,
 )
-from steadypost.platforms.http import origin_of
+from steadypost.origins import origin_of
 
 KiB = 1024
 CHUNK = 4 * KiB

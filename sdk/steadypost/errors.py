@@ -285,6 +285,22 @@ class JournalError(SteadypostError):
     outcome = Outcome.NOT_DELIVERED
 
 
+class JournalCorruptError(JournalError):
+    """The file is corrupt or is not a steadypost journal; it was left untouched."""
+
+
+class SchemaTooNewError(JournalError):
+    """The journal was written by a newer steadypost; upgrade steadypost to use it."""
+
+
+class PostNotFoundError(JournalError):
+    """No post with this id is in the journal (never added, or purged)."""
+
+
+class PostExistsError(JournalError):
+    """A post with this id is already in the journal (ids are idempotency keys)."""
+
+
 class IllegalTransitionError(JournalError):
     """A post was asked to move between states the lifecycle does not allow."""
 

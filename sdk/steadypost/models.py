@@ -47,6 +47,11 @@ class PostState(str, enum.Enum):
 
 _TERMINAL = frozenset({PostState.CONFIRMED, PostState.FAILED, PostState.CANCELLED})
 
+#: The states a post can be uploaded from (``unconfirmed`` waits for its check instead).
+UPLOADABLE: frozenset[PostState] = frozenset(
+    {PostState.QUEUED, PostState.WAITING, PostState.UPLOADING}
+)
+
 #: The legal transitions; anything else raises ``IllegalTransitionError``.
 #: Staying in the same state (e.g. uploading -> uploading to record an offset)
 #: is always allowed for non-terminal states.

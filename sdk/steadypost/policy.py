@@ -24,6 +24,7 @@ from steadypost.errors import (
     ConnectFailedError,
     ConnectionLostError,
     HostUnavailableError,
+    Outcome,
     ProtocolError,
     RetriesExhaustedError,
     StalledError,
@@ -31,8 +32,29 @@ from steadypost.errors import (
     SteadypostError,
 )
 
+# --- what an HTTP status says: the one table of the project ---------------------------------
+
 #: Statuses worth another attempt later (DESIGN.md "Behaviour users expect").
 DEFAULT_RETRY_STATUSES = frozenset({408, 423, 425, 429, 500, 502, 503, 504})
+#: Answers that say the server did not act on the request (it was busy or locked).
+NOT_PROCESSED_STATUSES = frozenset({408, 423, 425, 429, 503})
+#: Answers that say a host is in trouble (any other answer, even a 4xx, shows it works).
+HOST_FAILURE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def outcome_for_status(status: int, *, read: bool = False) -> Outcome:
+    """What an unexpected answer says about whether the server acted on the request.
+
+    Busy or locked (:data:`NOT_PROCESSED_STATUSES`): it did not. Another 5xx:
+    it may have (``AMBIGUOUS``). A 4xx: it refused (``REJECTED``). For a
+    ``read`` (a check, a status query: it changes nothing) every unexpected
+    answer is ``NOT_DELIVERED``: the question is simply asked again later.
+    """
+    if read or status in NOT_PROCESSED_STATUSES:
+        return Outcome.NOT_DELIVERED
+    if status >= 500:
+        return Outcome.AMBIGUOUS
+    return Outcome.REJECTED
 DEFAULT_BASE_S = 1.0
 DEFAULT_CAP_S = 300.0
 DEFAULT_MAX_ATTEMPTS = 12

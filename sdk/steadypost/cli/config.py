@@ -44,6 +44,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from steadypost.origins import origin_of
 from steadypost.paths import config_dir
 from steadypost.platforms import PlatformInfo, available
 
@@ -121,14 +122,6 @@ def check_endpoint(url: str) -> str:
             "e.g. https://uploads.example.com/files/"
         )
     return url.strip()
-
-
-def origin(url: str) -> str:
-    """``scheme://host:port`` of a URL, lower-cased, with the default port filled in."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    port = parts.port or _DEFAULT_PORTS.get(scheme, 0)
-    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
 def parse_header(text: str) -> tuple[str, str]:
@@ -318,7 +311,7 @@ class Settings:
         With no endpoint configured, the headers go to each post's own endpoint
         (the one the user typed when adding it).
         """
-        if self.endpoint is None or origin(url) == origin(self.endpoint):
+        if self.endpoint is None or origin_of(url) == origin_of(self.endpoint):
             return self.headers
         return _EMPTY
 
@@ -367,8 +360,10 @@ def _profile_token(profile: Profile, config: ConfigFile, env: Mapping[str, str],
 def _bound(creds: dict[str, str], configured: str | None, url: str | None, what: str,
            warnings: list[str]) -> dict[str, str]:  # fmt: skip
     """``creds`` if they were configured for ``url``'s site (or for no site in particular)."""
-    if creds and configured and url and origin(configured) != origin(url):
-        warnings.append(f"{what} is for {origin(configured)}; it is not sent to {origin(url)}")
+    if creds and configured and url and origin_of(configured) != origin_of(url):
+        warnings.append(
+            f"{what} is for {origin_of(configured)}; it is not sent to {origin_of(url)}"
+        )
         return {}
     return creds
 
@@ -424,7 +419,9 @@ def resolve(
     for name, value in headers:
         _set_header(merged, name, value)
     if merged and url and urlsplit(url).scheme == "http" and not _loopback(url):
-        warnings.append(f"credentials for {origin(url)} would travel unencrypted (http, not https)")
+        warnings.append(
+            f"credentials for {origin_of(url)} would travel unencrypted (http, not https)"
+        )
 
     env_chunk = env.get(ENV_CHUNK_SIZE)
     size = chunk_size or (_from_env(ENV_CHUNK_SIZE, parse_size, env_chunk) if env_chunk else None)

@@ -23,7 +23,6 @@ from steadypost.cli.config import (
     ConfigError,
     Settings,
     load_config,
-    origin,
     resolve,
 )
 from steadypost.cli.exitcodes import ExitCode, for_posts
@@ -33,6 +32,7 @@ from steadypost.daemon import Daemon, DaemonOptions, DaemonRunningError, Status,
 from steadypost.daemon.logs import make_handler
 from steadypost.daemon.schedule import DEFAULT_CONCURRENCY, DEFAULT_POLL_S
 from steadypost.daemon.watch import DEFAULT_SETTLE_S
+from steadypost.origins import origin_of
 
 log = logging.getLogger("steadypost.daemon")
 
@@ -81,9 +81,9 @@ class Sites:
         return self.main.metadata
 
     def _site(self, url: str) -> Settings:
-        if self.main.endpoint is None or origin(url) == origin(self.main.endpoint):
+        if self.main.endpoint is None or origin_of(url) == origin_of(self.main.endpoint):
             return self.main
-        mine = [s for s in self.others if s.endpoint and origin(s.endpoint) == origin(url)]
+        mine = [s for s in self.others if s.endpoint and origin_of(s.endpoint) == origin_of(url)]
         return mine[0] if mine else self.main
 
     def headers_for(self, url: str) -> Mapping[str, str]:

@@ -10,7 +10,7 @@ import click
 from steadypost import Post, PostState
 from steadypost.cli import joining
 from steadypost.cli.app import App, CliError
-from steadypost.cli.config import Settings, origin
+from steadypost.cli.config import Settings
 from steadypost.cli.exitcodes import ExitCode, for_posts, help_text
 from steadypost.cli.options import (
     chunk_size_option,
@@ -22,8 +22,8 @@ from steadypost.cli.options import (
 )
 from steadypost.cli.output import when
 from steadypost.cli.rideout import RideOut, interrupted
-
-_RESUMABLE = (PostState.QUEUED, PostState.WAITING, PostState.UPLOADING)
+from steadypost.models import UPLOADABLE
+from steadypost.origins import origin_of
 
 
 def _chosen(
@@ -38,7 +38,7 @@ def _chosen(
         return [app.find_post(ref) for ref in refs], []
     now = app.now()
     due_now = app.journal.due(now=now)  # also hands over posts whose uploader's process is gone
-    due = [p for p in due_now if p.state in _RESUMABLE]
+    due = [p for p in due_now if p.state in UPLOADABLE]
     due_ids = {p.post_id for p in due}
     later = [p for p in app.journal.list(state=PostState.WAITING) if p.post_id not in due_ids]
     left = joining.around_resume(app, due_now, due_ids)  # unfinished too: never exit 0 for them
@@ -57,13 +57,13 @@ def _chosen(
 
 
 def _skip(app: App, post: Post, settings: Settings) -> bool:
-    if post.state not in _RESUMABLE:
+    if post.state not in UPLOADABLE:
         hint = " (`steadypost verify` checks it)" if post.state is PostState.UNCONFIRMED else ""
         app.note(f"post {post.post_id} is {post.state.value}: nothing to upload{hint}")
         return True
     if settings.foreign(post.endpoint):
         app.warn(
-            f"post {post.post_id} is for {origin(post.endpoint)}, not this profile's site; "
+            f"post {post.post_id} is for {origin_of(post.endpoint)}, not this profile's site; "
             "skipped so your credentials stay with their site (use --profile for that site)"
         )
         return True
@@ -162,11 +162,11 @@ def verify(app: App, everything: bool, headers: tuple[tuple[str, str], ...], as_
     now = app.now()
     pending = app.journal.list(state=PostState.UNCONFIRMED)
     due = [p for p in pending if everything or (p.next_attempt_at or now) <= now]
-    foreign = sorted({origin(p.endpoint) for p in due if settings.foreign(p.endpoint)})
+    foreign = sorted({origin_of(p.endpoint) for p in due if settings.foreign(p.endpoint)})
     if foreign:
         raise CliError(
             f"unconfirmed posts at {', '.join(foreign)} are due, but the configured "
-            f"credentials are for {origin(settings.endpoint or '')} and must not be sent "
+            f"credentials are for {origin_of(settings.endpoint or '')} and must not be sent "
             "there: use the --profile of that site", ExitCode.ERROR,
         )  # fmt: skip
     checked: list[Post] = []

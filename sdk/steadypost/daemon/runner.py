@@ -51,15 +51,15 @@ from steadypost.daemon.schedule import (
     Scheduler,
     Snapshot,
 )
-from steadypost.daemon.sites import Site, SiteSettings, origin, outcome_line
+from steadypost.daemon.sites import Site, SiteSettings, outcome_line
 from steadypost.daemon.watch import DEFAULT_SETTLE_S, FolderWatcher
 from steadypost.errors import SteadypostError
 from steadypost.journal import Journal, describe_owner
-from steadypost.models import Post, PostState
+from steadypost.models import UPLOADABLE, Post, PostState
+from steadypost.origins import origin_of
 
 log = logging.getLogger("steadypost.daemon")
 
-UPLOADABLE = frozenset({PostState.QUEUED, PostState.WAITING, PostState.UPLOADING})
 DEFAULT_STOP_GRACE_S = 4.0
 KEEP_RESULTS = 1000
 
@@ -200,7 +200,7 @@ class Daemon:
                 continue  # what is due now was done; its next try belongs to the next run
             if self._settings.foreign(post.endpoint):
                 self._warn_once(post.post_id, f"post {post.post_id} is for "
-                                f"{origin(post.endpoint)}, not the configured site: left alone "
+                                f"{origin_of(post.endpoint)}, not the configured site: left alone "
                                 "so your credentials stay with their site")  # fmt: skip
             elif post.state in UPLOADABLE:
                 uploads.append(post.post_id)

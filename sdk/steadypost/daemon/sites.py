@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 from typing import Protocol
-from urllib.parse import urlsplit
 
 from steadypost.journal import describe_owner
 from steadypost.models import Post, PostState
+from steadypost.origins import origin_of
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
@@ -41,13 +41,6 @@ class SiteSettings(Protocol):
     def foreign(self, url: str) -> bool: ...
 
 
-def origin(url: str) -> str:
-    """``scheme://host:port`` of a URL, lower-cased, with the default port."""
-    parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower(), 0)
-    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{port}"
-
-
 @dataclass(frozen=True)
 class Site:
     """Settings for library use: ``headers`` go only to ``endpoint``'s origin."""
@@ -58,7 +51,7 @@ class Site:
     metadata: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
 
     def headers_for(self, url: str) -> Mapping[str, str]:
-        if self.endpoint is None or origin(url) == origin(self.endpoint):
+        if self.endpoint is None or origin_of(url) == origin_of(self.endpoint):
             return self.headers
         return _EMPTY
 

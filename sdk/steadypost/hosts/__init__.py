@@ -112,7 +112,7 @@ from steadypost.hosts.guard import (
     HostStateStore,
     default_registry,
 )
-from steadypost.platforms.http import origin_of
+from steadypost.origins import origin_of
 
 __all__ = [
     "ALLOWED",

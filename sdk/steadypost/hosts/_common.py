@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from steadypost.policy import HOST_FAILURE_STATUSES
+
 T = TypeVar("T")
 
 DEFAULT_BUDGET_TOKENS = 20.0
@@ -21,8 +23,8 @@ DEFAULT_PROBE_TIMEOUT_S = 60.0
 DEFAULT_PROBE_WAIT_S = 15.0
 
 DEFAULT_HOST_RETRY_AFTER_CAP_S = 3600.0
-#: Answers that say the host is in trouble (other answers, even 4xx, show it works).
-DEFAULT_FAILURE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+#: Answers that say the host is in trouble (the table is policy.HOST_FAILURE_STATUSES).
+DEFAULT_FAILURE_STATUSES = HOST_FAILURE_STATUSES
 
 #: A request this many seconds early for its host's next time is let through.
 EARLY_S = 1.0

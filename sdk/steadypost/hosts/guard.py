@@ -38,7 +38,7 @@ from steadypost.hosts.budget import (
     BudgetOptions,
     TokenBucket,
 )
-from steadypost.platforms.http import origin_of
+from steadypost.origins import origin_of
 from steadypost.policy import parse_retry_after
 
 log = logging.getLogger("steadypost")

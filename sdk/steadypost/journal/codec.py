@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
 
 from steadypost.journal.redact import redact_text
 from steadypost.models import FileIdentity, JournalEvent, Post, PostState
+from steadypost.origins import origin_of
 
 POST_COLUMNS: tuple[str, ...] = (
     "post_id",
@@ -308,13 +308,6 @@ def new_post_id(*, clock: Callable[[], float] = time.time) -> str:
 # --- one post per file, site and account ---------------------------------------------
 
 
-def origin(url: str) -> str:
-    """``scheme://host:port`` of a URL, lower-cased, with the default port."""
-    parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower(), 0)
-    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{port}"
-
-
 def account_of(extra: Mapping[str, Any] | None) -> str:
     """The platform adapter's ``account`` label journaled in a post's ``extra`` (or ``""``)."""
     config = (extra or {}).get("platform")
@@ -339,7 +332,7 @@ def file_key(
         "path": os.path.normcase(os.path.realpath(path)),
         "size": identity.size, "mtime_ns": identity.mtime_ns, "dev": identity.dev,
         "inode": identity.inode, "ctime_ns": identity.ctime_ns,
-        "site": origin(endpoint), "platform": platform, "account": account,
+        "site": origin_of(endpoint), "platform": platform, "account": account,
     }  # fmt: skip
     text = json.dumps(parts, sort_keys=True, separators=(",", ":"))  # ASCII: escapes any path
     return hashlib.sha256(text.encode("ascii")).hexdigest()

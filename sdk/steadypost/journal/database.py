@@ -34,7 +34,7 @@ Errors
 ------
 Every failure is a :class:`~steadypost.errors.JournalError`, with the sqlite3
 or OS exception kept as ``__cause__``: :class:`JournalCorruptError`,
-:class:`~steadypost.journal.migrations.SchemaTooNewError`, :class:`PostNotFoundError`,
+:class:`~steadypost.errors.SchemaTooNewError`, :class:`PostNotFoundError`,
 :class:`PostExistsError`, :class:`~steadypost.errors.IllegalTransitionError`,
 :class:`~steadypost.errors.LeaseHeldError`. A full disk or an unwritable
 directory gives a plain ``JournalError`` saying so; nothing committed before
@@ -62,20 +62,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from steadypost.errors import JournalError
-from steadypost.journal.codec import new_post_id
-from steadypost.journal.leases import DEFAULT_RETENTION_S, ScheduleAPI
-from steadypost.journal.migrations import APPLICATION_ID, SchemaTooNewError, migrate
-from steadypost.journal.owners import describe_owner, make_owner, owner_pid
-from steadypost.journal.posts import (
-    DEFAULT_LEASE_S,
-    EVENT_KINDS,
-    AddResult,
+from steadypost.errors import (
     JournalCorruptError,
-    Params,
+    JournalError,
     PostExistsError,
     PostNotFoundError,
+    SchemaTooNewError,
 )
+from steadypost.journal.codec import new_post_id
+from steadypost.journal.leases import DEFAULT_RETENTION_S, ScheduleAPI
+from steadypost.journal.migrations import APPLICATION_ID, migrate
+from steadypost.journal.owners import describe_owner, make_owner, owner_pid
+from steadypost.journal.posts import DEFAULT_LEASE_S, EVENT_KINDS, AddResult, Params
 from steadypost.journal.redact import redact_url
 from steadypost.paths import default_journal_path
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from steadypost.drivers.files import identity_of
-from steadypost.errors import JournalError
+from steadypost.errors import SchemaTooNewError
 from steadypost.journal.codec import account_of, file_key, from_u64, loads_frozen
 from steadypost.models import FileIdentity
 
@@ -49,10 +49,6 @@ class Migration:
     version: int
     description: str
     step: MigrationStep
-
-
-class SchemaTooNewError(JournalError):
-    """The journal was written by a newer steadypost; upgrade steadypost to use it."""
 
 
 _TERMINAL_SQL = "('confirmed', 'failed', 'cancelled')"

@@ -15,7 +15,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
-from steadypost.errors import IllegalTransitionError, JournalError, LeaseHeldError
+from steadypost.errors import (
+    IllegalTransitionError,
+    JournalError,
+    LeaseHeldError,
+    PostExistsError,
+    PostNotFoundError,
+)
 from steadypost.journal import codec, owners
 from steadypost.journal.redact import sanitize
 from steadypost.models import FileIdentity, JournalEvent, Post, PostState, can_transition
@@ -56,22 +62,6 @@ class AddResult:
 
     post: Post
     joined: bool
-
-
-class PostNotFoundError(JournalError):
-    """No post with this id is in the journal (never added, or purged)."""
-
-
-class PostExistsError(JournalError):
-    """A post with this id is already in the journal (ids are idempotency keys)."""
-
-
-class JournalCorruptError(JournalError):
-    """The file is corrupt or is not a steadypost journal; it was left untouched."""
-
-
-for _cls in (AddResult, PostNotFoundError, PostExistsError, JournalCorruptError):
-    _cls.__module__ = "steadypost.journal"  # their public home
 
 
 def check_lease_s(value: float) -> float:

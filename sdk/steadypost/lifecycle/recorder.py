@@ -49,7 +49,7 @@ from steadypost.lifecycle import outcome
 from steadypost.lifecycle.options import PostOptions
 from steadypost.models import LocalFile, Post, PostState
 from steadypost.platforms.base import CheckResult
-from steadypost.platforms.tus import request_id
+from steadypost.platforms.http import request_id
 from steadypost.policy import RetryPolicy
 
 T = TypeVar("T")

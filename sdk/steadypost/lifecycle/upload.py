@@ -34,14 +34,12 @@ from steadypost.journal import AddResult
 from steadypost.lifecycle import outcome
 from steadypost.lifecycle.recorder import PostRun
 from steadypost.lifecycle.wiring import ProgressCallback, Wiring
-from steadypost.models import Post, PostState, UploadResult
+from steadypost.models import UPLOADABLE, Post, PostState, UploadResult
 from steadypost.platforms.base import CheckResult, PlatformUpload, UploadJob
 from steadypost.policy import is_transient
 
 log = logging.getLogger("steadypost")
 
-#: The states a post can be uploaded from.
-UPLOADABLE = frozenset({PostState.QUEUED, PostState.WAITING, PostState.UPLOADING})
 
 
 def post(

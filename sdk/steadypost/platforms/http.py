@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -10,28 +9,14 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from steadypost.errors import ProtocolError
+from steadypost.errors import ProtocolError, StatusError
 from steadypost.flow import Request, Response, make_headers
+from steadypost.origins import DEFAULT_PORTS, origin_of
+from steadypost.policy import outcome_for_status, parse_retry_after
 
 if TYPE_CHECKING:
     from steadypost.platforms.oauth import OAuthRefresh
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-@functools.lru_cache(maxsize=1024)
-def origin_of(url: str) -> str:
-    """``scheme://host:port`` of a URL, lower-cased, default port filled in: the guard's key."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{scheme}://{host}:{port or _DEFAULT_PORTS.get(scheme, 0)}"
 
 
 def resolve_url(base: str, location: str, *, what: str) -> str:
@@ -48,7 +33,7 @@ def resolve_url(base: str, location: str, *, what: str) -> str:
         parts.port  # noqa: B018 (raises ValueError for a bad port)
     except ValueError:
         raise ProtocolError(f"{what} is not a usable URL: {text[:200]!r}") from None
-    if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname:
+    if parts.scheme.lower() not in DEFAULT_PORTS or not parts.hostname:
         raise ProtocolError(f"{what} is not an http(s) URL: {text[:200]!r}")
     netloc = parts.netloc.rpartition("@")[2]
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
@@ -94,3 +79,44 @@ def json_object(request: Request, response: Response) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ProtocolError(f"{request.method} {request.url} answered JSON that is not an object")
     return value
+
+
+#: Headers servers use to name a request in their logs; kept in the journal.
+REQUEST_ID_HEADERS = (
+    "x-request-id",
+    "x-amz-request-id",
+    "x-tt-logid",
+    "cf-ray",
+    "x-cloud-trace-context",
+)
+
+
+def request_id(response: Response) -> str | None:
+    """The server's name for a request (for support tickets), if it sent one."""
+    for name in REQUEST_ID_HEADERS:
+        value = response.header(name)
+        if value:
+            return value
+    return None
+
+
+def status_error(
+    request: Request, response: Response, *, now: float, what: str, read: bool = False
+) -> StatusError:
+    """A :class:`StatusError` for an unexpected answer, with ``Retry-After`` parsed.
+
+    Its outcome comes from :func:`steadypost.policy.outcome_for_status`
+    (``read=True`` for a check or a status query: nothing was done).
+    """
+    body = response.content[:200].decode("utf-8", "replace").strip()
+    hint = f": {body}" if body and "<html" not in body.lower() else ""
+    status = response.status
+    return StatusError(
+        f"{what}: {request.method} {request.url} answered {status}{hint}",
+        outcome=outcome_for_status(status, read=read),
+        status=status,
+        method=request.method,
+        url=request.url,
+        retry_after=parse_retry_after(response.header("retry-after"), now=now),
+        request_id=request_id(response),
+    )

@@ -30,7 +30,7 @@ from urllib.parse import urlencode
 
 from steadypost.errors import AuthorizationError, Outcome, ProtocolError
 from steadypost.flow import Flow, Request, Response
-from steadypost.platforms.tus import status_error
+from steadypost.platforms.http import status_error
 
 GOOGLE_TOKEN_URL = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL, not a secret
 #: A cached token is refreshed this long before its announced end.

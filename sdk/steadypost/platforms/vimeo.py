@@ -38,8 +38,8 @@ from steadypost.flow import Emit, Flow, Request, Response, with_retries
 from steadypost.flow.events import OffsetAcknowledged, PlatformState, UploadCreated
 from steadypost.models import Post
 from steadypost.platforms.base import CheckResult, CheckStatus, PlatformUpload, UploadJob
-from steadypost.platforms.http import HeaderPolicy, json_object, resolve_url
-from steadypost.platforms.tus import ServerInfo, TusOptions, TusUpload, status_error
+from steadypost.platforms.http import HeaderPolicy, json_object, resolve_url, status_error
+from steadypost.platforms.tus import ServerInfo, TusOptions, TusUpload
 from steadypost.policy import is_transient
 
 VIMEO_API = "https://api.vimeo.com"
@@ -104,9 +104,8 @@ class VimeoPlatform:
         if resp.status in (404, 410):
             return CheckResult(CheckStatus.FAILED, "the video is gone from Vimeo (deleted?)")
         if resp.status != 200:
-            error = status_error(req, resp, now=self.clock(), what="checking the video failed")
-            error.outcome = Outcome.NOT_DELIVERED  # a failed check changes nothing
-            raise error
+            raise status_error(req, resp, now=self.clock(), what="checking the video failed",
+                               read=True)  # fmt: skip
         data = json_object(req, resp)
         upload = str((data.get("upload") or {}).get("status") or "")
         transcode = str((data.get("transcode") or {}).get("status") or "")

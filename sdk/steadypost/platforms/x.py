@@ -60,9 +60,8 @@ from steadypost.flow.events import (
 )
 from steadypost.models import Post, UploadResult
 from steadypost.platforms.base import CheckResult, CheckStatus, PlatformUpload, UploadJob
-from steadypost.platforms.http import HeaderPolicy, json_object
-from steadypost.platforms.tus import NOT_PROCESSED_STATUSES, status_error
-from steadypost.policy import is_ascii_number, parse_retry_after
+from steadypost.platforms.http import HeaderPolicy, json_object, status_error
+from steadypost.policy import NOT_PROCESSED_STATUSES, is_ascii_number, parse_retry_after
 
 X_API = "https://api.x.com"
 MEDIA_PATH = "/2/media/upload"

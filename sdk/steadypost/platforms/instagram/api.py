@@ -58,9 +58,15 @@ def graph_code(resp: Response) -> tuple[int | None, str]:
 
 
 def graph_error(
-    req: Request, resp: Response, *, now: float, what: str, publish: bool = False
-) -> SteadypostError:
-    """What an unsuccessful Graph answer means (see the module docstring)."""
+    req: Request, resp: Response, *, now: float, what: str, publish: bool = False,
+    read: bool = False,
+) -> SteadypostError:  # fmt: skip
+    """What an unsuccessful Graph answer means (see the module docstring).
+
+    ``read``: the request only asked something (a container's status, the
+    publishing limit), so whatever it answered, nothing was done: the error
+    is ``NOT_DELIVERED`` (an expired token is still an ``AuthorizationError``).
+    """
     code, message = graph_code(resp)
     where = f"{what}: {req.method} {req.url.split('?')[0]} answered {resp.status}"
     detail = f"{where} (code {code}: {message})" if code is not None else where
@@ -83,11 +89,12 @@ def graph_error(
                              code=str(code), status=resp.status, outcome=Outcome.AMBIGUOUS,
                              **common)  # fmt: skip
     if code in TEMPORARY_CODES or resp.status >= 500:
-        outcome = Outcome.AMBIGUOUS if publish else Outcome.NOT_DELIVERED
+        outcome = Outcome.AMBIGUOUS if publish and not read else Outcome.NOT_DELIVERED
         status = resp.status if resp.status >= 500 else 503
         return PlatformError(f"{detail}: a temporary problem", code=str(code), status=status,
                              outcome=outcome, retry_after=retry_after, **common)  # fmt: skip
-    return PlatformError(detail, code=str(code), status=resp.status, outcome=Outcome.REJECTED,
+    refused = Outcome.NOT_DELIVERED if read else Outcome.REJECTED
+    return PlatformError(detail, code=str(code), status=resp.status, outcome=refused,
                          **common)  # fmt: skip
 
 

@@ -58,8 +58,9 @@ from steadypost.flow.events import (
     UploadCreated,
 )
 from steadypost.models import Post, UploadResult
+from steadypost.origins import origin_of
 from steadypost.platforms.base import CheckResult, CheckStatus, PlatformUpload, UploadJob
-from steadypost.platforms.http import HeaderPolicy, json_object, origin_of
+from steadypost.platforms.http import HeaderPolicy, json_object
 from steadypost.platforms.instagram.api import (
     CONTAINER_LIFETIME_S,
     GRAPH_API,
@@ -67,7 +68,7 @@ from steadypost.platforms.instagram.api import (
     container_result,
     graph_error,
 )
-from steadypost.platforms.tus import NOT_PROCESSED_STATUSES
+from steadypost.policy import NOT_PROCESSED_STATUSES
 
 __all__ = ["GRAPH_API", "InstagramPlatform"]
 
@@ -157,10 +158,8 @@ class InstagramPlatform:
         req = Request("GET", url, self.auth.for_url(url, ("Accept", "application/json")))
         resp: Response = yield req
         if resp.status != 200:
-            error = graph_error(req, resp, now=self.clock(), what="asking for the container")
-            if error.outcome is Outcome.AMBIGUOUS:
-                error.outcome = Outcome.NOT_DELIVERED  # a read changes nothing
-            raise error
+            raise graph_error(req, resp, now=self.clock(), what="asking for the container",
+                              read=True)  # fmt: skip
         return json_object(req, resp)
 
     def publish(self, post: Post, upload_url: str) -> Flow[CheckResult] | None:
@@ -202,9 +201,8 @@ class InstagramPlatform:
         req = Request("GET", url, self.auth.for_url(url, ("Accept", "application/json")))
         resp: Response = yield req
         if resp.status != 200:
-            error = graph_error(req, resp, now=self.clock(), what="reading the publishing limit")
-            error.outcome = Outcome.NOT_DELIVERED
-            raise error
+            raise graph_error(req, resp, now=self.clock(), what="reading the publishing limit",
+                              read=True)  # fmt: skip
         rows = json_object(req, resp).get("data")
         row = rows[0] if isinstance(rows, list) and rows and isinstance(rows[0], dict) else {}
         usage = row.get("quota_usage")

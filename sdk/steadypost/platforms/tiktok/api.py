@@ -42,8 +42,7 @@ from steadypost.errors import (
 from steadypost.flow import Acquire, Flow, Request, Response, Sleep
 from steadypost.models import Post
 from steadypost.platforms.base import CheckResult, CheckStatus
-from steadypost.platforms.http import HeaderPolicy, json_object, resolve_url
-from steadypost.platforms.tus import status_error
+from steadypost.platforms.http import HeaderPolicy, json_object, resolve_url, status_error
 from steadypost.policy import is_ascii_number, parse_retry_after
 
 API_BASE = "https://open.tiktokapis.com"

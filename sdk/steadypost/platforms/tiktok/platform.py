@@ -73,7 +73,7 @@ from steadypost.flow.events import (
 )
 from steadypost.models import Post, UploadResult
 from steadypost.platforms.base import CheckResult, CheckStatus, PlatformUpload, UploadJob
-from steadypost.platforms.http import HeaderPolicy
+from steadypost.platforms.http import HeaderPolicy, status_error
 from steadypost.platforms.tiktok.api import (
     API_BASE,
     DIRECT_INIT_PATH,
@@ -90,8 +90,7 @@ from steadypost.platforms.tiktok.chunks import (
     content_type_for,
     plan_chunks,
 )
-from steadypost.platforms.tus import NOT_PROCESSED_STATUSES, status_error
-from steadypost.policy import is_transient
+from steadypost.policy import NOT_PROCESSED_STATUSES, is_transient
 
 TIKTOK_API = API_BASE
 Mode = Literal["direct", "inbox"]

@@ -4,23 +4,17 @@
 from steadypost.platforms.tus.protocol import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_CREATION_WITH_UPLOAD_MAX,
-    NOT_PROCESSED_STATUSES,
     TUS_VERSION,
     ServerInfo,
     TusOptions,
     TusUpload,
-    request_id,
-    status_error,
 )
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_CREATION_WITH_UPLOAD_MAX",
-    "NOT_PROCESSED_STATUSES",
     "TUS_VERSION",
     "ServerInfo",
     "TusOptions",
     "TusUpload",
-    "request_id",
-    "status_error",
 ]

@@ -18,12 +18,12 @@ import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
-from steadypost.errors import JournalError, Outcome, ProtocolError
+from steadypost.errors import JournalError, ProtocolError
 from steadypost.flow import Flow, Request, Response
 from steadypost.models import Post
 from steadypost.platforms.base import CheckResult, CheckStatus, Platform, PlatformUpload, UploadJob
-from steadypost.platforms.http import HeaderPolicy, json_object
-from steadypost.platforms.tus import TUS_VERSION, TusOptions, TusUpload, status_error
+from steadypost.platforms.http import HeaderPolicy, json_object, status_error
+from steadypost.platforms.tus import TUS_VERSION, TusOptions, TusUpload
 from steadypost.policy import header_int
 
 _STATUS = {
@@ -152,9 +152,8 @@ class PostApiPlatform(TusPlatform):
         if resp.status == 404:
             return CheckResult(CheckStatus.NOT_PROCESSED, "the platform has no such post")
         if resp.status != 200:
-            error = status_error(req, resp, now=self.clock(), what="checking the post failed")
-            error.outcome = Outcome.NOT_DELIVERED  # a failed check changes nothing
-            raise error
+            raise status_error(req, resp, now=self.clock(), what="checking the post failed",
+                               read=True)  # fmt: skip
         return self._result(req, resp)
 
     @staticmethod

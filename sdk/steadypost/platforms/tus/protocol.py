@@ -65,8 +65,14 @@ from steadypost.flow.events import (
     UploadRestarted,
 )
 from steadypost.models import LocalFile, UploadResult
-from steadypost.platforms.http import HeaderPolicy, origin_of, resolve_url
-from steadypost.policy import REAL_PROGRESS_BYTES, header_int, is_transient, parse_retry_after
+from steadypost.origins import origin_of
+from steadypost.platforms.http import HeaderPolicy, request_id, resolve_url, status_error
+from steadypost.policy import (
+    NOT_PROCESSED_STATUSES,
+    REAL_PROGRESS_BYTES,
+    header_int,
+    is_transient,
+)
 
 TUS_VERSION = "1.0.0"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
@@ -76,16 +82,6 @@ DEFAULT_MAX_RESTARTS = 3
 MAX_CONFLICTS_PER_CHUNK = 3
 #: Strongest first; the first one the server offers is used.
 CHECKSUM_PREFERENCE = ("sha256", "sha1", "md5")
-#: Answers that say the server did not act on the request (it was busy or locked).
-NOT_PROCESSED_STATUSES = frozenset({408, 423, 425, 429, 503})
-#: Headers servers use to name a request in their logs; kept in the journal.
-REQUEST_ID_HEADERS = (
-    "x-request-id",
-    "x-amz-request-id",
-    "x-tt-logid",
-    "cf-ray",
-    "x-cloud-trace-context",
-)
 
 
 @dataclass(frozen=True)
@@ -146,36 +142,6 @@ def encode_metadata(pairs: Mapping[str, str]) -> str:
     return ",".join(
         f"{key} {base64.b64encode(value.encode()).decode()}" if value else key
         for key, value in pairs.items()
-    )
-
-
-def request_id(response: Response) -> str | None:
-    for name in REQUEST_ID_HEADERS:
-        value = response.header(name)
-        if value:
-            return value
-    return None
-
-
-def status_error(request: Request, response: Response, *, now: float, what: str) -> StatusError:
-    """A :class:`StatusError` for an unexpected answer, with ``Retry-After`` parsed."""
-    body = response.content[:200].decode("utf-8", "replace").strip()
-    hint = f": {body}" if body and "<html" not in body.lower() else ""
-    status = response.status
-    if status in NOT_PROCESSED_STATUSES:
-        outcome = Outcome.NOT_DELIVERED
-    elif status >= 500:
-        outcome = Outcome.AMBIGUOUS
-    else:
-        outcome = Outcome.REJECTED
-    return StatusError(
-        f"{what}: {request.method} {request.url} answered {status}{hint}",
-        outcome=outcome,
-        status=status,
-        method=request.method,
-        url=request.url,
-        retry_after=parse_retry_after(response.header("retry-after"), now=now),
-        request_id=request_id(response),
     )
 
 

@@ -38,9 +38,9 @@ from steadypost.errors import (
     SteadypostError,
 )
 from steadypost.flow import Acquire, Flow, Request, Response
+from steadypost.origins import origin_of
 from steadypost.platforms.base import CheckResult, CheckStatus
-from steadypost.platforms.http import HeaderPolicy, json_object, origin_of
-from steadypost.platforms.tus import status_error
+from steadypost.platforms.http import HeaderPolicy, json_object, status_error
 from steadypost.policy import header_int
 
 API_BASE = "https://www.googleapis.com"
@@ -166,8 +166,14 @@ class YouTubeApi:
             outcome=Outcome.NOT_DELIVERED, retry_after=wait,
         )  # fmt: skip
 
-    def fail(self, req: Request, resp: Response, *, what: str) -> Flow[SteadypostError]:
-        """The error for an unexpected answer; a quota answer first holds the channel."""
+    def fail(
+        self, req: Request, resp: Response, *, what: str, read: bool = False
+    ) -> Flow[SteadypostError]:
+        """The error for an unexpected answer; a quota answer first holds the channel.
+
+        ``read``: a question that changed nothing (a check, a session probe):
+        the error is ``NOT_DELIVERED`` (see :func:`steadypost.policy.outcome_for_status`).
+        """
         if resp.status == 401:
             return self.refused(resp)
         reason, message = google_reason(resp)
@@ -181,7 +187,7 @@ class YouTubeApi:
             wait = yield Acquire(self.host, self._key(), reason, None, 86400.0, now,
                                  hold_until=until)  # fmt: skip
             return self._parked(reason, max(wait, until - now))
-        error = status_error(req, resp, now=now, what=what)
+        error = status_error(req, resp, now=now, what=what, read=read)
         if reason:
             return PlatformError(
                 f"{error} ({reason}: {message})", code=reason, status=resp.status,
@@ -202,11 +208,10 @@ class YouTubeApi:
             resp: Response = yield req
             if resp.status == 200:
                 return video_result(video_id, json_object(req, resp))
-            error = yield from self.fail(req, resp, what="asking YouTube about the video failed")
+            error = yield from self.fail(req, resp, what="asking YouTube about the video failed",
+                                         read=True)  # fmt: skip
             if not isinstance(error, TokenRefusedError):
                 break
-        if not isinstance(error, AuthorizationError):
-            error.outcome = Outcome.NOT_DELIVERED  # a failed check changes nothing
         raise error
 
 

@@ -82,7 +82,6 @@ from steadypost.flow.events import (
 from steadypost.models import Post, UploadResult
 from steadypost.platforms.base import CheckResult, CheckStatus, PlatformUpload, UploadJob
 from steadypost.platforms.http import HeaderPolicy, json_object, resolve_url
-from steadypost.platforms.tus import NOT_PROCESSED_STATUSES
 from steadypost.platforms.youtube.api import (
     API_BASE,
     DEFAULT_UPLOAD_LIMIT_WAIT_S,
@@ -92,7 +91,7 @@ from steadypost.platforms.youtube.api import (
     YouTubeApi,
     held_range,
 )
-from steadypost.policy import is_transient
+from steadypost.policy import NOT_PROCESSED_STATUSES, is_transient
 
 YOUTUBE_API = API_BASE
 #: Unverified API projects may only upload private videos.
@@ -202,10 +201,8 @@ class YouTubePlatform:
                 return CheckResult(CheckStatus.FAILED, _LAPSED_AFTER_LAST_BYTE)
             return CheckResult(CheckStatus.NOT_PROCESSED,
                                f"the upload session lapsed ({resp.status}) before every byte")
-        error = yield from api.fail(req, resp, what="asking the YouTube session failed")
-        error.outcome = Outcome.NOT_DELIVERED if not isinstance(
-            error, TokenRefusedError) else error.outcome  # fmt: skip
-        raise error
+        raise (yield from api.fail(req, resp, what="asking the YouTube session failed",
+                                   read=True))  # fmt: skip
 
     def cancel(self, post: Post) -> Flow[None] | None:
         """Nothing is asked of YouTube: an unfinished session simply lapses."""
