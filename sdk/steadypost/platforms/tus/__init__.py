@@ -1,5 +1,5 @@
-"""tus 1.0.0: the protocol as a flow (:mod:`.protocol`), and the adapters that post with it
-(:mod:`.adapters`: plain tus, and tus plus a publish call and a status endpoint)."""
+"""tus 1.0.0: the protocol's values (:mod:`.protocol`), one upload as a flow (:mod:`.upload`),
+and the adapters that post with it (:mod:`.adapters`: plain tus, and tus plus a post API)."""
 
 from steadypost.platforms.tus.protocol import (
     DEFAULT_CHUNK_SIZE,
@@ -7,8 +7,8 @@ from steadypost.platforms.tus.protocol import (
     TUS_VERSION,
     ServerInfo,
     TusOptions,
-    TusUpload,
 )
+from steadypost.platforms.tus.upload import TusUpload
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
