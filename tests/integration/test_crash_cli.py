@@ -23,8 +23,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from steadypost import Journal, Post, PostState
 from test_daemon_process import (
     DaemonProcess,
     SlowProxy,
@@ -36,6 +34,8 @@ from test_daemon_process import (
     wait_until,
 )
 from test_daemon_process import daemons as daemons  # the fixture, shared
+
+from steadypost import Journal, Post, PostState
 from tusd import TusServer
 
 KiB = 1024

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "demo.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "demo.py"
 
 
 def test_library_demo_runs_and_the_copy_matches() -> None:

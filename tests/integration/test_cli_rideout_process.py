@@ -26,7 +26,7 @@ import pytest
 from steadypost import Journal, PostState
 from steadypost.testing import FakeClock, Outage, PlatformSimulator, SimulatorServer
 
-CHILD = Path(__file__).with_name("cli_child.py")
+CHILD = Path(__file__).resolve().parent.parent / "cli_child.py"
 MiB = 1024 * 1024
 SIZE = 8 * MiB
 TICK_S = 0.01

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_journal_concurrency import run_at_once
 
 import steadypost
 from steadypost.drivers.files import snapshot_file
 from steadypost.journal import AddResult, Journal
 from steadypost.journal.migrations import migrate
 from steadypost.models import FileIdentity, Post, PostState
-from test_journal_concurrency import run_at_once
 
 S = PostState
 T0 = 1_700_000_000.0

@@ -42,7 +42,7 @@ import pytest
 from steadypost import Journal, Post, PostOptions, PostState, RetryPolicy, Uploader
 from tusd import StoredUpload, TusServer
 
-CHILD = Path(__file__).resolve().with_name("crash_child.py")
+CHILD = Path(__file__).resolve().parent.parent / "crash_child.py"
 KiB = 1024
 MiB = 1024 * KiB
 CHUNK = 256 * KiB

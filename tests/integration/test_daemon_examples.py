@@ -12,9 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from test_daemon_process import DaemonProcess, all_confirmed, daemons, make_file, wait_until
+
 from tusd import TusServer
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 KiB = 1024
 
 __all__ = ["daemons"]  # the fixture, shared with test_daemon_process

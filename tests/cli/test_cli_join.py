@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from steadypost import PostState, RetryPolicy
-from steadypost.cli import ExitCode
-from steadypost.testing import Outage, ProcessedButTimeout, Respond
 from test_cli import ENDPOINT, Cli, json_lines
 from test_cli import app as app  # the fixtures, shared
 from test_cli import clock as clock
 from test_cli import video as video
+
+from steadypost import PostState, RetryPolicy
+from steadypost.cli import ExitCode
+from steadypost.testing import Outage, ProcessedButTimeout, Respond
 
 
 def test_a_repeated_upload_says_already_posted_and_sends_nothing(app: Cli, video: Path) -> None:

@@ -19,11 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_journal_durability import child_env
 
 from steadypost.errors import LeaseHeldError
 from steadypost.journal import Journal, make_owner
 from steadypost.models import FileIdentity
-from test_journal_durability import child_env
 
 LEASE_S = 300.0
 

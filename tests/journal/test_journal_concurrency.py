@@ -10,10 +10,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from test_journal_durability import child_env
 
 from steadypost.journal import Journal, make_owner
 from steadypost.models import FileIdentity, PostState
-from test_journal_durability import child_env
 
 N_POSTS = 60
 
