@@ -20,8 +20,10 @@ and SIGKILL 5 s later. How to read a row:
 ``amp``      wire amplification: request body bytes the server received / the file size
              (1.0x is one copy; a good citizen stays near 1, under ~2 even when retrying);
 ``end``      how the client ended: ``exit N`` for the CLI (its documented exit codes:
-             0 confirmed, 1 error, 3 unconfirmed, 4 waiting, 5 failed), ``ok`` or the
-             exception for tuspy, ``running`` if the window ended first; with the time;
+             0 confirmed, 1 error, 3 unconfirmed, 4 waiting, 5 failed, 130 interrupted),
+             ``ok`` or the exception for tuspy; with the time. ``running`` if the window
+             ended first, then what SIGINT (Ctrl-C) got: an exit code, or ``killed`` when
+             it had not exited 5 s later;
 ``post``     the post's state in the journal afterwards (``steadypost list --json``);
 ``bytes``    when the client claimed success: whether the server holds exactly the file
              (SHA-256); ``-`` when it did not claim success;
@@ -110,9 +112,10 @@ def child_env(home: Path) -> dict[str, str]:
 
 def run_window(
     argv: Sequence[str], env: dict[str, str], seconds: float, logs: Path
-) -> tuple[int | None, float, float, str]:
+) -> tuple[int | None, str, float, float, str]:
     """Run ``argv`` for at most ``seconds``: (exit code or None if it outlived the window,
-    its start on the monotonic clock, its duration, its stdout)."""
+    then how it ended after SIGINT, its start on the monotonic clock, its duration, its
+    stdout)."""
     out_path, err_path = logs.with_suffix(".out"), logs.with_suffix(".err")
     with out_path.open("wb") as out, err_path.open("wb") as err:
         start = time.monotonic()
@@ -122,14 +125,16 @@ def run_window(
         except subprocess.TimeoutExpired:
             code = None
         elapsed = time.monotonic() - start
+        after = ""
         if code is None:
             proc.send_signal(signal.SIGINT)
             try:
-                proc.wait(timeout=GRACE_S)
+                after = str(proc.wait(timeout=GRACE_S))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-    return code, start, elapsed, out_path.read_text(errors="replace")
+                after = "killed"
+    return code, after, start, elapsed, out_path.read_text(errors="replace")
 
 
 def post_states(home: Path, env: dict[str, str]) -> str:
@@ -155,19 +160,19 @@ def run_one(behaviour: str, client: str, file: Path, sha: str, args: argparse.Na
             settings = [str(TUSPY[k]) for k in ("chunk_size", "retries", "retry_delay")]
             argv = [sys.executable, "-c", TUSPY_CHILD, str(file), server.endpoint, *settings]
         logs = work / f"{behaviour}-{client}"
-        code, start, elapsed, out = run_window(argv, env, args.seconds, logs)
+        code, after, start, elapsed, out = run_window(argv, env, args.seconds, logs)
         requests = server.count(until=start + args.seconds)
         authorization = bool(server.authorizations)
         first = server.count(until=start + args.first)
         amplification = server.body_bytes / file.stat().st_size
         if client == "steadypost":
             claimed = code == 0
-            end = "running" if code is None else f"exit {code}"
+            end = f"running, SIGINT: {after}" if code is None else f"exit {code}"
         else:
             result = _last_json(out)
             claimed = code == 0 and bool(result.get("ok"))
             failure = str(result.get("error", f"exit {code}"))
-            end = "running" if code is None else ("ok" if claimed else failure)
+            end = f"running, SIGINT: {after}" if code is None else ("ok" if claimed else failure)
         bytes_ok = None
         if claimed:
             try:

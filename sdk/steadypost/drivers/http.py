@@ -148,9 +148,17 @@ def translate(
         return ConnectFailedError(f"{what}: could not connect ({type(exc).__name__}: {exc})")
     if isinstance(exc, httpx.TimeoutException):
         return ConnectionLostError(f"{what}: timed out ({type(exc).__name__})")
-    if isinstance(exc, httpx.ProtocolError | httpx.DecodingError):
+    if isinstance(exc, httpx.LocalProtocolError):
+        return ConnectionLostError(
+            f"{what}: the request could not be sent as HTTP/1.1 ({type(exc).__name__}: {exc})"
+        )
+    if isinstance(exc, httpx.ProtocolError):
         return ConnectionLostError(
             f"{what}: the answer is not valid HTTP/1.1 ({type(exc).__name__}: {exc})"
+        )
+    if isinstance(exc, httpx.DecodingError):
+        return ConnectionLostError(
+            f"{what}: the answer's body could not be decoded ({type(exc).__name__}: {exc})"
         )
     return ConnectionLostError(f"{what}: connection lost ({type(exc).__name__}: {exc})")
 
