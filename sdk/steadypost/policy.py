@@ -155,6 +155,17 @@ def header_int(value: str | None, *, name: str, where: str) -> int:
     return int(text)
 
 
+def parse_http_date(value: str | None) -> float | None:
+    """An HTTP-date (``Wed, 21 Oct 2026 07:28:00 GMT``) as UTC epoch seconds, or ``None``."""
+    if not value:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value.strip())
+        return None if when.tzinfo is None else when.timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError, OSError):
+        return None
+
+
 def parse_retry_after(value: str | None, *, now: float) -> float | None:
     """Seconds to wait from a ``Retry-After`` header, or ``None``.
 

@@ -32,6 +32,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
@@ -195,6 +196,8 @@ class _Pump(Generic[T]):
         failure: SteadypostError | None,
         started: float,
     ) -> None:
+        if response is not None:  # stamped on the driver's clock: flows read the time from it
+            response = replace(response, received_at=self.clock())
         self.answer, self.failure = response, failure
         self._unjudged = (origin_of(request.url), response, failure)
         self.observer.on_exchange(request, response, failure, time.monotonic() - started)

@@ -91,12 +91,18 @@ class Request:
 
 @dataclass(frozen=True)
 class Response:
-    """The answer to a :class:`Request`. Header names are lower-cased."""
+    """The answer to a :class:`Request`. Header names are lower-cased.
+
+    ``received_at`` is when the driver got it, on the driver's clock (UTC
+    epoch seconds; ``None`` in an answer a test made by hand): flows read the
+    time of an answer from it, not from a clock of their own.
+    """
 
     status: int
     headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     content: bytes = b""
     url: str = ""
+    received_at: float | None = None
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())

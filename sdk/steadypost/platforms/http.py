@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -12,7 +13,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from steadypost.errors import ProtocolError, StatusError
 from steadypost.flow import Request, Response, make_headers
 from steadypost.origins import DEFAULT_PORTS, origin_of
-from steadypost.policy import outcome_for_status, parse_retry_after
+from steadypost.policy import outcome_for_status, parse_http_date, parse_retry_after
 
 if TYPE_CHECKING:
     from steadypost.platforms.oauth import OAuthRefresh
@@ -101,12 +102,16 @@ def request_id(response: Response) -> str | None:
 
 
 def status_error(
-    request: Request, response: Response, *, now: float, what: str, read: bool = False
-) -> StatusError:
+    request: Request, response: Response, *, what: str, now: float | None = None,
+    read: bool = False,
+) -> StatusError:  # fmt: skip
     """A :class:`StatusError` for an unexpected answer, with ``Retry-After`` parsed.
 
     Its outcome comes from :func:`steadypost.policy.outcome_for_status`
-    (``read=True`` for a check or a status query: nothing was done).
+    (``read=True`` for a check or a status query: nothing was done). A
+    ``Retry-After`` date is read against the server's own ``Date`` header when
+    it sent one (so a client whose clock is off waits as long as asked), else
+    against when the answer came (``response.received_at``, or ``now``).
     """
     body = response.content[:200].decode("utf-8", "replace").strip()
     hint = f": {body}" if body and "<html" not in body.lower() else ""
@@ -117,6 +122,19 @@ def status_error(
         status=status,
         method=request.method,
         url=request.url,
-        retry_after=parse_retry_after(response.header("retry-after"), now=now),
+        retry_after=_retry_after(response, now),
         request_id=request_id(response),
     )
+
+
+def _retry_after(response: Response, now: float | None) -> float | None:
+    """``Retry-After`` in seconds; a date is read against when the server answered.
+
+    On the server's own clock (its ``Date`` header) when it says, else on ours;
+    with neither, a date means "now" (the backoff still applies).
+    """
+    value = response.header("retry-after")
+    answered = parse_http_date(response.header("date"))
+    if answered is None:
+        answered = response.received_at if response.received_at is not None else now
+    return parse_retry_after(value, now=answered if answered is not None else math.inf)

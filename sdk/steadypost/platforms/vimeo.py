@@ -104,7 +104,7 @@ class VimeoPlatform:
         if resp.status in (404, 410):
             return CheckResult(CheckStatus.FAILED, "the video is gone from Vimeo (deleted?)")
         if resp.status != 200:
-            raise status_error(req, resp, now=self.clock(), what="checking the video failed",
+            raise status_error(req, resp, what="checking the video failed",
                                read=True)  # fmt: skip
         data = json_object(req, resp)
         upload = str((data.get("upload") or {}).get("status") or "")
@@ -176,7 +176,7 @@ class VimeoUpload(TusUpload):
         if resp.status == 401:
             raise _refused(resp)
         if not 200 <= resp.status < 300:
-            raise status_error(req, resp, now=self.retry.clock(), what="creating the video failed")
+            raise status_error(req, resp, what="creating the video failed")
         data = json_object(req, resp)
         raw = data.get("upload")
         upload: dict[str, Any] = raw if isinstance(raw, dict) else {}

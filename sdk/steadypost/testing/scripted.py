@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 from steadypost.errors import SteadypostError
@@ -130,6 +130,8 @@ def pump(
                 response = answer(effect, body)
             except SteadypostError as exc:
                 error = exc
+            if response is not None and response.received_at is None:
+                response = replace(response, received_at=clock.now())
             run.exchanges.append(Exchange(effect, body, sent_at, waited, response, error))
             reply, failure, waited = response, error, 0.0
         elif isinstance(effect, Sleep):

@@ -413,7 +413,7 @@ class TikTokUpload:
             raise UploadGoneError(f"TikTok's upload URL is gone ({resp.status})")
         assert self.plan is not None
         what = f"sending chunk {chunk.index + 1} of {self.plan.total_chunk_count} failed"
-        raise status_error(req, resp, now=self.retry.clock(), what=what)
+        raise status_error(req, resp, what=what)
 
 
     def _uncount(self, chunk: Chunk) -> Flow[None]:

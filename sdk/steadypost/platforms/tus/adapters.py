@@ -71,7 +71,7 @@ class TusPlatform:
         req = Request("DELETE", url, self.auth.for_url(url, ("Tus-Resumable", TUS_VERSION)))
         resp: Response = yield req
         if resp.status not in (200, 204, 404, 410):
-            raise status_error(req, resp, now=self.clock(), what="cancelling the upload failed")
+            raise status_error(req, resp, what="cancelling the upload failed")
 
     def publish(self, post: Post, upload_url: str) -> Flow[CheckResult] | None:
         return None
@@ -88,7 +88,7 @@ class TusPlatform:
         if resp.status in (404, 410):
             return CheckResult(CheckStatus.NOT_PROCESSED, f"the upload is gone ({resp.status})")
         if resp.status not in (200, 204):
-            raise status_error(req, resp, now=self.clock(), what="checking the upload failed")
+            raise status_error(req, resp, what="checking the upload failed")
         offset = header_int(resp.header("upload-offset"), name="Upload-Offset", where=f"HEAD {url}")
         if offset > size or (sent_to is not None and offset > sent_to):
             sent = "" if sent_to is None else f" ({sent_to} were ever sent to it)"
@@ -139,7 +139,7 @@ class PostApiPlatform(TusPlatform):
         req = Request("POST", self.publish_url, headers, body)
         resp: Response = yield req
         if resp.status >= 300:
-            raise status_error(req, resp, now=self.clock(), what="publishing failed")
+            raise status_error(req, resp, what="publishing failed")
         return self._result(req, resp)
 
     def check(self, post: Post) -> Flow[CheckResult]:
@@ -152,7 +152,7 @@ class PostApiPlatform(TusPlatform):
         if resp.status == 404:
             return CheckResult(CheckStatus.NOT_PROCESSED, "the platform has no such post")
         if resp.status != 200:
-            raise status_error(req, resp, now=self.clock(), what="checking the post failed",
+            raise status_error(req, resp, what="checking the post failed",
                                read=True)  # fmt: skip
         return self._result(req, resp)
 

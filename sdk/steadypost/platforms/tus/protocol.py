@@ -20,7 +20,6 @@ How failures are handled (see DESIGN.md):
 from __future__ import annotations
 
 import base64
-import email.utils
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -34,7 +33,7 @@ from steadypost.errors import (
 )
 from steadypost.flow import Request, Response
 from steadypost.origins import origin_of
-from steadypost.policy import RetryPolicy, is_transient
+from steadypost.policy import RetryPolicy, is_transient, parse_http_date
 
 TUS_VERSION = "1.0.0"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
@@ -107,16 +106,6 @@ def encode_metadata(pairs: Mapping[str, str]) -> str:
     )
 
 
-def _http_date(raw: str | None) -> float | None:
-    if not raw:
-        return None
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-        return None if when.tzinfo is None else when.timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError, OSError):
-        return None
-
-
 def parse_expires(response: Response, *, now: float) -> float | None:
     """``Upload-Expires`` on the local clock (``now``), or ``None``.
 
@@ -124,10 +113,10 @@ def parse_expires(response: Response, *, now: float) -> float | None:
     server counts it, so a client whose clock is off neither resumes into a
     dead upload nor abandons a live one.
     """
-    expires = _http_date(response.header("upload-expires"))
+    expires = parse_http_date(response.header("upload-expires"))
     if expires is None:
         return None
-    server_now = _http_date(response.header("date"))
+    server_now = parse_http_date(response.header("date"))
     return expires if server_now is None else now + (expires - server_now)
 
 

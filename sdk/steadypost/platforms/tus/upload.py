@@ -198,7 +198,7 @@ class TusUpload:
         req = Request("OPTIONS", self.endpoint, self._headers(self.endpoint))
         resp = yield from self._exchange(req)
         if resp.status not in (200, 204):
-            raise status_error(req, resp, now=self.retry.clock(), what="discovery failed")
+            raise status_error(req, resp, what="discovery failed")
 
         def listed(name: str) -> tuple[str, ...]:
             raw = resp.header(name) or ""
@@ -241,7 +241,7 @@ class TusUpload:
         req = Request("POST", self.endpoint, self._headers(self.endpoint, *extra), body)
         resp = yield from self._exchange(req)
         if resp.status != 201:
-            raise status_error(req, resp, now=self.retry.clock(), what="creating the upload failed")
+            raise status_error(req, resp, what="creating the upload failed")
         location = resp.header("location")
         if not location or not location.strip():
             raise ProtocolError(f"POST {self.endpoint} answered 201 without a Location header")
@@ -307,7 +307,7 @@ class TusUpload:
                 outcome=Outcome.NOT_DELIVERED,
             )
         if resp.status not in (200, 204):
-            raise status_error(req, resp, now=self.retry.clock(), what="sending bytes failed")
+            raise status_error(req, resp, what="sending bytes failed")
         new = header_int(resp.header("upload-offset"), name="Upload-Offset", where=where(req))
         return self._check_offset(new, req, sent_to=offset + length)
 
