@@ -1,6 +1,8 @@
 """Shared fixtures.
 
 * ``steadypost_home`` (autouse): every test gets its own empty data/config location.
+* ``clock`` (a :class:`~steadypost.testing.FakeClock` at ``T0``) and ``journal`` (a fresh
+  journal in the test's tmp dir, on that clock).
 * ``tus_server`` / ``tus_server_session`` / ``make_tus_server``: the reference tus server
   (``@tus/server`` + ``@tus/file-store``) on 127.0.0.1, see ``tests/tusd.py``.
 
@@ -24,6 +26,8 @@ _TESTS_DIR = str(Path(__file__).resolve().parent)
 if _TESTS_DIR not in sys.path:  # also importable if tests/ ever becomes a package
     sys.path.insert(0, _TESTS_DIR)
 
+from steadypost import Journal  # noqa: E402
+from steadypost.testing import FakeClock  # noqa: E402
 from tusd import TusServer, TusServerError  # noqa: E402
 
 TUS_SERVER_FIXTURES = frozenset({"tus_server", "tus_server_session", "make_tus_server"})
@@ -55,6 +59,26 @@ def steadypost_home(
         path.mkdir()
         monkeypatch.setenv(var, str(path))
     return home
+
+
+# --------------------------------------------------------------- shared test values
+
+#: When every fake clock starts (2027-01-15): far from any real "now", so a test that
+#: reads the wall clock by mistake shows it at once.
+T0 = 1_800_000_000.0
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fake clock at :data:`T0`: sleeping on it advances it, nothing waits for real."""
+    return FakeClock(start=T0)
+
+
+@pytest.fixture
+def journal(tmp_path: Path, clock: FakeClock) -> Iterator[Journal]:
+    """A fresh journal in the test's tmp dir, on the fake ``clock``."""
+    with Journal(tmp_path / "j.sqlite3", clock=clock.now) as j:
+        yield j
 
 
 # --------------------------------------------------------------------- tus servers

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from test_cli import ENDPOINT, Cli, json_lines
 from test_cli import app as app  # the fixtures, shared
-from test_cli import clock as clock
 from test_cli import video as video
 
 from steadypost import PostState, RetryPolicy

@@ -45,9 +45,6 @@ class Cli:
             return journal.list()
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(start=1_800_000_000.0)
 
 
 @pytest.fixture

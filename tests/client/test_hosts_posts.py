@@ -28,15 +28,8 @@ CHUNK = 64 * 1024
 OUTAGE_S = 30 * 60.0
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(start=1_800_000_000.0)
 
 
-@pytest.fixture
-def journal(tmp_path: Path, clock: FakeClock) -> Journal:
-    with Journal(tmp_path / "j.sqlite3", clock=clock.now) as j:
-        yield j  # type: ignore[misc]
 
 
 @pytest.fixture

@@ -30,15 +30,8 @@ TOKEN = "IGQ-long-lived-test-token"
 MIN, HOUR = 60.0, 3600.0
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(start=1_800_000_000.0)
 
 
-@pytest.fixture
-def journal(tmp_path: Path, clock: FakeClock) -> Iterator[Journal]:
-    with Journal(tmp_path / "j.sqlite3", clock=clock.now) as j:
-        yield j
 
 
 @pytest.fixture

@@ -42,15 +42,8 @@ class StatusPage:
         return httpx.Response(200, json=body)
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(start=1_800_000_000.0)
 
 
-@pytest.fixture
-def journal(tmp_path: Path, clock: FakeClock) -> Journal:
-    with Journal(tmp_path / "j.sqlite3", clock=clock.now) as j:
-        yield j  # type: ignore[misc]
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -29,15 +28,8 @@ ENDPOINT = f"{BASE}/files/"
 MIN, HOUR = 60.0, 3600.0
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(start=1_800_000_000.0)
 
 
-@pytest.fixture
-def journal(tmp_path: Path, clock: FakeClock) -> Iterator[Journal]:
-    with Journal(tmp_path / "j.sqlite3", clock=clock.now) as j:
-        yield j
 
 
 @pytest.fixture

@@ -29,15 +29,8 @@ TOKEN = "x-user-access-token"
 MEDIA = "/2/media/upload"
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(start=1_800_000_000.0)
 
 
-@pytest.fixture
-def journal(tmp_path: Path, clock: FakeClock) -> Iterator[Journal]:
-    with Journal(tmp_path / "j.sqlite3", clock=clock.now) as j:
-        yield j
 
 
 @pytest.fixture

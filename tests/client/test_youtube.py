@@ -39,15 +39,8 @@ class Crash(BaseException):
     """Stands for the process dying in the middle of a request."""
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(start=1_800_000_000.0)
 
 
-@pytest.fixture
-def journal(tmp_path: Path, clock: FakeClock) -> Iterator[Journal]:
-    with Journal(tmp_path / "j.sqlite3", clock=clock.now) as j:
-        yield j
 
 
 def make_video(path: Path, size: int, seed: int = 11) -> Path:

@@ -11,7 +11,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -39,10 +39,6 @@ def clock() -> FakeClock:
     return FakeClock(start=T0)
 
 
-@pytest.fixture
-def journal(tmp_path: Path, clock: FakeClock) -> Iterator[Journal]:
-    with Journal(tmp_path / "j.sqlite3", clock=clock.now) as j:
-        yield j
 
 
 @pytest.fixture

@@ -44,9 +44,6 @@ def discovery(root: str) -> dict[str, Any]:
     return doc
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(start=1_800_000_000.0)
 
 
 @pytest.fixture

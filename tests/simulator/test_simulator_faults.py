@@ -27,9 +27,11 @@ OCTET = {"Content-Type": "application/offset+octet-stream"}
 BASE = "https://platform.test"
 
 
+
+
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock()  # at FakeClock.DEFAULT_START: the dates below are written for it
 
 
 @pytest.fixture

@@ -29,9 +29,11 @@ OCTET = {"Content-Type": "application/offset+octet-stream"}
 TIMEOUT = httpx.Timeout(1.5)
 
 
+
+
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock()  # at FakeClock.DEFAULT_START: the dates below are written for it
 
 
 @pytest.fixture
