@@ -20,9 +20,24 @@ import tenacity
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from steadypost.errors import Outcome, RetriesExhaustedError, SteadypostError, WireBoundError
-from steadypost.flow.effects import Flow, Sleep
-from steadypost.policy import RetryPolicy, describe, is_transient, retry_wait
+from steadypost.errors import (
+    CertificateError,
+    ConnectFailedError,
+    HostUnavailableError,
+    Outcome,
+    RetriesExhaustedError,
+    SteadypostError,
+    WireBoundError,
+)
+from steadypost.flow.effects import Emit, FileBody, Flow, Request, Response, Sleep
+from steadypost.flow.events import BodyNotSent, BodySending
+from steadypost.policy import (
+    NOT_PROCESSED_STATUSES,
+    RetryPolicy,
+    describe,
+    is_transient,
+    retry_wait,
+)
 
 log = logging.getLogger("steadypost")
 
@@ -64,6 +79,37 @@ class WireMeter:
     def refund(self, length: int) -> None:
         """Uncount a body that certainly never left (no connection, or the guard held it)."""
         self.spent = max(0, self.spent - length)
+
+    def sending(self, upload_url: str | None, body: FileBody, *, what: str) -> Flow[None]:
+        """Count ``body`` before it goes, and journal the intent (:class:`BodySending`).
+
+        ``upload_url`` is the upload the bytes go to (``None``: a creation request
+        carrying the first bytes). Past the bound: :class:`WireBoundError`.
+        """
+        self.spend(body.length, what=what)
+        yield Emit(BodySending(upload_url, body.offset, body.end))
+
+    def exchange(self, request: Request) -> Flow[Response]:
+        """Send ``request``; a file body that never took is uncounted (and the journal told).
+
+        Nothing of it left (no connection, a TLS failure, the host's guard held it),
+        or the server refused it as busy (408/423/425/429/503: it did not act on
+        it). Those are limited in time by the backoff, the retry budget and the
+        breaker; every other body counts, whatever became of it.
+        """
+        try:
+            response: Response = yield request
+        except (ConnectFailedError, CertificateError, HostUnavailableError):
+            yield from self._uncount(request)
+            raise
+        if response.status in NOT_PROCESSED_STATUSES:
+            yield from self._uncount(request)
+        return response
+
+    def _uncount(self, request: Request) -> Flow[None]:
+        if isinstance(request.body, FileBody):
+            self.refund(request.body.length)
+            yield Emit(BodyNotSent(request.body.length))
 
 
 class _PoliteWait(wait_base):

@@ -41,9 +41,6 @@ from urllib.parse import urlencode
 
 from steadypost.errors import (
     AuthorizationError,
-    CertificateError,
-    ConnectFailedError,
-    HostUnavailableError,
     Outcome,
     PlatformError,
     ProtocolError,
@@ -52,8 +49,6 @@ from steadypost.errors import (
 )
 from steadypost.flow import Emit, FileBody, Flow, Request, Response, Sleep, WireMeter, with_retries
 from steadypost.flow.events import (
-    BodyNotSent,
-    BodySending,
     OffsetAcknowledged,
     PlatformState,
     UploadCreated,
@@ -61,7 +56,7 @@ from steadypost.flow.events import (
 from steadypost.models import Post, UploadResult
 from steadypost.platforms.base import CheckResult, CheckStatus, PlatformUpload, UploadJob
 from steadypost.platforms.http import HeaderPolicy, json_object, status_error
-from steadypost.policy import NOT_PROCESSED_STATUSES, is_ascii_number, parse_retry_after
+from steadypost.policy import is_ascii_number, parse_retry_after
 
 X_API = "https://api.x.com"
 MEDIA_PATH = "/2/media/upload"
@@ -297,20 +292,12 @@ class XUpload:
         body = FileBody(self.file, first, length, prefix=head.encode(),
                         suffix=f"\r\n--{boundary}--\r\n".encode())
         url = self.base + MEDIA_PATH
-        self.wire.spend(length, what=f"sending segment {index} of {self.file.path}")
-        yield Emit(BodySending(str(self.state["url"]), first, first + length))
+        what = f"sending segment {index} of {self.file.path}"
+        yield from self.wire.sending(str(self.state["url"]), body, what=what)
         headers = self.platform.auth.for_url(
             url, ("Content-Type", f"multipart/form-data; boundary={boundary}"))
         req = Request("POST", url, headers, body)
-        try:
-            resp: Response = yield req
-        except (ConnectFailedError, CertificateError, HostUnavailableError):
-            self.wire.refund(length)
-            yield Emit(BodyNotSent(length))
-            raise
-        if resp.status in NOT_PROCESSED_STATUSES:
-            self.wire.refund(length)
-            yield Emit(BodyNotSent(length))
+        resp = yield from self.wire.exchange(req)
         if not 200 <= resp.status < 300:
             if resp.status in (400, 404) and expires is not None and self.retry.clock() >= expires:
                 raise UploadGoneError("the X media expired")

@@ -41,9 +41,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from steadypost.errors import (
-    CertificateError,
-    ConnectFailedError,
-    HostUnavailableError,
     Outcome,
     PlatformError,
     ProtocolError,
@@ -51,8 +48,6 @@ from steadypost.errors import (
 )
 from steadypost.flow import Emit, FileBody, Flow, Request, Response, Sleep, WireMeter, with_retries
 from steadypost.flow.events import (
-    BodyNotSent,
-    BodySending,
     OffsetAcknowledged,
     PlatformState,
     UploadCreated,
@@ -68,7 +63,6 @@ from steadypost.platforms.instagram.api import (
     container_result,
     graph_error,
 )
-from steadypost.policy import NOT_PROCESSED_STATUSES
 
 __all__ = ["GRAPH_API", "InstagramPlatform"]
 
@@ -293,20 +287,11 @@ class InstagramUpload:
         """The whole file at offset 0 (no chunking or offset query is documented)."""
         size, url = self.file.size, str(self.state["upload_url"])
         body = FileBody(self.file, 0, size)
-        self.wire.spend(size, what=f"sending {self.file.path} to Instagram")
-        yield Emit(BodySending(url, 0, size))
+        yield from self.wire.sending(url, body, what=f"sending {self.file.path} to Instagram")
         headers = self.platform.upload_headers(
             ("offset", "0"), ("file_size", str(size)), ("Content-Type", "application/octet-stream"))
         req = Request("POST", url, headers, body)
-        try:
-            resp: Response = yield req
-        except (ConnectFailedError, CertificateError, HostUnavailableError):
-            self.wire.refund(size)
-            yield Emit(BodyNotSent(size))
-            raise
-        if resp.status in NOT_PROCESSED_STATUSES:
-            self.wire.refund(size)
-            yield Emit(BodyNotSent(size))
+        resp = yield from self.wire.exchange(req)
         if resp.status != 200:
             raise graph_error(req, resp, now=self.retry.clock(), what="uploading the video")
         answer = json_object(req, resp)

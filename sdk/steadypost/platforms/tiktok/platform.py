@@ -46,9 +46,6 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from steadypost.errors import (
-    CertificateError,
-    ConnectFailedError,
-    HostUnavailableError,
     Outcome,
     SteadypostError,
     UploadGoneError,
@@ -58,14 +55,11 @@ from steadypost.flow import (
     FileBody,
     Flow,
     Request,
-    Response,
     WireMeter,
     wait_before_retry,
     with_retries,
 )
 from steadypost.flow.events import (
-    BodyNotSent,
-    BodySending,
     OffsetAcknowledged,
     PlatformState,
     UploadCreated,
@@ -90,7 +84,7 @@ from steadypost.platforms.tiktok.chunks import (
     content_type_for,
     plan_chunks,
 )
-from steadypost.policy import NOT_PROCESSED_STATUSES, is_transient
+from steadypost.policy import is_transient
 
 TIKTOK_API = API_BASE
 Mode = Literal["direct", "inbox"]
@@ -394,19 +388,13 @@ class TikTokUpload:
             )
         f = self.file
         body = FileBody(f, chunk.first, chunk.length)
-        self.wire.spend(chunk.length, what=f"sending chunk {chunk.index + 1} of {f.path}")
-        yield Emit(BodySending(url, body.offset, body.end))
+        what = f"sending chunk {chunk.index + 1} of {f.path}"
+        yield from self.wire.sending(url, body, what=what)
         headers = self.api.auth.for_url(
             url, ("Content-Type", content_type), ("Content-Range", chunk.content_range(f.size))
         )
         req = Request("PUT", url, headers, body)
-        try:
-            resp: Response = yield req
-        except (ConnectFailedError, CertificateError, HostUnavailableError):
-            yield from self._uncount(chunk)  # nothing of it left
-            raise
-        if resp.status in NOT_PROCESSED_STATUSES:
-            yield from self._uncount(chunk)  # refused as busy: spaced by the breaker instead
+        resp = yield from self.wire.exchange(req)
         if 200 <= resp.status < 300:
             return
         if resp.status in (404, 410):
@@ -414,12 +402,6 @@ class TikTokUpload:
         assert self.plan is not None
         what = f"sending chunk {chunk.index + 1} of {self.plan.total_chunk_count} failed"
         raise status_error(req, resp, what=what)
-
-
-    def _uncount(self, chunk: Chunk) -> Flow[None]:
-        """A chunk TikTok never took is not counted against the wire bound (see TusUpload)."""
-        self.wire.refund(chunk.length)
-        yield Emit(BodyNotSent(chunk.length))
 
 
 def _journaled_plan(state: Mapping[str, Any], size: int) -> ChunkPlan | None:

@@ -12,11 +12,9 @@ import base64
 from functools import partial
 
 from steadypost.errors import (
-    CertificateError,
     ChecksumMismatchError,
     ConfigurationError,
     ConnectFailedError,
-    HostUnavailableError,
     Outcome,
     ProtocolError,
     StalledError,
@@ -39,8 +37,6 @@ from steadypost.flow import (
     with_retries,
 )
 from steadypost.flow.events import (
-    BodyNotSent,
-    BodySending,
     OffsetAcknowledged,
     OffsetReported,
     PlatformAnswered,
@@ -138,18 +134,17 @@ class TusUpload:
     def _body(self, url: str | None, offset: int, length: int) -> Flow[FileBody]:
         """The body of ``length`` bytes from ``offset``: counted and journaled before it goes."""
         body = FileBody(self.file, offset, length)
-        self.wire.spend(length, what=f"sending bytes {offset}-{body.end - 1} of {self.file.path}")
-        yield Emit(BodySending(url, offset, body.end))
+        what = f"sending bytes {offset}-{body.end - 1} of {self.file.path}"
+        yield from self.wire.sending(url, body, what=what)
         if url is not None and self.sent_to is not None:
             self.sent_to = max(self.sent_to, body.end)
         return body
 
     def _exchange(self, request: Request) -> Flow[Response]:
-        try:
-            response: Response = yield request
-        except (ConnectFailedError, CertificateError, HostUnavailableError) as exc:
-            yield from self._uncount(request)  # nothing of it left
-            if not self.answered and isinstance(exc, ConnectFailedError):
+        try:  # (a body that never took is not counted against the wire bound)
+            response = yield from self.wire.exchange(request)
+        except ConnectFailedError as exc:
+            if not self.answered:
                 error = ConfigurationError(
                     f"{exc}. Nothing at {origin_of(request.url)} has ever answered like a tus "
                     "server: is the endpoint right (scheme http/https, host, port)?"
@@ -157,8 +152,6 @@ class TusUpload:
                 yield Misconfigured(request.url, str(error))
                 raise error from exc
             raise
-        if response.status in NOT_PROCESSED_STATUSES:
-            yield from self._uncount(request)  # refused as busy: spaced by the breaker instead
         if speaks_tus(response):
             if not self.answered:
                 self.answered = True
@@ -178,18 +171,6 @@ class TusUpload:
         error = not_tus_error(request, response)
         yield Misconfigured(request.url, str(error))
         raise error
-
-    def _uncount(self, request: Request) -> Flow[None]:
-        """A body the server never took: not counted against the wire bound.
-
-        Nothing left (no connection, the host's guard held it), or the server
-        refused it as busy (408/423/425/429/503: it did not act on it). Those
-        are limited in time by the backoff, the retry budget and the breaker;
-        every other body counts, whatever became of it.
-        """
-        if isinstance(request.body, FileBody):
-            self.wire.refund(request.body.length)
-            yield Emit(BodyNotSent(request.body.length))
 
     # -- protocol steps --
 

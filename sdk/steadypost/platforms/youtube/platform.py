@@ -71,8 +71,6 @@ from steadypost.flow import (
     with_retries,
 )
 from steadypost.flow.events import (
-    BodyNotSent,
-    BodySending,
     OffsetAcknowledged,
     OffsetReported,
     PlatformState,
@@ -91,7 +89,7 @@ from steadypost.platforms.youtube.api import (
     YouTubeApi,
     held_range,
 )
-from steadypost.policy import NOT_PROCESSED_STATUSES, is_transient
+from steadypost.policy import is_transient
 
 YOUTUBE_API = API_BASE
 #: Unverified API projects may only upload private videos.
@@ -347,8 +345,8 @@ class YouTubeUpload:
         assert self.session is not None
         size, first = self.file.size, self.acknowledged
         body = FileBody(self.file, first, min(self.chunk, size - first))
-        self.wire.spend(body.length, what=f"sending bytes {first:,}+ of {self.file.path}")
-        yield Emit(BodySending(self.session, first, body.end))
+        what = f"sending bytes {first:,}+ of {self.file.path}"
+        yield from self.wire.sending(self.session, body, what=what)
         self.sent_to = max(self.sent_to, body.end)
         headers = yield from self.api.headers(
             self.session, ("Content-Type", self._mime()),
@@ -356,15 +354,12 @@ class YouTubeUpload:
         )  # fmt: skip
         req = Request("PUT", self.session, headers, body)
         try:
-            resp: Response = yield req
+            resp = yield from self.wire.exchange(req)
         except (ConnectFailedError, CertificateError, HostUnavailableError):
-            yield from self._uncount(body.length)  # nothing of it left
-            raise
+            raise  # nothing of it left
         except TransportError:
             self.need_probe = True  # some of it (or all) may have arrived
             raise
-        if resp.status in NOT_PROCESSED_STATUSES:
-            yield from self._uncount(body.length)  # refused as busy
         yield from self._answered(req, resp, sent_end=body.end)
 
     def _probe(self) -> Flow[None]:
@@ -426,6 +421,3 @@ class YouTubeUpload:
         yield NoProgress(req.url, "YouTube holds every byte but did not finish the upload")
         raise StalledError(f"{req.method} {req.url}: YouTube holds every byte but answered 308")
 
-    def _uncount(self, length: int) -> Flow[None]:
-        self.wire.refund(length)
-        yield Emit(BodyNotSent(length))
