@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from steadypost import Journal, Post, PostState, RetryPolicy, Timeouts, Uploader
+from platform_support import settle_by_checks, sha, uploader_for
+from steadypost import Journal, PostState, Timeouts, Uploader
 from steadypost.platforms.instagram import InstagramPlatform
 from steadypost.testing import (
     FakeClock,
@@ -47,37 +46,22 @@ def sim(clock: FakeClock) -> PlatformSimulator:
         tokens=frozenset({TOKEN}), processing_s=90))  # fmt: skip
 
 
-@pytest.fixture
-def server(sim: PlatformSimulator) -> Iterator[SimulatorServer]:
-    with SimulatorServer(sim) as running:
-        yield running
 
 
 def uploader(journal: Journal, clock: FakeClock, **options: object) -> Uploader:
-    options.setdefault("retry", RetryPolicy(max_attempts=20, deadline_s=None))
-    return Uploader(journal=journal, sleep=clock.sleep, clock=clock.now, rng=random.Random(6),
-                    headers={"Authorization": f"Bearer {TOKEN}"},
-                    **options)  # type: ignore[arg-type]  # fmt: skip
+    return uploader_for(journal, clock, token=TOKEN, seed=6, **options)
 
 
 def instagram() -> InstagramPlatform:
     return InstagramPlatform(ig_user_id=IG)
 
 
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def calls(sim: PlatformSimulator, suffix: str) -> int:
     return len([r for r in sim.requests if r.path.endswith(suffix)])
 
 
-def verify(up: Uploader, post: Post, clock: FakeClock) -> Post:
-    while post.state is PostState.UNCONFIRMED:
-        assert post.next_attempt_at is not None
-        clock.advance_to(post.next_attempt_at)
-        [post] = up.verify_due()
-    return post
 
 
 def test_a_reel_is_made_uploaded_polled_and_published_once(
@@ -106,7 +90,7 @@ def test_a_publish_processed_but_answered_500_is_settled_by_published_never_a_se
     with uploader(journal, clock) as up:
         post = up.post(video, server.url, metadata={"caption": "c"}, platform=instagram())
         assert post.state is PostState.UNCONFIRMED, post.last_error
-        post = verify(up, post, clock)
+        post = settle_by_checks(up, post, clock)
     assert post.state is PostState.CONFIRMED, post.last_error
     assert calls(sim, "/media_publish") == 1
     [reel] = sim.instagram.published()
@@ -123,7 +107,7 @@ def test_a_lost_publish_answer_that_did_not_publish_is_published_after_the_check
     with uploader(journal, clock) as up:
         post = up.post(video, server.url, metadata={"caption": "c"}, platform=instagram())
         assert post.state is PostState.UNCONFIRMED  # a 5xx on publish: maybe published
-        post = verify(up, post, clock)
+        post = settle_by_checks(up, post, clock)
         assert post.state is PostState.QUEUED  # FINISHED, not PUBLISHED: it was not
         [post] = up.resume_pending()
     assert post.state is PostState.CONFIRMED, post.last_error
@@ -180,7 +164,7 @@ def test_an_error_container_fails_with_its_status_and_slow_processing_is_checked
         sim.faults.add(SlowProcessing(seconds=40 * MIN))
         post = up.post(slow, server.url, platform=instagram())
         assert post.state is PostState.UNCONFIRMED  # still IN_PROGRESS after 5 min
-        post = verify(up, post, clock)
+        post = settle_by_checks(up, post, clock)
         assert post.state is PostState.QUEUED
         [post] = up.resume_pending()
     assert post.state is PostState.CONFIRMED
@@ -195,7 +179,7 @@ def test_a_timed_out_publish_is_unconfirmed_then_confirmed(
     with uploader(journal, clock, timeouts=Timeouts(read=0.3)) as up:
         post = up.post(video, server.url, platform=instagram())
         assert post.state is PostState.UNCONFIRMED
-        post = verify(up, post, clock)
+        post = settle_by_checks(up, post, clock)
     assert post.state is PostState.CONFIRMED
     assert calls(sim, "/media_publish") == 1
 

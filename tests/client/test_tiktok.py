@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import random
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -10,6 +9,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
+from platform_support import sha
 from steadypost import AsyncUploader, Journal, Post, PostState, RetryPolicy, Uploader
 from steadypost.platforms.base import TokenRequest
 from steadypost.platforms.tiktok import TikTokPlatform
@@ -74,9 +74,6 @@ def through_waits(up: Uploader, post: Post, clock: FakeClock) -> Post:
         [post] = up.resume_pending()
     return post
 
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def puts(sim: PlatformSimulator) -> list[RequestRecord]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import email.utils
-import hashlib
 import logging
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from pytest_httpx import HTTPXMock
 
 from fakes import ENDPOINT, Canned, FakeTime, ScriptedTus, seeded
+from platform_support import sha
 from steadypost import (
     ChecksumMismatchError,
     ConfigurationError,
@@ -53,9 +53,6 @@ def serve(httpx_mock: HTTPXMock, **kw: object) -> ScriptedTus:
     httpx_mock.add_callback(tus, is_reusable=True)
     return tus
 
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_full_upload_in_chunks(httpx_mock: HTTPXMock, video: Path, ft: FakeTime) -> None:

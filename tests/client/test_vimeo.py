@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import random
 from pathlib import Path
 
 import httpx
 import pytest
 
+from platform_support import sha
 from steadypost import Journal, PostState, RetryPolicy, Uploader
 from steadypost.platforms.vimeo import VimeoPlatform
 from steadypost.testing import (
@@ -59,9 +59,6 @@ def uploader(
         retry=RetryPolicy(max_attempts=10, deadline_s=None),
     )  # fmt: skip
 
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_a_vimeo_post_is_confirmed_only_when_transcoding_completes(

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from steadypost import Journal, Post, PostState, RetryPolicy, Timeouts, Uploader
+from platform_support import settle_by_checks, sha, uploader_for
+from steadypost import Journal, PostState, Timeouts, Uploader
 from steadypost.platforms.x import XPlatform
 from steadypost.testing import (
     FakeClock,
@@ -45,37 +44,22 @@ def sim(clock: FakeClock) -> PlatformSimulator:
     return PlatformSimulator(clock=clock, x=XConfig(tokens=frozenset({TOKEN}), processing_s=12))
 
 
-@pytest.fixture
-def server(sim: PlatformSimulator) -> Iterator[SimulatorServer]:
-    with SimulatorServer(sim) as running:
-        yield running
 
 
 def uploader(journal: Journal, clock: FakeClock, **options: object) -> Uploader:
-    options.setdefault("retry", RetryPolicy(max_attempts=20, deadline_s=None))
-    return Uploader(journal=journal, sleep=clock.sleep, clock=clock.now, rng=random.Random(7),
-                    headers={"Authorization": f"Bearer {TOKEN}"},
-                    **options)  # type: ignore[arg-type]  # fmt: skip
+    return uploader_for(journal, clock, token=TOKEN, seed=7, **options)
 
 
 def x() -> XPlatform:
     return XPlatform(chunk_size=SEGMENT)
 
 
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def segments(sim: PlatformSimulator) -> int:
     return len([r for r in sim.requests if r.path == MEDIA and r.body_bytes > 2000])
 
 
-def verify(up: Uploader, post: Post, clock: FakeClock) -> Post:
-    while post.state is PostState.UNCONFIRMED:
-        assert post.next_attempt_at is not None
-        clock.advance_to(post.next_attempt_at)
-        [post] = up.verify_due()
-    return post
 
 
 def test_media_goes_up_in_segments_is_processed_and_posted_once(
@@ -122,7 +106,7 @@ def test_a_create_processed_but_answered_500_is_found_among_recent_posts_never_p
     with uploader(journal, clock) as up:
         post = up.post(video, server.url, metadata={"text": "t"}, platform=x())
         assert post.state is PostState.UNCONFIRMED, post.last_error
-        post = verify(up, post, clock)
+        post = settle_by_checks(up, post, clock)
     assert post.state is PostState.CONFIRMED, post.last_error
     assert len(sim.x.posts()) == 1
     assert len([r for r in sim.requests if r.path == "/2/tweets"]) == 1
@@ -154,7 +138,7 @@ def test_a_lost_create_answer_after_a_timeout_is_verified_then_confirmed(
     with uploader(journal, clock, timeouts=Timeouts(read=0.3)) as up:
         post = up.post(video, server.url, metadata={"text": "t"}, platform=x())
         assert post.state is PostState.UNCONFIRMED
-        post = verify(up, post, clock)
+        post = settle_by_checks(up, post, clock)
     assert post.state is PostState.CONFIRMED
     assert len(sim.x.posts()) == 1
 

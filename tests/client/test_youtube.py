@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from platform_support import settle_by_checks, sha
 from steadypost import Journal, Post, PostState, RetryPolicy, Timeouts, Uploader
 from steadypost.platforms.oauth import OAuthRefresh
 from steadypost.platforms.youtube import YouTubePlatform
@@ -58,10 +57,6 @@ def sim(clock: FakeClock) -> PlatformSimulator:
     return PlatformSimulator(clock=clock)
 
 
-@pytest.fixture
-def server(sim: PlatformSimulator) -> Iterator[SimulatorServer]:
-    with SimulatorServer(sim) as running:
-        yield running
 
 
 def uploader(journal: Journal, clock: FakeClock, **options: object) -> Uploader:
@@ -82,8 +77,6 @@ def dumps(value: object) -> str:
     return json.dumps(value, default=dict)
 
 
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def puts(sim: PlatformSimulator) -> list[str]:
@@ -99,12 +92,6 @@ def through_waits(up: Uploader, post: Post, clock: FakeClock) -> Post:
     return post
 
 
-def verify(up: Uploader, post: Post, clock: FakeClock) -> Post:
-    while post.state is PostState.UNCONFIRMED:
-        assert post.next_attempt_at is not None
-        clock.advance_to(post.next_attempt_at)
-        [post] = up.verify_due()
-    return post
 
 
 def test_a_video_goes_up_in_256_kib_chunks_to_a_journaled_session_and_is_confirmed(
@@ -158,7 +145,7 @@ def test_a_lost_final_answer_during_an_outage_is_verified_later_and_confirmed_on
         assert post.state is PostState.UNCONFIRMED, post.last_error
         now = clock.now()
         sim.faults.add(Outage(now, now + 2 * HOUR, path=UPLOAD))  # the checks meet an outage
-        post = verify(up, post, clock)
+        post = settle_by_checks(up, post, clock)
     assert post.state is PostState.CONFIRMED, post.last_error
     assert clock.now() >= now + 2 * HOUR
     assert len(sim.youtube.videos()) == 1
@@ -294,7 +281,7 @@ def test_rejected_media_fails_with_youtubes_reason(
     with uploader(journal, clock) as up:
         post = up.post(video, server.url, metadata={"title": "t"}, platform=youtube())
         assert post.state is PostState.UNCONFIRMED  # uploaded, processing
-        post = verify(up, post, clock)
+        post = settle_by_checks(up, post, clock)
     assert post.state is PostState.FAILED
     assert "codec" in (post.last_error or "")
 
