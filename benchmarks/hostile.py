@@ -266,6 +266,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the behaviours and exit")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, homes)")
     args = parser.parse_args(argv)
+    # A shell starts background jobs with SIGINT ignored, and children inherit that: handle it
+    # here, so that the clients start with the default (exec resets handled signals only).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if args.list:
         for b in HOSTILE_BEHAVIOURS.values():
             print(f"{b.name:22} {b.description}")

@@ -42,6 +42,7 @@ from socket_drivers import (
 )
 from steadypost.drivers.clients import default_async_client, default_client
 from steadypost.drivers.http import AsyncHttp, SyncHttp
+from steadypost.errors import ConnectFailedError, Outcome
 from steadypost.flow import Request, Response
 from steadypost.models import Timeouts
 from steadypost.testing.hostile import Answer, Drip, HostileServer, Silent, Wire
@@ -252,6 +253,37 @@ def test_a_write_that_progresses_now_and_then_still_ends_at_the_deadline() -> No
         stream.close()
     assert time.monotonic() - start < 3.0
     assert deadline.hit
+
+
+@pytest.mark.parametrize("driver", BOTH, ids=ids)
+def test_a_connection_not_up_by_the_deadline_is_connect_failed(driver: Driver) -> None:
+    # A listener whose accept queue is full: Linux drops the SYN, the connect hangs.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    address = listener.getsockname()
+    fillers = []
+    try:
+        for _ in range(8):
+            probe = socket.socket()
+            probe.settimeout(0.3)
+            try:
+                probe.connect(address)
+            except TimeoutError:
+                probe.close()
+                break
+            fillers.append(probe)
+        else:
+            pytest.skip("this system does not leave a connect to a full accept queue pending")
+        outcome, elapsed = driver.send(Request("HEAD", f"http://{address[0]}:{address[1]}/"),
+                                       quick())  # fmt: skip
+    finally:
+        for sock in (*fillers, listener):
+            sock.close()
+    assert isinstance(outcome, ConnectFailedError), outcome
+    assert outcome.outcome is Outcome.NOT_DELIVERED
+    assert "could not connect within the exchange deadline (0.5 s)" in str(outcome)
+    assert elapsed < 4.0  # the connect timeout is 5 s
 
 
 # ------------------------------------------------------------------ Timeouts
