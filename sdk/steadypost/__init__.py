@@ -58,6 +58,7 @@ from steadypost.errors import (
 from steadypost.hosts import BreakerOptions, BudgetOptions, HostOptions, HostRegistry
 from steadypost.hosts.statuspage import StatusPageOptions, StatusPages
 from steadypost.journal import AddResult, Journal
+from steadypost.lifecycle.group import PostGroup, Target
 from steadypost.lifecycle.options import PostOptions
 from steadypost.models import (
     FileIdentity,
@@ -106,6 +107,7 @@ __all__ = [
     "PlatformError",
     "Post",
     "PostExistsError",
+    "PostGroup",
     "PostNotFoundError",
     "PostOptions",
     "PostState",
@@ -121,6 +123,7 @@ __all__ = [
     "StatusPageOptions",
     "StatusPages",
     "SteadypostError",
+    "Target",
     "Timeouts",
     "TokenRequest",
     "TransportError",

@@ -13,7 +13,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Generic, TypeVar
 
@@ -27,6 +27,14 @@ from steadypost.hosts.ratelimit import SharedRateLimiter
 from steadypost.hosts.statuspage import StatusPages
 from steadypost.journal import AddResult, Journal, make_owner
 from steadypost.lifecycle import upload as post_flows
+from steadypost.lifecycle.group import (
+    GROUP_KEY,
+    PostGroup,
+    Target,
+    as_targets,
+    group_id_for,
+    post_group,
+)
 from steadypost.lifecycle.options import PostOptions
 from steadypost.lifecycle.upload import hashed
 from steadypost.models import LocalFile, Post, Progress, Timeouts, UploadResult
@@ -287,12 +295,43 @@ class BaseUploader(Generic[ClientT, SleepT]):
         posts it again. The account is the adapter's ``account`` label, never
         the token: a refreshed token must not post the video twice.
         """
+        return self._add_or_join(snapshot_file(path), endpoint, metadata=metadata,
+                                 post_id=post_id, platform=platform, new=new)  # fmt: skip
+
+    def add_group(
+        self, path: str | os.PathLike[str], platforms: Sequence[Platform | Target], *,
+        metadata: Mapping[str, str] | None = None, group: str | None = None, new: bool = False,
+    ) -> tuple[str, list[AddResult]]:  # fmt: skip
+        """Journal one post of ``path`` per platform, tagged with one group id.
+
+        Each post joins the file's earlier post for that platform and account
+        as :meth:`add_or_join` does (``new=True``: post again). ``group``
+        defaults to the file's own group id (see
+        :func:`~steadypost.lifecycle.group.group_id_for`). Returns the group
+        id and each target's ``AddResult``, in order.
+        """
+        targets = as_targets(platforms)
         file = snapshot_file(path)
+        group_id = group or group_id_for(file.path, file.identity)
+        return group_id, [
+            self._add_or_join(file, t.resolved_endpoint(), metadata=metadata, post_id=None,
+                              platform=t.platform, new=new, group=group_id)
+            for t in targets
+        ]  # fmt: skip
+
+    def _add_or_join(
+        self, file: LocalFile, endpoint: str, *, metadata: Mapping[str, str] | None,
+        post_id: str | None, platform: Platform | None, new: bool, group: str | None = None,
+    ) -> AddResult:  # fmt: skip
         name = platform.name if platform is not None else "tus"
-        extra = {"platform": dict(platform.config())} if platform is not None else None
+        extra: dict[str, object] = {}
+        if platform is not None:
+            extra["platform"] = dict(platform.config())
+        if group is not None:
+            extra[GROUP_KEY] = group
         return self.journal.add_or_join(
             path=file.path, endpoint=endpoint, platform=name, identity=file.identity,
-            metadata=dict(metadata or {}), post_id=post_id, extra=extra, new=new,
+            metadata=dict(metadata or {}), post_id=post_id, extra=extra or None, new=new,
         )  # fmt: skip
 
     # -- the operations as flows (the public classes pump them) --
@@ -332,3 +371,36 @@ class BaseUploader(Generic[ClientT, SleepT]):
                                  platform=platform, new=new)  # fmt: skip
         return (yield from post_flows.post(self, added, chunk_size=chunk_size,
                                            on_progress=on_progress))  # fmt: skip
+
+    def _any_post_flow(
+        self, path: str | os.PathLike[str], endpoint: str | None, *,
+        metadata: Mapping[str, str] | None, post_id: str | None, platform: Platform | None,
+        platforms: Sequence[Platform | Target] | None, group: str | None,
+        chunk_size: int | None, on_progress: ProgressCallback | None, new: bool,
+    ) -> Flow[Post | PostGroup]:  # fmt: skip
+        """``post()``'s flow: one post to ``endpoint``, or a group to ``platforms``."""
+        if platforms is None:
+            if endpoint is None:
+                raise ValueError("post() needs an endpoint, or platforms=[...]")
+            if group is not None:
+                raise ValueError("group= goes with platforms=[...]")
+            return (yield from self._post_flow(
+                path, endpoint, metadata=metadata, post_id=post_id, platform=platform,
+                chunk_size=chunk_size, on_progress=on_progress, new=new))  # fmt: skip
+        if endpoint is not None or platform is not None or post_id is not None:
+            raise ValueError(
+                "platforms=[...] replaces endpoint, platform and post_id "
+                "(use Target(platform, endpoint) for an endpoint of your own)"
+            )
+        return (yield from self._group_flow(path, platforms, metadata=metadata, group=group,
+                                            chunk_size=chunk_size, on_progress=on_progress,
+                                            new=new))  # fmt: skip
+
+    def _group_flow(
+        self, path: str | os.PathLike[str], platforms: Sequence[Platform | Target], *,
+        metadata: Mapping[str, str] | None, group: str | None, chunk_size: int | None,
+        on_progress: ProgressCallback | None, new: bool,
+    ) -> Flow[PostGroup]:  # fmt: skip
+        group_id, added = self.add_group(path, platforms, metadata=metadata, group=group, new=new)
+        return (yield from post_group(self, group_id, added, chunk_size=chunk_size,
+                                      on_progress=on_progress))  # fmt: skip

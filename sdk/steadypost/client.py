@@ -26,8 +26,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from typing import TypeVar, overload
 
 from steadypost._base import BaseUploader, ProgressCallback
 from steadypost.drivers import (
@@ -42,6 +42,7 @@ from steadypost.drivers.files import snapshot_file
 from steadypost.flow import Flow, NullObserver
 from steadypost.lifecycle import upload as post_flows
 from steadypost.lifecycle import verify as check_flows
+from steadypost.lifecycle.group import PostGroup, Target
 from steadypost.models import Post, UploadResult
 from steadypost.platforms.base import Platform
 
@@ -68,7 +69,7 @@ class Uploader(BaseUploader[SyncClient, Callable[[float], None]]):
         driver = SyncDriver(
             self.client, timeouts=self.timeouts, block_size=self.block_size, sleep=self._sleep,
             check_cancelled=self._check_cancelled, guard=self.guard(), clock=self.clock,
-            limiter=self.rate_limiter,
+            limiter=self.rate_limiter, cancel=self.cancel,
         )  # fmt: skip
         return driver.run(flow, NullObserver())
 
@@ -97,27 +98,60 @@ class Uploader(BaseUploader[SyncClient, Callable[[float], None]]):
         :class:`~steadypost.errors.SteadypostError`; its ``outcome`` says
         whether the bytes may have been processed.
         """
-        return self._drive(self._upload_flow(path, endpoint, metadata=metadata,
-                           upload_url=upload_url, chunk_size=chunk_size, on_progress=on_progress))
+        return self._drive(
+            self._upload_flow(
+                path,
+                endpoint,
+                metadata=metadata,
+                upload_url=upload_url,
+                chunk_size=chunk_size,
+                on_progress=on_progress,
+            )
+        )
 
     def resume(
         self, upload_url: str, path: PathLike, *, endpoint: str | None = None,
         chunk_size: int | None = None, on_progress: ProgressCallback | None = None,
     ) -> UploadResult:  # fmt: skip
         """Finish the upload at ``upload_url`` (begun by steadypost or another tus client)."""
-        return self._drive(self._upload_flow(path, endpoint or upload_url, metadata=None,
-                           upload_url=upload_url, chunk_size=chunk_size, on_progress=on_progress))
+        return self._drive(
+            self._upload_flow(
+                path,
+                endpoint or upload_url,
+                metadata=None,
+                upload_url=upload_url,
+                chunk_size=chunk_size,
+                on_progress=on_progress,
+            )
+        )
 
     def terminate(self, upload_url: str, *, endpoint: str | None = None) -> None:
         """Ask the server to delete an upload (tus termination). Gone already is fine."""
         self._drive(self._terminate_flow(upload_url, endpoint))
 
+    @overload
     def post(
         self, path: PathLike, endpoint: str, *, metadata: Mapping[str, str] | None = None,
         post_id: str | None = None, platform: Platform | None = None,
         chunk_size: int | None = None, on_progress: ProgressCallback | None = None,
         new: bool = False,
-    ) -> Post:  # fmt: skip
+    ) -> Post: ...  # fmt: skip
+
+    @overload
+    def post(
+        self, path: PathLike, *, platforms: Sequence[Platform | Target],
+        metadata: Mapping[str, str] | None = None, group: str | None = None,
+        chunk_size: int | None = None, on_progress: ProgressCallback | None = None,
+        new: bool = False,
+    ) -> PostGroup: ...  # fmt: skip
+
+    def post(
+        self, path: PathLike, endpoint: str | None = None, *,
+        metadata: Mapping[str, str] | None = None, post_id: str | None = None,
+        platform: Platform | None = None, platforms: Sequence[Platform | Target] | None = None,
+        group: str | None = None, chunk_size: int | None = None,
+        on_progress: ProgressCallback | None = None, new: bool = False,
+    ) -> Post | PostGroup:  # fmt: skip
         """Journal a post, then upload (and publish) it; return the post in its new state.
 
         The post row is committed before the first request, its upload URL
@@ -131,10 +165,19 @@ class Uploader(BaseUploader[SyncClient, Callable[[float], None]]):
         :meth:`add`) is not posted again: that post goes on (or is returned as
         it is, if confirmed, unconfirmed or uploaded by another process right
         now). ``new=True`` posts it again on purpose.
+
+        With ``platforms=[...]`` instead of an endpoint (adapters, or
+        :class:`~steadypost.Target` for an endpoint of your own), the video
+        gets one post per platform, grouped (``post.group``), uploaded side by
+        side: one platform's outage never holds back or duplicates the
+        others. Returns a :class:`~steadypost.PostGroup`. Ctrl-C stops them
+        all (the uploader is cancelled).
         """
-        return self._drive(self._post_flow(path, endpoint, metadata=metadata, post_id=post_id,
-                           platform=platform, chunk_size=chunk_size, on_progress=on_progress,
-                           new=new))  # fmt: skip
+        return self._drive(self._any_post_flow(
+            path, endpoint, metadata=metadata, post_id=post_id, platform=platform,
+            platforms=platforms, group=group, chunk_size=chunk_size, on_progress=on_progress,
+            new=new,
+        ))  # fmt: skip
 
     def upload_post(
         self, post_id: str, *, chunk_size: int | None = None,
@@ -230,16 +273,35 @@ class AsyncUploader(BaseUploader[AsyncClient, Callable[[float], Awaitable[None]]
         """See :meth:`Uploader.terminate`."""
         await self._drive(self._terminate_flow(upload_url, endpoint))
 
+    @overload
     async def post(
         self, path: PathLike, endpoint: str, *, metadata: Mapping[str, str] | None = None,
         post_id: str | None = None, platform: Platform | None = None,
         chunk_size: int | None = None, on_progress: ProgressCallback | None = None,
         new: bool = False,
-    ) -> Post:  # fmt: skip
-        """See :meth:`Uploader.post`."""
-        return await self._drive(self._post_flow(path, endpoint, metadata=metadata,
-                                 post_id=post_id, platform=platform, chunk_size=chunk_size,
-                                 on_progress=on_progress, new=new))  # fmt: skip
+    ) -> Post: ...  # fmt: skip
+
+    @overload
+    async def post(
+        self, path: PathLike, *, platforms: Sequence[Platform | Target],
+        metadata: Mapping[str, str] | None = None, group: str | None = None,
+        chunk_size: int | None = None, on_progress: ProgressCallback | None = None,
+        new: bool = False,
+    ) -> PostGroup: ...  # fmt: skip
+
+    async def post(
+        self, path: PathLike, endpoint: str | None = None, *,
+        metadata: Mapping[str, str] | None = None, post_id: str | None = None,
+        platform: Platform | None = None, platforms: Sequence[Platform | Target] | None = None,
+        group: str | None = None, chunk_size: int | None = None,
+        on_progress: ProgressCallback | None = None, new: bool = False,
+    ) -> Post | PostGroup:  # fmt: skip
+        """See :meth:`Uploader.post` (a cancelled task stops every post of a group)."""
+        return await self._drive(self._any_post_flow(
+            path, endpoint, metadata=metadata, post_id=post_id, platform=platform,
+            platforms=platforms, group=group, chunk_size=chunk_size, on_progress=on_progress,
+            new=new,
+        ))  # fmt: skip
 
     async def upload_post(
         self, post_id: str, *, chunk_size: int | None = None,

@@ -193,6 +193,12 @@ class Post:
     sent_to: int | None = None
     """The furthest byte of the current upload any request carried (``None``: unknown)."""
 
+    @property
+    def group(self) -> str | None:
+        """The group id of a post made with others of the same video (``platforms=[...]``)."""
+        group = self.extra.get("group")
+        return group if isinstance(group, str) else None
+
 
 @dataclass(frozen=True)
 class JournalEvent:

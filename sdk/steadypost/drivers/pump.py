@@ -32,6 +32,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -43,6 +44,7 @@ from steadypost.drivers.http import AsyncHttp, SyncHttp, digest_body
 from steadypost.errors import SteadypostError
 from steadypost.flow import (
     Acquire,
+    Concurrently,
     Digest,
     Drive,
     Effect,
@@ -136,7 +138,7 @@ class _Pump(Generic[T]):
         self._judge(effect)
         return effect
 
-    def next_io(self) -> Request | Sleep | FileSha256 | Drive | None:
+    def next_io(self) -> Request | Sleep | FileSha256 | Drive | Concurrently | None:
         """The next effect that needs the driver's I/O, or ``None`` when the flow returned."""
         while True:
             try:
@@ -153,7 +155,7 @@ class _Pump(Generic[T]):
                     # read the last answer (an acknowledged offset is journaled first).
                     self.failure = exc
                     continue
-            if isinstance(effect, Request | Sleep | FileSha256 | Drive):
+            if isinstance(effect, Request | Sleep | FileSha256 | Drive | Concurrently):
                 if isinstance(effect, Sleep):
                     self.observer.on_wait(effect)
                 return effect
@@ -203,6 +205,14 @@ class _Pump(Generic[T]):
         self.observer.on_exchange(request, response, failure, time.monotonic() - started)
 
 
+def _results(outcomes: list[Any]) -> list[Any]:
+    """The flows' results; the first exception (once every flow has ended) is raised."""
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return outcomes
+
+
 class SyncDriver:
     """Pumps flows with blocking I/O: an ``httpx.Client`` and the injected ``sleep``.
 
@@ -214,11 +224,24 @@ class SyncDriver:
         self, client: httpx.Client, *, timeouts: Timeouts, block_size: int,
         sleep: Callable[[float], None], check_cancelled: Callable[[], None] = lambda: None,
         guard: Guard | None = None, clock: Callable[[], float] = time.time,
-        limiter: RateLimiter | None = None,
+        limiter: RateLimiter | None = None, cancel: Callable[[], None] = lambda: None,
     ) -> None:  # fmt: skip
         self.client, self.timeouts, self.block_size = client, timeouts, block_size
-        self.sleep, self.check_cancelled = sleep, check_cancelled
+        self.sleep, self.check_cancelled, self.cancel = sleep, check_cancelled, cancel
         self.guard, self.clock, self.limiter = guard, clock, limiter
+
+    def _side_by_side(self, flows: tuple[Flow[Any], ...]) -> list[Any]:
+        """Each flow on its own thread (the journal, the client and the guard are
+        thread-safe); Ctrl-C cancels them all, and they stop at their next block or wait."""
+        with ThreadPoolExecutor(max_workers=max(1, len(flows)),
+                                thread_name_prefix="steadypost-post") as pool:  # fmt: skip
+            futures = [pool.submit(self.run, flow, NullObserver()) for flow in flows]
+            try:
+                wait(futures)
+            except BaseException:
+                self.cancel()
+                raise
+        return _results([f.exception() or f.result() for f in futures])
 
     def run(self, flow: Flow[T], observer: Observer, file: OpenedFile | None = None) -> T:
         """Pump ``flow`` to completion; return its value (or raise what it raised)."""
@@ -240,6 +263,11 @@ class SyncDriver:
                     try:
                         pump.driven(self.run(effect.flow, effect.observer, effect.file), None)
                     except Exception as exc:  # (Ctrl-C and the like go on up)
+                        pump.driven(None, exc)
+                elif isinstance(effect, Concurrently):
+                    try:
+                        pump.driven(self._side_by_side(effect.flows), None)
+                    except Exception as exc:
                         pump.driven(None, exc)
                 elif pump.admit(effect):
                     started = time.monotonic()
@@ -267,6 +295,19 @@ class AsyncDriver:
         self.sleep, self.check_cancelled = sleep, check_cancelled
         self.guard, self.clock, self.limiter = guard, clock, limiter
 
+    async def _side_by_side(self, flows: tuple[Flow[Any], ...]) -> list[Any]:
+        """Each flow as its own task; cancelled, it cancels them all (each closes its flow,
+        so its post is released with its offset saved). The uploader goes on."""
+        tasks = [asyncio.ensure_future(self.run(flow, NullObserver())) for flow in flows]
+        try:
+            done = await asyncio.gather(*tasks, return_exceptions=True)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        return _results(list(done))
+
     async def run(self, flow: Flow[T], observer: Observer, file: OpenedFile | None = None) -> T:
         """Pump ``flow`` to completion; return its value (or raise what it raised)."""
         http = AsyncHttp(self.client, timeouts=self.timeouts, block_size=self.block_size,
@@ -289,6 +330,11 @@ class AsyncDriver:
                         value = await self.run(effect.flow, effect.observer, effect.file)
                         pump.driven(value, None)
                     except Exception as exc:  # (a cancelled task goes on up)
+                        pump.driven(None, exc)
+                elif isinstance(effect, Concurrently):
+                    try:
+                        pump.driven(await self._side_by_side(effect.flows), None)
+                    except Exception as exc:
                         pump.driven(None, exc)
                 elif pump.admit(effect):
                     started = time.monotonic()

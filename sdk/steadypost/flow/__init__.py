@@ -6,6 +6,7 @@ Flows import from here; nothing in this package does I/O.
 
 from steadypost.flow.effects import (
     Acquire,
+    Concurrently,
     Digest,
     Drive,
     Effect,
@@ -27,6 +28,7 @@ from steadypost.flow.retrying import RetryContext, WireMeter, wait_before_retry,
 
 __all__ = [
     "Acquire",
+    "Concurrently",
     "Digest",
     "Drive",
     "Effect",

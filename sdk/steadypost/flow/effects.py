@@ -267,8 +267,24 @@ class Drive:
     file: Any = None
 
 
+@dataclass(frozen=True)
+class Concurrently:
+    """Run ``flows`` side by side, each to its end; answered with their results, in order.
+
+    How one video goes to several platforms without one platform's outage
+    holding back the others: the sync driver runs each flow on its own thread,
+    the async driver as its own task. If any flow raised, the first exception
+    is thrown in once all have ended. Stopped from outside (Ctrl-C, a
+    cancelled task), the driver cancels the uploader, so every flow stops at
+    its next block or wait with its offset saved.
+    """
+
+    flows: tuple[Flow[Any], ...]
+
+
 Effect = (
     Request | Sleep | Digest | FileSha256 | Emit | Acquire | NoProgress | Misconfigured | Drive
+    | Concurrently
 )
 Flow = Generator[Effect, Any, T]
 

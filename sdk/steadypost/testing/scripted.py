@@ -35,7 +35,9 @@ from typing import Any, Generic, TypeVar
 from steadypost.errors import SteadypostError
 from steadypost.flow import (
     Acquire,
+    Concurrently,
     Digest,
+    Drive,
     Emit,
     FileBody,
     FileSha256,
@@ -149,6 +151,21 @@ def pump(
             run.verdicts.append(effect)
         elif isinstance(effect, Acquire):
             reply = 0.0
+        elif isinstance(effect, Drive | Concurrently):  # one after the other, on the same clock
+            inner = [effect.flow] if isinstance(effect, Drive) else list(effect.flows)
+            runs = [pump(f, answer, data=data, clock=clock, max_effects=max_effects)
+                    for f in inner]  # fmt: skip
+            for sub in runs:
+                run.exchanges += sub.exchanges
+                run.sleeps += sub.sleeps
+                run.events += sub.events
+                run.verdicts += sub.verdicts
+            failed = next((r.error for r in runs if r.error is not None), None)
+            if failed is not None:
+                failure = failed
+            else:
+                results = [r.result for r in runs]
+                reply = results[0] if isinstance(effect, Drive) else results
         else:  # pragma: no cover - a flow bug
             raise TypeError(f"unknown effect {effect!r}")
     else:
