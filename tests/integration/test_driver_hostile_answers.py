@@ -26,7 +26,7 @@ from socket_drivers import (
     quick,
     serve,
 )
-from steadypost import AsyncUploader, RetryPolicy, Uploader
+from steadypost import AsyncUploader, Journal, RetryPolicy, Uploader
 from steadypost.flow import Request
 from steadypost.testing.hostile import (
     Answer,
@@ -131,3 +131,22 @@ def test_an_upload_through_a_hostile_wire_ends_with_every_byte(
     assert heads >= 2  # PATCH answers really failed: the client asked for the offset
     assert elapsed < 30.0
     assert server.errors == []
+
+
+def test_a_file_smaller_than_a_chunk_is_sent_at_most_three_times(tmp_path: Path) -> None:
+    """The wire bound is 2 x the file + one chunk, and a chunk is never more than the file.
+
+    Found by benchmarks/hostile.py (head-creeps): with the default 64 MiB chunks the bound
+    of a 4 MiB file was 72 MiB, and a server that keeps one byte per 500 got 8 copies.
+    """
+    size = 300_000
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(hashlib.sha256(b"small").digest() * (size // 32) + b"x" * (size % 32))
+    policy = RetryPolicy(base_s=0.01, cap_s=0.05, max_attempts=20)
+    with HostileServer("head-creeps") as server, Uploader(
+        retry=policy, timeouts=quick(), journal=Journal(tmp_path / "j.sqlite3")
+    ) as up:  # fmt: skip
+        post = up.post(path, server.endpoint)
+        received = server.body_bytes
+    assert received <= 3 * size, received
+    assert "bound" in (post.last_error or ""), post.last_error

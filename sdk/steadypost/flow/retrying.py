@@ -61,9 +61,13 @@ class WireMeter:
     def for_file(
         cls, policy: RetryPolicy, size: int, chunk_size: int, *, spent: int = 0
     ) -> WireMeter:
-        """The bound ``policy.wire_factor`` x ``size`` + one chunk (``None``: no bound)."""
+        """The bound ``policy.wire_factor`` x ``size`` + one chunk (``None``: no bound).
+
+        A chunk is never more than the file: with the default 64 MiB chunks,
+        a 4 MiB file may put 12 MiB on the wire, not 72.
+        """
         factor = policy.wire_factor
-        limit = None if factor is None else int(factor * size) + chunk_size
+        limit = None if factor is None else int(factor * size) + min(chunk_size, size)
         return cls(limit, spent)
 
     def spend(self, length: int, *, what: str) -> None:
