@@ -229,13 +229,16 @@ class BaseUploader(Generic[ClientT, SleepT]):
             upload_url=upload_url, answered=self.guard().answered(endpoint),
         )  # fmt: skip
 
-    def observer(self, total: int, on_progress: ProgressCallback | None) -> RunObserver:
+    def observer(
+        self, total: int, on_progress: ProgressCallback | None, *, post_id: str = ""
+    ) -> RunObserver:
         guard = self.guard()
 
         def answered(url: str) -> None:
             guard.mark_answered(url, self.clock())
 
-        return RunObserver(total, on_progress, self._info_cache, on_answered=answered)
+        return RunObserver(total, on_progress, self._info_cache, on_answered=answered,
+                           post_id=post_id)  # fmt: skip
 
     def platform(self, post: Post) -> Platform:
         """The post's adapter, rebuilt from what the journal kept, with the account's token."""

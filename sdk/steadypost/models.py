@@ -320,3 +320,6 @@ class Progress:
     """For a wait: the whole line to show ("server busy (503), retrying in 42 s")."""
     reason: str = ""
     """For a wait: only why ("server busy (503)")."""
+    post_id: str = ""
+    """The journaled post this is about (``""`` for ``upload()``): several posts of a group,
+    or of ``resume_pending()``, may report at once, each from its own thread or task."""

@@ -241,6 +241,6 @@ def test_both_uploaders_offer_the_same_methods() -> None:
     async_methods.pop("aclose")
     assert sync_methods == async_methods
     for name in async_methods:
-        if name not in {"add", "add_group", "add_or_join", "cancel", "cancelled", "guard", "platform",
-                        "retry_ctx", "server_info", "observer", "tus"}:  # fmt: skip
+        if name not in {"add", "add_group", "add_or_join", "cancel", "cancelled", "guard",
+                        "platform", "retry_ctx", "server_info", "observer", "tus"}:  # fmt: skip
             assert inspect.iscoroutinefunction(getattr(AsyncUploader, name)), name

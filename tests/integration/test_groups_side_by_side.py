@@ -63,3 +63,31 @@ def test_a_silent_platform_does_not_delay_the_honest_one(kind: str, tmp_path: Pa
     assert ended - start >= READ_S  # the silent server held its own post at least one timeout
     assert confirmed_at(journal, fast.post_id) - start < READ_S  # ...and not the honest one
     journal.close()
+
+
+def test_resume_pending_runs_each_sites_posts_side_by_side(tmp_path: Path) -> None:
+    """Posts left by an earlier run (a crash, the daemon) go on one lane per site."""
+    journal = Journal(tmp_path / "real-clock.sqlite3")
+    data = hashlib.sha256(b"lanes").digest() * 10_000
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(data)
+    seen: dict[str, int] = {}
+    options = {
+        "journal": journal, "chunk_size": 100_000,
+        "timeouts": quick(read=READ_S, min_rate=10 * MiB),
+        "retry": RetryPolicy(base_s=0.2, cap_s=0.5, max_attempts=3),
+    }  # fmt: skip
+    with HostileServer("honest") as honest, \
+            HostileServer("honest", wire=Silent(), wire_methods={"PATCH"}) as silent, \
+            Uploader(**options) as up:  # type: ignore[arg-type]  # fmt: skip
+        slow = up.add(path, silent.endpoint)
+        fast = up.add(path, honest.endpoint)
+        start = time.time()
+        done = up.resume_pending(on_progress=lambda p: seen.__setitem__(p.post_id, p.acknowledged))
+        stored = honest.stored()
+    assert [p.post_id for p in done] == [slow.post_id, fast.post_id]  # in the order they were due
+    assert done[1].state is PostState.CONFIRMED
+    assert stored == data
+    assert confirmed_at(journal, fast.post_id) - start < READ_S
+    assert seen[fast.post_id] == len(data)  # each progress report names its post
+    journal.close()

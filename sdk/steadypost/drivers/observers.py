@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 from steadypost.flow import FileBody, Observer, Request, Response, Sleep
 from steadypost.flow.events import OffsetAcknowledged, PlatformAnswered, ServerDiscovered
@@ -24,9 +25,11 @@ class RunObserver:
 
     def __init__(
         self, total: int, on_progress: ProgressCallback | None, info_cache: dict[str, ServerInfo],
-        *, on_answered: Callable[[str], None] | None = None,
+        *, on_answered: Callable[[str], None] | None = None, post_id: str = "",
     ) -> None:  # fmt: skip
         self.on_answered = on_answered
+        self.post_id = post_id
+        """Put in every :class:`~steadypost.Progress` this observer reports."""
         """Told the URL whose origin just proved to be the platform (see ``PlatformAnswered``)."""
         self.total = total
         self.on_progress = on_progress
@@ -38,7 +41,7 @@ class RunObserver:
 
     def _report(self, progress: Progress) -> None:
         if self.on_progress is not None:
-            self.on_progress(progress)
+            self.on_progress(replace(progress, post_id=self.post_id) if self.post_id else progress)
 
     def on_exchange(
         self, request: Request, response: Response | None,

@@ -15,7 +15,6 @@ applies it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import replace
 
 from steadypost.drivers.files import FileHasher
@@ -29,12 +28,13 @@ from steadypost.errors import (
     Outcome,
     SteadypostError,
 )
-from steadypost.flow import Drive, FileSha256, Flow, with_retries
+from steadypost.flow import Concurrently, Drive, FileSha256, Flow, with_retries
 from steadypost.journal import AddResult
 from steadypost.lifecycle import outcome
 from steadypost.lifecycle.recorder import PostRun
 from steadypost.lifecycle.wiring import ProgressCallback, Wiring
 from steadypost.models import UPLOADABLE, Post, PostState, UploadResult
+from steadypost.origins import origin_of
 from steadypost.platforms.base import CheckResult, PlatformUpload, UploadJob
 from steadypost.policy import is_transient
 
@@ -62,7 +62,7 @@ def upload_post(
     upload = _prepare(up, run, chunk_size)
     if isinstance(upload, Post):
         return upload
-    recorder = up.observer(upload.file.size, on_progress)
+    recorder = up.observer(upload.file.size, on_progress, post_id=post_id)
     try:
         ended: Post = yield Drive(_post_flow(up, run, upload), Tee(run, recorder), run.file)
         return ended
@@ -76,14 +76,38 @@ def upload_post(
 
 
 def resume_pending(up: Wiring, *, on_progress: ProgressCallback | None) -> Flow[list[Post]]:
-    """Upload every post whose time has come (queued, due waiting, or orphaned)."""
+    """Upload every post whose time has come (queued, due waiting, or orphaned).
+
+    Posts to different sites go side by side, one lane per origin (a
+    :class:`~steadypost.flow.Concurrently` effect); within a lane they go one
+    after the other, so a site never gets more from us at once than before.
+    A site that is down or stalls holds back only its own posts. The posts
+    are returned in the order they were due.
+    """
+    lanes: dict[str, list[Post]] = {}
+    for due in up.journal.due(now=up.clock()):
+        if due.state in UPLOADABLE:
+            lanes.setdefault(origin_of(due.endpoint), []).append(due)
+    flows = tuple(_lane(up, posts, on_progress) for posts in lanes.values())
+    if len(flows) <= 1:
+        return (yield from flows[0]) if flows else []
+    ended: list[list[Post]] = yield Concurrently(flows)
+    order = {p.post_id: i for i, p in enumerate(p for posts in lanes.values() for p in posts)}
+    return sorted((p for lane in ended for p in lane), key=lambda p: order.get(p.post_id, 0))
+
+
+def _lane(up: Wiring, due: list[Post], on_progress: ProgressCallback | None) -> Flow[list[Post]]:
+    """One site's due posts, one after the other; its host is asked before each (see ``_defer``)."""
     done = []
-    for item in _pending(up):
+    for post in due:
         if up.cancelled():
             break
-        if isinstance(item, str):
-            item = yield from upload_post(up, item, chunk_size=None, on_progress=on_progress)
-        done.append(item)
+        refusal = _host_refusal(up, post.endpoint)
+        if refusal is not None:
+            done.append(_defer(up, post.post_id, refusal))
+            continue
+        done.append((yield from upload_post(up, post.post_id, chunk_size=None,
+                                            on_progress=on_progress)))  # fmt: skip
     return done
 
 
@@ -213,22 +237,12 @@ def _resendable(up: Wiring, exc: BaseException) -> bool:
 # --- which posts are due -------------------------------------------------------------------
 
 
-def _pending(up: Wiring) -> Iterator[str | Post]:
-    """The due posts, lazily: an id to upload now, or a post deferred for its host.
-
-    A post whose host refuses (circuit open, budget spent, status page) is
-    rescheduled to the host's next time without being claimed or charged an
-    attempt: a long outage costs one journal write per post per breaker
-    period, not an upload run per post per wake-up.
-    """
-    for due in up.journal.due(now=up.clock()):
-        if due.state not in UPLOADABLE:
-            continue
-        refusal = _host_refusal(up, due.endpoint)
-        yield due.post_id if refusal is None else _defer(up, due.post_id, refusal)
-
-
 def _defer(up: Wiring, post_id: str, refusal: HostUnavailableError) -> Post:
+    """Reschedule a due post to its host's next time, unclaimed and charged no attempt.
+
+    A long outage then costs one journal write per post per breaker period,
+    not an upload run per post per wake-up.
+    """
     journal = up.journal
     with journal.atomic():
         current = journal.get(post_id)

@@ -64,7 +64,11 @@ class Wiring(Protocol):
         """What a tus endpoint advertised earlier in this process."""
         ...
 
-    def observer(self, total: int, on_progress: ProgressCallback | None) -> RunObserver: ...
+    def observer(
+        self, total: int, on_progress: ProgressCallback | None, *, post_id: str = ""
+    ) -> RunObserver:
+        """Progress (tagged with ``post_id``), logs and counters for one run."""
+        ...
 
     def tus(
         self, endpoint: str, file: LocalFile, *, metadata: Mapping[str, str] | None,
