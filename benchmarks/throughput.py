@@ -172,12 +172,15 @@ class Child:
 
     POLL_S = 0.005
 
-    def __init__(self, argv: Sequence[str], *, env: dict[str, str], timeout: float) -> None:
+    def __init__(
+        self, argv: Sequence[str], *, env: dict[str, str], timeout: float, quiet: bool = False
+    ) -> None:
         self.argv = list(argv)
         # Popen returns after the child's exec, so the poller never sees the parent's memory.
         self.proc = subprocess.Popen(
-            self.argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE
-        )
+            self.argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL if quiet else None,
+        )  # fmt: skip
         self.timed_out = False
         self.hwm_kib = 0
         self._done = threading.Event()
