@@ -8,7 +8,14 @@ server); failures after the request started become
 The original exception is kept as ``__cause__``.
 
 File bodies are streamed from disk in ``block_size`` pieces with an explicit
-``Content-Length``, so memory does not grow with the chunk or the file.
+``Content-Length``, so memory does not grow with the chunk or the file. On
+the uploader's own clients the bytes take no copy through Python: for each
+block, :func:`_iter_file` hands httpx a stand-in of the block's length from
+the socket's :class:`BlockSink`, and the socket sends the file's bytes in its
+place (``os.sendfile`` on plain HTTP, one reused buffer filled by ``preadv``
+under TLS; see :mod:`steadypost.drivers.socket_deadline`). Elsewhere (a client
+you pass in, the asyncio client, a mocked transport) each block is read into
+a new ``bytes``.
 
 **Every exchange has a deadline** (see :class:`~steadypost.models.Timeouts`):
 ``exchange + body_length / min_rate`` seconds from the start. ``send`` puts it
@@ -46,7 +53,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import MappingProxyType
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import httpx
 
@@ -72,6 +79,18 @@ BodyProgress = Callable[[FileBody, int], None]
 """Called with the body and the file position reached after each block is handed to httpx."""
 
 
+class BlockSink(Protocol):
+    """A socket that sends a file's bytes itself (``socket_deadline``'s sync stream).
+
+    :meth:`file_block` returns a stand-in ``bytes`` of ``length`` bytes for
+    httpx and h11 to count; when the stand-in reaches the socket, the socket
+    sends ``length`` bytes of ``file`` from ``position`` instead, or raises
+    :class:`~steadypost.errors.FileProblemError` if the file has fewer.
+    """
+
+    def file_block(self, file: OpenedFile, position: int, length: int) -> bytes: ...
+
+
 class Deadline:
     """The deadline of the exchange in flight, on the monotonic clock.
 
@@ -79,7 +98,7 @@ class Deadline:
     may still sit in the kernel's send buffer, draining at the uplink's speed.
     """
 
-    __slots__ = ("at", "body_length", "hit", "limit_s", "what")
+    __slots__ = ("at", "body_length", "hit", "limit_s", "sink", "what")
 
     def __init__(self, timeouts: Timeouts, request: Request) -> None:
         self.what = f"{request.method} {request.url}"
@@ -88,6 +107,9 @@ class Deadline:
         self.at = time.monotonic() + self.limit_s
         self.hit = False
         """Set when an operation was cut because the deadline came first."""
+        self.sink: BlockSink | None = None
+        """The socket carrying this exchange, once it wrote the request's head, if it can
+        send file blocks itself (see :class:`BlockSink`)."""
 
     def left(self) -> float:
         return self.at - time.monotonic()
@@ -239,17 +261,33 @@ def _iter_file(
     check_cancelled: Callable[[], None] | None,
     deadline: Deadline,
 ) -> Iterator[bytes]:
+    """``body`` for httpx, one block at a time; cancellation and the deadline between blocks.
+
+    Each block is the file's bytes (``pread``) or, when the socket sending
+    this exchange is a :class:`BlockSink`, its stand-in (the socket reads the
+    file itself). Either way exactly ``length`` bytes of the file go out per
+    block, or a :class:`~steadypost.errors.FileProblemError` is raised.
+    """
     reader = _reader(body, file)
     try:
-        position = body.offset
+        reader.check("while it was uploaded")
         if body.prefix:
             yield body.prefix
-        for block in _blocks(body, reader, block_size):
+        position, end = body.offset, body.end
+        while position < end:
+            length = min(block_size, end - position)
             if check_cancelled is not None:
                 check_cancelled()
             deadline.check()
+            # (A bandwidth limit waits here: once per block, before its `length` bytes.)
+            sink = deadline.sink
+            if sink is None:
+                block = reader.read(length, position)
+                length = len(block)
+            else:
+                block = sink.file_block(reader, position, length)
             yield block
-            position += len(block)
+            position += length
             if on_body is not None:
                 on_body(body, position)
         if body.suffix:
@@ -410,6 +448,7 @@ class AsyncHttp(_Http[httpx.AsyncClient]):
 
 __all__ = [
     "AsyncHttp",
+    "BlockSink",
     "Deadline",
     "SteadypostError",
     "SyncHttp",
