@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import httpcore
+import httpx
 import pytest
 import trustme
 
 from steadypost import AsyncUploader, Uploader
-from steadypost.drivers import socket_deadline
+from steadypost.drivers import blocks, socket_deadline
 from steadypost.drivers.files import OpenedFile, snapshot_file
 from steadypost.drivers.http import _CURRENT, Deadline
 from steadypost.errors import FileProblemError
@@ -93,7 +94,7 @@ def tls_server(
 
 def test_h11_hands_body_bytes_to_the_socket_unchanged() -> None:
     # The fast path rests on it; with an h11 that copied, bodies would be read into bytes.
-    assert socket_deadline.STAND_INS_PASS
+    assert blocks.STAND_INS_PASS
 
 
 def test_plain_http_sends_the_file_by_sendfile_exactly(
@@ -131,13 +132,35 @@ def test_https_sends_from_one_reused_buffer_exactly(
     assert len(buffers) == 1  # one connection, one buffer for all 5 blocks
 
 
-async def test_async_and_caller_clients_still_read_blocks_into_bytes(
+async def test_async_plain_http_sends_the_file_by_sendfile_exactly(
     tus_server: TusServer, tmp_path: Path, sendfile: Spy, reads: Spy
+) -> None:
+    size = 3 * MiB + 12345
+    digest = random_file(tmp_path / "v.mp4", size)
+    async with AsyncUploader(chunk_size=MiB) as up:
+        result = await up.upload(tmp_path / "v.mp4", tus_server.endpoint)
+    assert result.sha256 == tus_server.sha256(str(result.upload_url)) == digest
+    assert (sendfile.total, reads.calls) == (size, 0)
+
+
+async def test_async_https_reads_blocks_into_bytes_exactly(
+    tls_server: TusServer, tmp_path: Path, sendfile: Spy, reads: Spy
 ) -> None:
     size = MiB + 1
     digest = random_file(tmp_path / "v.mp4", size)
     async with AsyncUploader() as up:
-        result = await up.upload(tmp_path / "v.mp4", tus_server.endpoint)
+        result = await up.upload(tmp_path / "v.mp4", tls_server.endpoint)
+    assert tls_server.sha256(str(result.upload_url)) == digest
+    assert (sendfile.calls, reads.total) == (0, size)
+
+
+def test_a_client_passed_in_reads_blocks_into_bytes_exactly(
+    tus_server: TusServer, tmp_path: Path, sendfile: Spy, reads: Spy
+) -> None:
+    size = MiB + 1
+    digest = random_file(tmp_path / "v.mp4", size)
+    with httpx.Client() as client, Uploader(client=client) as up:
+        result = up.upload(tmp_path / "v.mp4", tus_server.endpoint)
     assert tus_server.sha256(str(result.upload_url)) == digest
     assert (sendfile.calls, reads.total) == (0, size)
 

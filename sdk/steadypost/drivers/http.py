@@ -8,14 +8,9 @@ server); failures after the request started become
 The original exception is kept as ``__cause__``.
 
 File bodies are streamed from disk in ``block_size`` pieces with an explicit
-``Content-Length``, so memory does not grow with the chunk or the file. On
-the uploader's own clients the bytes take no copy through Python: for each
-block, :func:`_iter_file` hands httpx a stand-in of the block's length from
-the socket's :class:`BlockSink`, and the socket sends the file's bytes in its
-place (``os.sendfile`` on plain HTTP, one reused buffer filled by ``preadv``
-under TLS; see :mod:`steadypost.drivers.socket_deadline`). Elsewhere (a client
-you pass in, the asyncio client, a mocked transport) each block is read into
-a new ``bytes``.
+``Content-Length``, so memory does not grow with the chunk or the file. On the
+uploader's own clients the socket sends each block itself, without a copy through
+Python (:mod:`steadypost.drivers.blocks`); elsewhere each is read into ``bytes``.
 
 **Every exchange has a deadline** (see :class:`~steadypost.models.Timeouts`):
 ``exchange + body_length / min_rate`` seconds from the start. ``send`` puts it
@@ -53,7 +48,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import MappingProxyType
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import httpx
 
@@ -73,22 +68,13 @@ DEFAULT_BLOCK_SIZE = 512 * 1024
 #: Answers are small JSON or empty; a server sending more is cut off here.
 MAX_RESPONSE_BYTES = 1024 * 1024
 
+if TYPE_CHECKING:  # (blocks imports h11: loaded with the uploader's own transports)
+    from steadypost.drivers.blocks import BlockSink
+
 C = TypeVar("C", httpx.Client, httpx.AsyncClient)
 
 BodyProgress = Callable[[FileBody, int], None]
 """Called with the body and the file position reached after each block is handed to httpx."""
-
-
-class BlockSink(Protocol):
-    """A socket that sends a file's bytes itself (``socket_deadline``'s sync stream).
-
-    :meth:`file_block` returns a stand-in ``bytes`` of ``length`` bytes for
-    httpx and h11 to count; when the stand-in reaches the socket, the socket
-    sends ``length`` bytes of ``file`` from ``position`` instead, or raises
-    :class:`~steadypost.errors.FileProblemError` if the file has fewer.
-    """
-
-    def file_block(self, file: OpenedFile, position: int, length: int) -> bytes: ...
 
 
 class Deadline:
@@ -448,7 +434,6 @@ class AsyncHttp(_Http[httpx.AsyncClient]):
 
 __all__ = [
     "AsyncHttp",
-    "BlockSink",
     "Deadline",
     "SteadypostError",
     "SyncHttp",

@@ -4,30 +4,12 @@ Made by :func:`steadypost.drivers.clients.default_client`; imported on first use
 that ``import steadypost`` does not load httpcore (httpx defers it too). See
 :mod:`steadypost.drivers.clients` for what they do and why they exist.
 
-**File bodies without copies through Python** (sync streams): once a stream has
-written a request's head it offers itself as the exchange's
-:class:`~steadypost.drivers.http.BlockSink`. The body iterator then gives httpx, for
-each block, a stand-in ``bytes`` of the block's length (one per length, reused, never
-filled: its pages are never touched), which h11 counts against ``Content-Length`` and
-passes on as the same object. When the stand-in reaches :meth:`_Stream.write`, the
-stream sends the file's bytes in its place:
-
-* plain HTTP: ``os.sendfile`` from the run's open descriptor (the kernel moves page-cache
-  pages to the socket; no read, no copy, no allocation in Python);
-* TLS: ``preadv`` into one buffer kept by the stream, then ``SSLSocket.send`` of a
-  memoryview of it (OpenSSL encrypts straight from that buffer).
-
-It is the same descriptor and the same positions as a ``pread`` would use, so the
-bytes sent are exactly the file's (a shorter file is a ``FileProblemError``). Every
-wait for the socket gets at most the time left before the exchange deadline. h11 is
-checked once, at import, to pass a body's ``bytes`` through unchanged; if a later h11
-did not, streams never offer themselves and bodies are read into ``bytes`` as before.
-A stand-in that reaches the socket in any other form is refused, never sent.
+Request bodies' file blocks are sent by the streams themselves, without a copy through
+Python: see :mod:`steadypost.drivers.blocks`.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import select
 import socket
@@ -36,13 +18,12 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-import h11
 import httpcore
 import httpx
 
-from steadypost.drivers.files import OpenedFile
+from steadypost.drivers import blocks
+from steadypost.drivers.blocks import Block, Sink
 from steadypost.drivers.http import DEFAULT_BLOCK_SIZE, current_deadline
-from steadypost.errors import FileProblemError
 
 # httpx's own defaults (httpx.HTTPTransport's DEFAULT_LIMITS).
 _MAX_CONNECTIONS = 100
@@ -88,84 +69,38 @@ class _Op:
             self.deadline.hit = True
 
 
-def _h11_passes_bytes_through() -> bool:
-    """Whether h11 hands a ``Content-Length`` body's ``bytes`` on as the very same object."""
-    try:
-        conn = h11.Connection(h11.CLIENT)
-        conn.send(h11.Request(method="PUT", target="/",
-                              headers=[("Host", "x"), ("Content-Length", "4")]))  # fmt: skip
-        probe = bytes(4)
-        return conn.send(h11.Data(data=probe)) is probe
-    except Exception:  # pragma: no cover - a very different h11
-        return False
-
-
-#: Streams offer to send file blocks themselves only if h11 keeps the stand-ins intact.
-STAND_INS_PASS = _h11_passes_bytes_through()
-#: sendfile errors that mean "not for this pair of descriptors": send from a buffer instead.
-_NO_SENDFILE = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSOCK,
-                          getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)})  # fmt: skip
-_MAX_STAND_INS = 4
-
-
-class _Block:
-    """A file block whose stand-in is on its way through httpx and h11 to the stream."""
-
-    __slots__ = ("file", "length", "position", "stand_in")
-
-    def __init__(self, file: OpenedFile, position: int, length: int, stand_in: bytes) -> None:
-        self.file, self.position, self.length, self.stand_in = file, position, length, stand_in
-
-
-class _SendfileUnusableError(Exception):
-    """sendfile cannot be used on this stream (nothing of the block was sent)."""
-
-
-class _Stream(httpcore.NetworkStream):
+class _Stream(Sink, httpcore.NetworkStream):
     """A sync stream whose every read and write ends at the exchange deadline.
 
     It also sends request bodies' file blocks itself (see the module's docstring).
     """
 
     def __init__(self, inner: httpcore.NetworkStream) -> None:
+        super().__init__()
         self._inner = inner
         sock = inner.get_extra_info("socket")
         self._sock: socket.socket | None = sock if isinstance(sock, socket.socket) else None
         self._sendfile = (self._sock is not None and not isinstance(self._sock, ssl.SSLSocket)
                           and hasattr(os, "sendfile") and hasattr(select, "poll"))  # fmt: skip
-        self._pending: _Block | None = None
-        self._stand_ins: dict[int, bytes] = {}
         self._buffer: memoryview | None = None
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         with _Op(timeout, httpcore.ReadTimeout) as op:
             return self._inner.read(max_bytes, op.t())
 
-    def file_block(self, file: OpenedFile, position: int, length: int) -> bytes:
-        """The stand-in for ``length`` bytes of ``file`` at ``position`` (see BlockSink)."""
-        stand_in = self._stand_ins.get(length)
-        if stand_in is None:
-            if len(self._stand_ins) >= _MAX_STAND_INS:
-                self._stand_ins.clear()
-            stand_in = self._stand_ins[length] = bytes(length)
-        self._pending = _Block(file, position, length, stand_in)
-        return stand_in
-
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         with _Op(timeout, httpcore.WriteTimeout) as op:
             if self._sock is None or op.deadline is None:
                 self._inner.write(buffer, op.t())
                 return
-            block, self._pending = self._pending, None
+            block = self.arrived(buffer)
             try:
                 if block is None:
-                    if STAND_INS_PASS:
+                    if blocks.STAND_INS_PASS:
                         op.deadline.sink = self  # the head is out: the body's blocks may follow
                     self._send(op, memoryview(buffer))
-                elif buffer is block.stand_in:
+                else:
                     self._send_block(op, block)
-                else:  # h11 copied or joined it: refuse rather than send the stand-in's zeros
-                    raise httpcore.LocalProtocolError("a file block reached the socket altered")
             except TimeoutError as exc:
                 raise httpcore.WriteTimeout(exc) from exc
             except OSError as exc:
@@ -179,51 +114,21 @@ class _Stream(httpcore.NetworkStream):
             self._sock.settimeout(op.t())
             view = view[self._sock.send(view) :]
 
-    def _send_block(self, op: _Op, block: _Block) -> None:
+    def _send_block(self, op: _Op, block: Block) -> None:
+        assert self._sock is not None
         if self._sendfile:
             try:
-                self._sendfile_block(op, block)
+                blocks.sendfile(self._sock, block, op.t)
                 return
-            except _SendfileUnusableError:
+            except blocks.SendfileUnusableError:
                 self._sendfile = False
         self._send(op, self._fill(block))
 
-    def _fill(self, block: _Block) -> memoryview:
+    def _fill(self, block: Block) -> memoryview:
         """The block's bytes, read into the stream's one buffer (grown only for a larger block)."""
         if self._buffer is None or len(self._buffer) < block.length:
             self._buffer = memoryview(bytearray(max(block.length, DEFAULT_BLOCK_SIZE)))
-        view = self._buffer[: block.length]
-        got = 0
-        while got < block.length:
-            got += block.file.read_into(view[got:], block.position + got)
-        return view
-
-    def _sendfile_block(self, op: _Op, block: _Block) -> None:
-        assert self._sock is not None
-        self._sock.settimeout(op.t())  # non-blocking, so that every wait below is bounded
-        out, sent = self._sock.fileno(), 0
-        while sent < block.length:
-            try:
-                n = os.sendfile(out, block.file.fd, block.position + sent, block.length - sent)
-            except BlockingIOError:
-                self._wait_writable(op, out)
-                continue
-            except OSError as exc:
-                if sent == 0 and exc.errno in _NO_SENDFILE:
-                    raise _SendfileUnusableError from exc
-                raise
-            if n == 0:
-                raise FileProblemError(
-                    f"{block.file.path} became shorter while it was being uploaded"
-                )
-            sent += n
-
-    @staticmethod
-    def _wait_writable(op: _Op, fd: int) -> None:
-        poller = select.poll()
-        poller.register(fd, select.POLLOUT)
-        if not poller.poll(max(op.t() or 0.0, 0.001) * 1000):
-            raise TimeoutError("the socket took no more bytes in time")
+        return blocks.fill(self._buffer[: block.length], block)
 
     def close(self) -> None:
         self._inner.close()
@@ -268,11 +173,16 @@ class _Backend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
-class _AsyncStream(httpcore.AsyncNetworkStream):
-    """The asyncio twin of :class:`_Stream` (anyio bounds a whole write by its timeout)."""
+class _AsyncStream(Sink, httpcore.AsyncNetworkStream):
+    """The asyncio twin of :class:`_Stream` (anyio bounds a whole write by its timeout).
+
+    On plain TCP it sends file blocks with ``loop.sendfile`` (see the module's docstring).
+    """
 
     def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        super().__init__()
         self._inner = inner
+        self._transport = blocks.plain_transport(inner)
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         with _Op(timeout, httpcore.ReadTimeout) as op:
@@ -280,7 +190,16 @@ class _AsyncStream(httpcore.AsyncNetworkStream):
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         with _Op(timeout, httpcore.WriteTimeout) as op:
-            await self._inner.write(buffer, op.t())
+            block = self.arrived(buffer)
+            if block is None:
+                if blocks.STAND_INS_PASS and self._transport and op.deadline is not None:
+                    op.deadline.sink = self
+                await self._inner.write(buffer, op.t())
+            elif self._transport is None or not await blocks.loop_sendfile(
+                self._transport, block, op.t
+            ):
+                self._transport = None  # (no sendfile here: read the blocks from now on)
+                await self._inner.write(blocks.read(block), op.t())
 
     async def aclose(self) -> None:
         await self._inner.aclose()
