@@ -88,12 +88,15 @@ CLIENTS: dict[str, Client] = {
         Client("steadypost", "steadypost", None, note="defaults"),
         Client("steadypost-async", "steadypost-async", None, note="AsyncUploader, defaults"),
         Client("steadypost-8m", "steadypost", 8 * MiB),
+        Client("steadypost-1patch", "steadypost", 1 << 40, note="one PATCH, like curl"),
         Client("steadypost-64m", "steadypost", 64 * MiB),
         Client("steadypost-journal", "steadypost-journal", None, note="Uploader.post, journal"),
         Client("steadypost-journal-8m", "steadypost-journal", 8 * MiB),
     )
 }
-DEFAULT_CLIENTS = "curl,tuspy-8m,steadypost,steadypost-async,steadypost-journal,steadypost-8m"
+DEFAULT_CLIENTS = (
+    "curl,tuspy-8m,steadypost,steadypost-1patch,steadypost-async,steadypost-journal,steadypost-8m"
+)
 
 
 @dataclass
@@ -463,7 +466,8 @@ def median_row(
             statistics.median(per_gib(r.server_cpu_s, size) for r in runs), 3
         ),
         "runs": len(runs),
-        "chunk_mib": client.chunk_size // MiB if client.chunk_size else None,
+        "chunk_mib": client.chunk_size // MiB if client.chunk_size and client.chunk_size < GiB
+        else None,
         "note": client.note,
         "x_curl_mb_per_s": None,
         "x_curl_cpu": None,
@@ -532,7 +536,7 @@ def tls_files(workdir: Path) -> tuple[Path, Path, Path]:
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost")
     tls = workdir / "tls"
-    tls.mkdir()
+    tls.mkdir(exist_ok=True)
     paths = (tls / "ca.pem", tls / "cert.pem", tls / "key.pem")
     ca.cert_pem.write_to_path(str(paths[0]))
     cert.cert_chain_pems[0].write_to_path(str(paths[1]))

@@ -151,7 +151,8 @@ def sendfile(sock: socket.socket, block: Block, timeout: Timeout) -> None:
         except BlockingIOError:
             poller = select.poll()
             poller.register(out, select.POLLOUT)
-            if not poller.poll(max(timeout() or 0.0, 0.001) * 1000):
+            t = timeout()
+            if not poller.poll(None if t is None else max(t, 0.001) * 1000):
                 raise TimeoutError("the socket took no more bytes in time") from None
             continue
         except OSError as exc:
