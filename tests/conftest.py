@@ -97,7 +97,8 @@ class TusServerFactory:
     """``make_tus_server(**options) -> TusServer``: started now, stopped at teardown.
 
     Options are :class:`tusd.TusServer`'s keyword arguments: ``port``, ``expiration_ms``,
-    ``cleanup_interval_ms``, ``max_size``, ``relative_location``, ``log_requests``;
+    ``cleanup_interval_ms``, ``max_size``, ``relative_location``, ``log_requests``, ``tls_cert``
+    and ``tls_key`` (HTTPS);
     ``storage_dir`` defaults to a fresh tmp dir.
     """
 

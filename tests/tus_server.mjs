@@ -11,6 +11,7 @@
 // Usage:
 //     node tests/tus_server.mjs [--port N] [--dir PATH] [--host H]
 //                               [--expiration-ms N] [--max-size N] [--relative-location]
+//                               [--tls-cert PEM --tls-key PEM]
 //
 // Every flag has an environment fallback (flags win):
 //     TUS_PORT                 port to bind; 0 (default) lets the kernel pick a free one
@@ -24,11 +25,15 @@
 //     TUS_EXIT_ON_STDIN_EOF    "1" exits when stdin closes (so a dead parent never leaves an
 //                              orphan server behind)
 //     TUS_LOG_REQUESTS         "1" logs one line per request on stderr
+//     TUS_TLS_CERT, TUS_TLS_KEY  PEM files: serve HTTPS (Node's own `https`) instead of HTTP;
+//                              the LISTENING line and every Location then say https://
 //
 // The server exits 0 on SIGTERM/SIGINT after closing its listener and letting in-flight
 // requests settle (bounded by a short grace period).
 
+import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import process from 'node:process';
 import { FileStore } from '@tus/file-store';
@@ -69,6 +74,12 @@ function parseArgs(argv) {
       case '--relative-location':
         out.relativeLocation = '1';
         break;
+      case '--tls-cert':
+        out.tlsCert = take();
+        break;
+      case '--tls-key':
+        out.tlsKey = take();
+        break;
       default:
         fail(`unknown argument: ${arg}`);
     }
@@ -106,6 +117,12 @@ const cleanupIntervalMs = toInt(
 const maxSize = toInt('max size', args.maxSize ?? env.TUS_MAX_SIZE, 0);
 const relativeLocation = (args.relativeLocation ?? env.TUS_RELATIVE_LOCATION) === '1';
 const logRequests = env.TUS_LOG_REQUESTS === '1';
+const tlsCert = args.tlsCert ?? env.TUS_TLS_CERT;
+const tlsKey = args.tlsKey ?? env.TUS_TLS_KEY;
+if (Boolean(tlsCert) !== Boolean(tlsKey)) {
+  fail('--tls-cert and --tls-key go together');
+}
+const scheme = tlsCert ? 'https' : 'http';
 
 // With expirationPeriodInMilliseconds = 0 the store still lists "expiration" among its
 // extensions, but no upload ever expires and no Upload-Expires header is sent.
@@ -121,6 +138,10 @@ const tus = new Server({
   // Forwarded / X-Forwarded-* headers are ignored: nothing sits in front of this server.
   relativeLocation,
   respectForwardedHeaders: false,
+  // @tus/server assumes http:// unless a proxy header says otherwise; behind TLS say https.
+  ...(tlsCert && !relativeLocation
+    ? { generateUrl: (_req, { host, path: base, id }) => `https://${host}${base}/${id}` }
+    : {}),
   ...(maxSize > 0 ? { maxSize } : {}),
 });
 
@@ -128,7 +149,7 @@ let inFlight = 0;
 let shuttingDown = false;
 let onIdle = null;
 
-const httpServer = http.createServer((req, res) => {
+function handler(req, res) {
   inFlight++;
   const started = Date.now();
   if (logRequests) {
@@ -153,7 +174,11 @@ const httpServer = http.createServer((req, res) => {
         onIdle();
       }
     });
-});
+}
+
+const httpServer = tlsCert
+  ? https.createServer({ cert: fs.readFileSync(tlsCert), key: fs.readFileSync(tlsKey) }, handler)
+  : http.createServer(handler);
 
 // Large PATCH bodies on a slow client must not be cut by Node's default request timeout.
 httpServer.requestTimeout = 0;
@@ -169,7 +194,7 @@ let cleanupTimer = null;
 httpServer.listen(port, host, () => {
   const address = httpServer.address();
   const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  process.stdout.write(`LISTENING http://${shownHost}:${address.port}/files/\n`);
+  process.stdout.write(`LISTENING ${scheme}://${shownHost}:${address.port}/files/\n`);
   if (expirationMs > 0 && cleanupIntervalMs > 0) {
     cleanupTimer = setInterval(() => {
       tus.cleanUpExpiredUploads().catch((error) => {

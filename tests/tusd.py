@@ -138,7 +138,8 @@ class TusServer:
     extension: 410 after that age, ``Upload-Expires`` sent), ``cleanup_interval_ms`` (also
     delete expired unfinished uploads periodically), ``max_size`` (``Tus-Max-Size``, 413 above
     it), ``relative_location`` (POST answers ``Location: /files/<id>``), ``log_requests``
-    (one stderr line per request in :attr:`log_path`).
+    (one stderr line per request in :attr:`log_path`), ``tls_cert`` / ``tls_key`` (PEM files:
+    serve HTTPS with Node's own ``https``; the endpoint and every Location are ``https://``).
     """
 
     def __init__(
@@ -154,7 +155,12 @@ class TusServer:
         log_requests: bool = True,
         log_path: Path | str | None = None,
         startup_timeout: float = 30.0,
+        tls_cert: Path | str | None = None,
+        tls_key: Path | str | None = None,
     ) -> None:
+        if (tls_cert is None) != (tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        self.tls = (Path(tls_cert), Path(tls_key)) if tls_cert and tls_key else None
         self.storage_dir = Path(storage_dir).resolve()
         self.host = host
         self.port = port
@@ -184,7 +190,7 @@ class TusServer:
 
     @property
     def base_url(self) -> str:
-        """``http://127.0.0.1:PORT``."""
+        """``http://127.0.0.1:PORT`` (``https://`` with TLS)."""
         parts = urlsplit(self.endpoint)
         return f"{parts.scheme}://{parts.netloc}"
 
@@ -293,6 +299,8 @@ class TusServer:
             cmd += ["--max-size", str(self.max_size)]
         if self.relative_location:
             cmd.append("--relative-location")
+        if self.tls is not None:
+            cmd += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
         env = {k: v for k, v in os.environ.items() if not k.startswith("TUS_") and k != "DEBUG"}
         env["TUS_EXIT_ON_STDIN_EOF"] = "1"  # never outlive the Python process that owns us
         if self.log_requests:

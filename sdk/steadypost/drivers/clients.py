@@ -1,7 +1,7 @@
 """The httpx clients an uploader makes for itself when the caller passes none.
 
 They behave like ``httpx.Client()`` / ``httpx.AsyncClient()`` with the
-uploader's timeouts, with two differences:
+uploader's timeouts, with three differences:
 
 * **The exchange deadline is enforced on the socket.** Their httpcore pools
   use a network backend whose streams give every connect, TLS handshake, read
@@ -22,6 +22,11 @@ uploader's timeouts, with two differences:
   a studio's ingest box, the test server) never pays for it. TLS itself is
   unchanged: ``httpx.create_ssl_context()``, certificates verified,
   ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` honoured.
+
+* **Request bodies take no copy through Python.** Their sockets send each
+  block of a file body themselves: ``os.sendfile`` on plain HTTP (sync and
+  asyncio), one reused buffer under TLS (sync); see
+  :mod:`steadypost.drivers.blocks`.
 
 httpx ignores proxy environment variables (``HTTPS_PROXY``, ``ALL_PROXY``,
 ...) once a client is given its own transport, so when any is set the

@@ -8,7 +8,9 @@ server); failures after the request started become
 The original exception is kept as ``__cause__``.
 
 File bodies are streamed from disk in ``block_size`` pieces with an explicit
-``Content-Length``, so memory does not grow with the chunk or the file.
+``Content-Length``, so memory does not grow with the chunk or the file. On the
+uploader's own clients the socket sends each block itself, without a copy through
+Python (:mod:`steadypost.drivers.blocks`); elsewhere each is read into ``bytes``.
 
 **Every exchange has a deadline** (see :class:`~steadypost.models.Timeouts`):
 ``exchange + body_length / min_rate`` seconds from the start. ``send`` puts it
@@ -46,7 +48,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import MappingProxyType
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import httpx
 
@@ -66,6 +68,9 @@ DEFAULT_BLOCK_SIZE = 512 * 1024
 #: Answers are small JSON or empty; a server sending more is cut off here.
 MAX_RESPONSE_BYTES = 1024 * 1024
 
+if TYPE_CHECKING:  # (blocks imports h11: loaded with the uploader's own transports)
+    from steadypost.drivers.blocks import BlockSink
+
 C = TypeVar("C", httpx.Client, httpx.AsyncClient)
 
 BodyProgress = Callable[[FileBody, int], None]
@@ -79,7 +84,7 @@ class Deadline:
     may still sit in the kernel's send buffer, draining at the uplink's speed.
     """
 
-    __slots__ = ("at", "body_length", "hit", "limit_s", "what")
+    __slots__ = ("at", "body_length", "hit", "limit_s", "sink", "what")
 
     def __init__(self, timeouts: Timeouts, request: Request) -> None:
         self.what = f"{request.method} {request.url}"
@@ -88,6 +93,9 @@ class Deadline:
         self.at = time.monotonic() + self.limit_s
         self.hit = False
         """Set when an operation was cut because the deadline came first."""
+        self.sink: BlockSink | None = None
+        """The socket carrying this exchange, once it wrote the request's head, if it can
+        send file blocks itself (see :class:`BlockSink`)."""
 
     def left(self) -> float:
         return self.at - time.monotonic()
@@ -239,17 +247,33 @@ def _iter_file(
     check_cancelled: Callable[[], None] | None,
     deadline: Deadline,
 ) -> Iterator[bytes]:
+    """``body`` for httpx, one block at a time; cancellation and the deadline between blocks.
+
+    Each block is the file's bytes (``pread``) or, when the socket sending
+    this exchange is a :class:`BlockSink`, its stand-in (the socket reads the
+    file itself). Either way exactly ``length`` bytes of the file go out per
+    block, or a :class:`~steadypost.errors.FileProblemError` is raised.
+    """
     reader = _reader(body, file)
     try:
-        position = body.offset
+        reader.check("while it was uploaded")
         if body.prefix:
             yield body.prefix
-        for block in _blocks(body, reader, block_size):
+        position, end = body.offset, body.end
+        while position < end:
+            length = min(block_size, end - position)
             if check_cancelled is not None:
                 check_cancelled()
             deadline.check()
+            # (A bandwidth limit waits here: once per block, before its `length` bytes.)
+            sink = deadline.sink
+            if sink is None:
+                block = reader.read(length, position)
+                length = len(block)
+            else:
+                block = sink.file_block(reader, position, length)
             yield block
-            position += len(block)
+            position += length
             if on_body is not None:
                 on_body(body, position)
         if body.suffix:

@@ -3,10 +3,15 @@
 Made by :func:`steadypost.drivers.clients.default_client`; imported on first use so
 that ``import steadypost`` does not load httpcore (httpx defers it too). See
 :mod:`steadypost.drivers.clients` for what they do and why they exist.
+
+Request bodies' file blocks are sent by the streams themselves, without a copy through
+Python: see :mod:`steadypost.drivers.blocks`.
 """
 
 from __future__ import annotations
 
+import os
+import select
 import socket
 import ssl
 import threading
@@ -16,7 +21,9 @@ from typing import Any
 import httpcore
 import httpx
 
-from steadypost.drivers.http import current_deadline
+from steadypost.drivers import blocks
+from steadypost.drivers.blocks import Block, Sink
+from steadypost.drivers.http import DEFAULT_BLOCK_SIZE, current_deadline
 
 # httpx's own defaults (httpx.HTTPTransport's DEFAULT_LIMITS).
 _MAX_CONNECTIONS = 100
@@ -62,13 +69,20 @@ class _Op:
             self.deadline.hit = True
 
 
-class _Stream(httpcore.NetworkStream):
-    """A sync stream whose every read and write ends at the exchange deadline."""
+class _Stream(Sink, httpcore.NetworkStream):
+    """A sync stream whose every read and write ends at the exchange deadline.
+
+    It also sends request bodies' file blocks itself (see the module's docstring).
+    """
 
     def __init__(self, inner: httpcore.NetworkStream) -> None:
+        super().__init__()
         self._inner = inner
         sock = inner.get_extra_info("socket")
         self._sock: socket.socket | None = sock if isinstance(sock, socket.socket) else None
+        self._sendfile = (self._sock is not None and not isinstance(self._sock, ssl.SSLSocket)
+                          and hasattr(os, "sendfile") and hasattr(select, "poll"))  # fmt: skip
+        self._buffer: memoryview | None = None
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         with _Op(timeout, httpcore.ReadTimeout) as op:
@@ -79,17 +93,42 @@ class _Stream(httpcore.NetworkStream):
             if self._sock is None or op.deadline is None:
                 self._inner.write(buffer, op.t())
                 return
-            # httpcore's SyncStream.write gives *each* send() the whole timeout, so a server
-            # reading a few bytes now and then would hold a write forever: clamp per send().
-            view = memoryview(buffer)
+            block = self.arrived(buffer)
             try:
-                while view:
-                    self._sock.settimeout(op.t())
-                    view = view[self._sock.send(view) :]
+                if block is None:
+                    if blocks.STAND_INS_PASS:
+                        op.deadline.sink = self  # the head is out: the body's blocks may follow
+                    self._send(op, memoryview(buffer))
+                else:
+                    self._send_block(op, block)
             except TimeoutError as exc:
                 raise httpcore.WriteTimeout(exc) from exc
             except OSError as exc:
                 raise httpcore.WriteError(exc) from exc
+
+    def _send(self, op: _Op, view: memoryview) -> None:
+        # httpcore's SyncStream.write gives *each* send() the whole timeout, so a server
+        # reading a few bytes now and then would hold a write forever: clamp per send().
+        assert self._sock is not None
+        while view:
+            self._sock.settimeout(op.t())
+            view = view[self._sock.send(view) :]
+
+    def _send_block(self, op: _Op, block: Block) -> None:
+        assert self._sock is not None
+        if self._sendfile:
+            try:
+                blocks.sendfile(self._sock, block, op.t)
+                return
+            except blocks.SendfileUnusableError:
+                self._sendfile = False
+        self._send(op, self._fill(block))
+
+    def _fill(self, block: Block) -> memoryview:
+        """The block's bytes, read into the stream's one buffer (grown only for a larger block)."""
+        if self._buffer is None or len(self._buffer) < block.length:
+            self._buffer = memoryview(bytearray(max(block.length, DEFAULT_BLOCK_SIZE)))
+        return blocks.fill(self._buffer[: block.length], block)
 
     def close(self) -> None:
         self._inner.close()
@@ -134,11 +173,16 @@ class _Backend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
-class _AsyncStream(httpcore.AsyncNetworkStream):
-    """The asyncio twin of :class:`_Stream` (anyio bounds a whole write by its timeout)."""
+class _AsyncStream(Sink, httpcore.AsyncNetworkStream):
+    """The asyncio twin of :class:`_Stream` (anyio bounds a whole write by its timeout).
+
+    On plain TCP it sends file blocks with ``loop.sendfile`` (see the module's docstring).
+    """
 
     def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        super().__init__()
         self._inner = inner
+        self._transport = blocks.plain_transport(inner)
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         with _Op(timeout, httpcore.ReadTimeout) as op:
@@ -146,7 +190,16 @@ class _AsyncStream(httpcore.AsyncNetworkStream):
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         with _Op(timeout, httpcore.WriteTimeout) as op:
-            await self._inner.write(buffer, op.t())
+            block = self.arrived(buffer)
+            if block is None:
+                if blocks.STAND_INS_PASS and self._transport and op.deadline is not None:
+                    op.deadline.sink = self
+                await self._inner.write(buffer, op.t())
+            elif self._transport is None or not await blocks.loop_sendfile(
+                self._transport, block, op.t
+            ):
+                self._transport = None  # (no sendfile here: read the blocks from now on)
+                await self._inner.write(blocks.read(block), op.t())
 
     async def aclose(self) -> None:
         await self._inner.aclose()
