@@ -150,3 +150,17 @@ def test_a_file_smaller_than_a_chunk_is_sent_at_most_three_times(tmp_path: Path)
         received = server.body_bytes
     assert received <= 3 * size, received
     assert "bound" in (post.last_error or ""), post.last_error
+
+
+def test_an_unreadable_tus_max_size_is_ignored_not_a_failed_post(tmp_path: Path) -> None:
+    """``Tus-Max-Size: ²`` in OPTIONS is advice gone wrong; the upload goes on (and is logged)."""
+    data = hashlib.sha256(b"max-size").digest() * 5000
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(data)
+    with HostileServer("max-size-garbage") as server, Uploader(
+        timeouts=quick(), journal=Journal(tmp_path / "j.sqlite3")
+    ) as up:  # fmt: skip
+        post = up.post(path, server.endpoint)
+        stored = server.stored()
+    assert post.state.value == "confirmed", post.last_error
+    assert stored == data

@@ -9,6 +9,7 @@ is handled, and the class for the promise it keeps whatever the server says.
 from __future__ import annotations
 
 import base64
+import logging
 from functools import partial
 
 from steadypost.errors import (
@@ -63,6 +64,8 @@ from steadypost.platforms.tus.protocol import (
     where,
 )
 from steadypost.policy import NOT_PROCESSED_STATUSES, REAL_PROGRESS_BYTES, header_int
+
+log = logging.getLogger("steadypost")
 
 
 class TusUpload:
@@ -192,14 +195,12 @@ class TusUpload:
         versions = listed("tus-version") or (TUS_VERSION,)
         if TUS_VERSION not in versions:
             raise ProtocolError(f"{self.endpoint} speaks tus {', '.join(versions)}, not 1.0.0")
-        raw_max = resp.header("tus-max-size")
         return ServerInfo(
             versions=versions,
             extensions=frozenset(listed("tus-extension")),
-            max_size=None if raw_max is None or not raw_max.strip()
-            else header_int(raw_max, name="Tus-Max-Size", where=where(req)),
+            max_size=_advisory_max_size(resp.header("tus-max-size"), where(req)),
             checksum_algorithms=frozenset(a.lower() for a in listed("tus-checksum-algorithm")),
-        )  # fmt: skip
+        )
 
     def create(self, info: ServerInfo) -> Flow[tuple[str, int | None, int]]:
         """``POST``: a new upload resource.
@@ -424,3 +425,19 @@ class TusUpload:
         if offset > self.acknowledged:
             self.acknowledged = offset
             yield Emit(OffsetAcknowledged(url, offset, self.file.size))
+
+
+def _advisory_max_size(raw: str | None, where: str) -> int | None:
+    """``Tus-Max-Size``, or ``None`` when absent or unreadable.
+
+    Only advice: it lets a too-large file fail before any byte is sent. An
+    unreadable value is logged and ignored (the creation's 413 still says
+    no), rather than failing a post over a header nothing else depends on.
+    """
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return header_int(raw, name="Tus-Max-Size", where=where)
+    except ProtocolError as exc:
+        log.warning("%s; ignored", exc)
+        return None
