@@ -50,6 +50,7 @@ from typing import Generic, TypeVar
 
 import httpx
 
+from steadypost.drivers import bandwidth
 from steadypost.drivers.files import OpenedFile
 from steadypost.errors import (
     CertificateError,
@@ -247,6 +248,7 @@ def _iter_file(
         for block in _blocks(body, reader, block_size):
             if check_cancelled is not None:
                 check_cancelled()
+            bandwidth.throttle(len(block), check_cancelled)  # --bwlimit (no-op without a cap)
             deadline.check()
             yield block
             position += len(block)
