@@ -36,6 +36,7 @@ from steadypost.platforms.http import HeaderPolicy
 from steadypost.platforms.oauth import OAuthRefresh
 from steadypost.platforms.registry import platform_for
 from steadypost.platforms.tus import DEFAULT_CHUNK_SIZE, ServerInfo, TusOptions, TusUpload
+from steadypost.platforms.tus.adapters import TusPlatform
 from steadypost.policy import RetryPolicy
 
 ClientT = TypeVar("ClientT")
@@ -322,6 +323,20 @@ class BaseUploader(Generic[ClientT, SleepT]):
         """tus termination: ``DELETE`` the upload (already gone is fine)."""
         tus = self.tus(endpoint or upload_url, LocalFile("", 0, 0), metadata=None, chunk_size=None)
         yield Drive(tus.terminate(upload_url), self.observer(0, None))
+
+    def _server_offset_flow(self, post_id: str) -> Flow[int | None]:
+        """tus ``HEAD`` on a post's upload: the bytes the server holds (``None``: not known).
+
+        For the posts whose bytes travel by tus to an upload URL the journal has (the
+        ``tus`` and ``post-api`` platforms); other platforms have no such question.
+        """
+        post = self.journal.get(post_id)
+        adapter = self.platform(post)
+        if post.upload_url is None or not isinstance(adapter, TusPlatform):
+            return None
+        result = yield Drive(TusPlatform.check(adapter, post), self.observer(0, None))
+        offset = result.detail.get("offset")
+        return offset if isinstance(offset, int) else None
 
     def _post_flow(
         self, path: str | os.PathLike[str], endpoint: str, *,

@@ -165,6 +165,15 @@ class Uploader(BaseUploader[SyncClient, Callable[[float], None]]):
         """Cancel a post: journaled ``cancelled`` first, then the server-side upload is deleted."""
         return self._drive(check_flows.cancel_post(self, post_id))
 
+    def server_offset(self, post_id: str) -> int | None:
+        """Ask the server how many bytes of a post's upload it holds (tus ``HEAD``).
+
+        It may be more than the journal's ``offset`` (what the server had acknowledged at
+        the last checkpoint): a chunk cut short by Ctrl-C leaves its first bytes there.
+        ``None`` when the post has no tus upload to ask about. Nothing is journaled.
+        """
+        return self._drive(self._server_offset_flow(post_id))
+
 
 class AsyncUploader(BaseUploader[AsyncClient, Callable[[float], Awaitable[None]]]):
     """The asyncio twin of :class:`Uploader`: the same options and flows, awaitable methods.
@@ -262,3 +271,7 @@ class AsyncUploader(BaseUploader[AsyncClient, Callable[[float], Awaitable[None]]
     async def cancel_post(self, post_id: str) -> Post:
         """See :meth:`Uploader.cancel_post`."""
         return await self._drive(check_flows.cancel_post(self, post_id))
+
+    async def server_offset(self, post_id: str) -> int | None:
+        """See :meth:`Uploader.server_offset`."""
+        return await self._drive(self._server_offset_flow(post_id))
