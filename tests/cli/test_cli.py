@@ -174,7 +174,7 @@ def test_upload_unconfirmed_exits_3(app: Cli, video: Path) -> None:
     assert result.exit_code == ExitCode.UNCONFIRMED, result.output
     [line] = result.stdout.splitlines()
     assert line.startswith("unconfirmed")
-    assert "checked at " in line
+    assert "checked in " in line
     assert "may already be live" in line
 
 
@@ -187,7 +187,7 @@ def test_upload_waiting_exits_4(app: Cli, video: Path) -> None:
     [line] = result.stdout.splitlines()
     assert line.startswith("waiting")
     assert "503" in line
-    assert "next try at" in line
+    assert "next try in " in line
 
 
 def test_upload_failed_exits_5_and_the_worst_state_wins(app: Cli, video: Path,

@@ -127,7 +127,7 @@ def report(app: App, since: str | None, fmt: str, output: Path | None) -> None: 
     start = parse_since(since, now) if since else None
     chosen = []
     for post in app.journal.list():
-        if start is not None and post.updated_at < start:
+        if start is not None and post.updated_ts < start:
             continue
         events = app.journal.events(post.post_id)
         if affected(post, events):
@@ -146,7 +146,7 @@ def report(app: App, since: str | None, fmt: str, output: Path | None) -> None: 
         }  # fmt: skip
         text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     if output is None:
-        app.out.out(text, end="", highlight=False)
+        app.out.write(text)
     else:
         output.write_text(text, encoding="utf-8")
         app.note(f"wrote the evidence of {len(chosen)} post(s) to {output}")
