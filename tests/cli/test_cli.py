@@ -460,9 +460,11 @@ def test_report_has_the_evidence_of_affected_posts_only(app: Cli, video: Path,
     assert app.upload(video).exit_code == 0
     result = app.run("report")
     assert result.exit_code == 0, result.output
-    document = json.loads(result.stdout)
+    document = json.loads(result.stdout)  # not a terminal: JSON
     [post] = document["posts"]
-    assert post["file"] == str(video)
+    assert post["file"] == video.name  # a file name: no folder leaves the machine
+    assert document["summary"]["posts_affected"] == 1
+    assert str(video.parent) not in result.stdout
     assert post["state"] == "confirmed"
     assert post["server_answers"]["503"] >= 2
     assert post["waits"] >= 2
