@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from steadypost.drivers.files import FileHasher, OpenedFile, snapshot_file
 from steadypost.drivers.http import DEFAULT_BLOCK_SIZE
@@ -145,6 +145,8 @@ class BaseUploader(Generic[ClientT, SleepT]):
         self._owns_client = client is None
         self.client: ClientT = client if client is not None else self._default_client()
         self._sleep: SleepT = sleep if sleep is not None else self._default_sleep()
+
+    __init__.__doc__ = """Every option, keyword-only, each with its default (see the class)."""
 
     def _default_client(self) -> ClientT:
         raise NotImplementedError
@@ -347,3 +349,18 @@ class BaseUploader(Generic[ClientT, SleepT]):
                                  platform=platform, new=new)  # fmt: skip
         return (yield from post_flows.post(self, added, chunk_size=chunk_size,
                                            on_progress=on_progress))  # fmt: skip
+
+
+def document_options(cls: type[BaseUploader[Any, Any]], *, client: str, sleep: str) -> None:
+    """Make ``help(cls)`` show every option: the signature with ``client`` and ``sleep``'s
+    real types (not the base's type variables) and, after ``cls``'s own text, what each
+    option does (:class:`BaseUploader`'s docstring)."""
+    import inspect
+
+    signature = inspect.signature(BaseUploader.__init__)
+    concrete = {"client": f"{client} | None", "sleep": f"{sleep} | None"}
+    params = [p.replace(annotation=concrete.get(p.name, p.annotation))
+              for p in signature.parameters.values() if p.name != "self"]  # fmt: skip
+    cls.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    options = inspect.cleandoc(BaseUploader.__doc__ or "")
+    cls.__doc__ = f"{inspect.cleandoc(cls.__doc__ or '')}\n\n{options}\n"

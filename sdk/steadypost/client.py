@@ -29,7 +29,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import TypeVar
 
-from steadypost._base import BaseUploader, ProgressCallback
+from steadypost._base import BaseUploader, ProgressCallback, document_options
 from steadypost.drivers import (
     AsyncClient,
     AsyncDriver,
@@ -52,8 +52,13 @@ PathLike = str | os.PathLike[str]
 
 
 class Uploader(BaseUploader[SyncClient, Callable[[float], None]]):
-    """Uploads videos, blocking. Thread-safe for separate uploads; every option is on
-    :class:`~steadypost._base.BaseUploader` (``help(Uploader)`` lists them)."""
+    """Uploads videos, blocking. Thread-safe for separate uploads (one per thread is simplest).
+
+    Every option is a keyword argument with a default; all of them are below::
+
+        with Uploader(headers={"Authorization": "Bearer ..."}) as up:
+            post = up.post("clip.mp4", "https://uploads.example.com/files/")
+    """
 
     def _default_client(self) -> SyncClient:
         return default_sync_client(self.timeouts)
@@ -275,3 +280,8 @@ class AsyncUploader(BaseUploader[AsyncClient, Callable[[float], Awaitable[None]]
     async def server_offset(self, post_id: str) -> int | None:
         """See :meth:`Uploader.server_offset`."""
         return await self._drive(self._server_offset_flow(post_id))
+
+
+document_options(Uploader, client="httpx.Client", sleep="Callable[[float], None]")
+document_options(AsyncUploader, client="httpx.AsyncClient",
+                 sleep="Callable[[float], Awaitable[None]]")  # fmt: skip
