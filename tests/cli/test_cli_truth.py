@@ -288,3 +288,58 @@ def test_commands_json_is_untouched_by_the_summary(app: Cli, tmp_path: Path) -> 
 def test_the_group_runs_with_runtime_only_as_a_hook() -> None:
     assert isinstance(cli, click.Group)
     assert CliRunner().invoke(cli, ["list"], obj=Runtime()).exit_code == 0
+
+
+# --- the bar: one unit family, one countdown; the bandwidth cap ----------------------------------
+
+
+def test_the_bar_speaks_one_unit_family_and_one_countdown(clock: FakeClock) -> None:
+    import io
+
+    from rich.console import Console
+
+    from steadypost.cli.progress import Display, SpeedColumn, StatusColumn
+    from steadypost.models import Progress, ProgressKind
+
+    console = Console(file=io.StringIO(), force_terminal=True, width=200, highlight=False,
+                      no_color=True)
+    display = Display(console, clock=clock.now)
+    tracker = display.track("clip.mp4", 300 * 1024 * 1024)
+    tracker(Progress(ProgressKind.BYTES, 0, 300 * 1024 * 1024, sent=12 * 1024 * 1024))
+    assert display.bars is not None
+    [task] = display.bars.tasks
+    bar = "".join(c.render(task).plain for c in display.bars.columns[2:4]  # bytes, speed
+                  if hasattr(c, "render"))  # fmt: skip
+    units = set(re.findall(r"[KMGT]i?B", bar))
+    assert units, bar
+    assert all("iB" in u for u in units), bar  # KiB, MiB, GiB: never MB beside MiB
+    # A retry's wait and a recovering platform count down alike ("2 min 00 s", "42 s").
+    tracker(Progress(ProgressKind.WAIT, 0, 1, wait_s=120, message="server busy (503), "
+                     "retrying in 120 s", reason="server busy (503)"))  # fmt: skip
+    assert StatusColumn(display).render(task).plain == "server busy (503), retrying in 2 min 00 s"
+    assert SpeedColumn(clock.now).render(task).plain == ""  # no stale speed during a wait
+    clock.advance(78)
+    assert StatusColumn(display).render(task).plain == "server busy (503), retrying in 42 s"
+    assert "clip.mp4: server busy (503), retrying in 2 min 00 s" in console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_the_bandwidth_bucket_holds_the_rate() -> None:
+    from steadypost.drivers.bandwidth import BURST_S, Bandwidth
+
+    fake = FakeClock(start=0.0)
+    bucket = Bandwidth(1_000_000, clock=fake.now, sleep=fake.sleep)
+    sent = 0
+    while sent < 5_000_000:
+        bucket.take(100_000)
+        sent += 100_000
+    # 5 MB at 1 MB/s, the first half-second's worth sent at once: 4.5 s of waiting
+    assert fake.now() == pytest.approx(5.0 - BURST_S, abs=0.11)
+    assert max(fake.sleeps) <= 0.2  # sliced: a cancellation is seen within 0.2 s
+    free = Bandwidth(None, clock=fake.now, sleep=fake.sleep)
+    assert free.take(10**9) == 0.0
+
+    def cancelled() -> None:
+        raise RuntimeError("cancelled")
+
+    with pytest.raises(RuntimeError, match="cancelled"):
+        Bandwidth(1000, clock=fake.now, sleep=fake.sleep).take(10**6, cancelled)

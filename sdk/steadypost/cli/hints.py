@@ -42,9 +42,10 @@ def refused_line(post: Post, status: int, settings: Settings) -> str:
     login = f"`{login_command(settings)}`"
     sent = settings.headers_for(post.endpoint)
     if not any(k.lower() == "authorization" for k in sent):
-        whose = f"profile {settings.profile!r}" if settings.profile else "no profile"
+        whose = (f"profile {settings.profile!r} has none" if settings.profile
+                 else "no profile is in use")  # fmt: skip
         return (f"{name}: the server refused the upload ({answer}) and no token was sent "
-                f"({whose} has none, ${ENV_TOKEN} is not set): run {login} to save one")
+                f"({whose}, ${ENV_TOKEN} is not set): run {login} to save one")
     source = settings.token_source or "a --header"
     fix = f"run {login} to save a new one"
     if source.startswith("$"):
