@@ -36,6 +36,7 @@ class Browser:
     def __init__(self, url: str, *, width: int = 1280, height: int = 1400) -> None:
         if CHROMIUM is None:
             raise RuntimeError("no chromium on PATH: `apt-get install -y chromium`")
+        self.url = url
         self.profile = Path(tempfile.mkdtemp(prefix="steadypost-chromium-"))
         self.proc = subprocess.Popen(
             [CHROMIUM, *FLAGS, f"--user-data-dir={self.profile}",
@@ -85,12 +86,14 @@ class Browser:
                 return message.get("result", {})
 
     def wait_loaded(self, timeout: float = 30) -> None:
+        """Until the page asked for (not the first about:blank) has loaded."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.evaluate("document.readyState") == "complete":
+            state = self.evaluate("[location.href, document.readyState]")
+            if state == [self.url, "complete"]:
                 return
             time.sleep(0.05)
-        raise RuntimeError("the page did not finish loading")
+        raise RuntimeError(f"{self.url} did not finish loading")
 
     def evaluate(self, expression: str) -> Any:
         """The JSON value of a JavaScript expression in the page."""

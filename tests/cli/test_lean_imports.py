@@ -95,3 +95,18 @@ def test_the_linux_data_and_config_dirs_are_platformdirs_own(
             monkeypatch.setenv(var, xdg)
     assert paths.data_dir() == Path(platformdirs.user_data_dir("steadypost", appauthor=False))
     assert paths.config_dir() == Path(platformdirs.user_config_dir("steadypost", appauthor=False))
+
+
+def test_shell_completion_works_as_the_readme_says(tmp_path: Path) -> None:
+    """``eval "$(_STEADYPOST_COMPLETE=bash_source steadypost)"`` and what it then completes."""
+    script = Path(sys.executable).with_name("steadypost")
+    base = {**os.environ, "HOME": str(tmp_path)}
+    source = subprocess.run([str(script)], env={**base, "_STEADYPOST_COMPLETE": "bash_source"},
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    assert "_steadypost_completion" in source.stdout
+    done = subprocess.run([str(script)], capture_output=True, text=True, check=True, env={
+        **base, "_STEADYPOST_COMPLETE": "bash_complete", "COMP_WORDS": "steadypost lo",
+        "COMP_CWORD": "1"})  # fmt: skip
+    assert done.stdout.split() == ["plain,login", "plain,logout"]
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert 'eval "$(_STEADYPOST_COMPLETE=bash_source steadypost)"' in readme

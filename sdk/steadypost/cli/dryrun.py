@@ -78,7 +78,7 @@ def plan_resume(app: App, chosen: Sequence[Post], later: Sequence[Post], *,
     for post in chosen:
         name = os.path.basename(post.path)
         due = post.next_attempt_ts
-        moment = "now" if due is None or due <= now else f"{until(due, now)} (at {when(due, now)})"
+        moment = "now" if due is None or due <= now else f"{until(due, now)}, at {when(due, now)}"
         text = (f"would resume   {name}: post {post.post_id} ({post.state.value}, "
                 f"{share(post)}% on the server), {moment}")  # fmt: skip
         _emit(app, {"action": "resume", "post_id": post.post_id, "file": post.path,
@@ -86,7 +86,7 @@ def plan_resume(app: App, chosen: Sequence[Post], later: Sequence[Post], *,
     for post in later:
         name = os.path.basename(post.path)
         due = post.next_attempt_ts
-        moment = f"its next try is {until(due, now)} (at {when(due, now)})" if due else "later"
+        moment = f"its next try is {until(due, now)}, at {when(due, now)}" if due else "later"
         _emit(app, {"action": "later", "post_id": post.post_id, "file": post.path,
                     "state": post.state.value},
               f"left for later {name}: post {post.post_id} ({post.state.value}); {moment}",

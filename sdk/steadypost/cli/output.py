@@ -163,7 +163,7 @@ def _next(post: Post, now: float) -> str | None:
     if at is None:
         return None
     left = until(at, now)
-    return left if left == "now" else f"{left} (at {when(at, now)})"
+    return left if left == "now" else f"{left}, at {when(at, now)}"
 
 
 def why(post: Post, now: float) -> str:
@@ -175,7 +175,7 @@ def why(post: Post, now: float) -> str:
         return f"{size(post.identity.size)} on the server"
     if post.state is PostState.UNCONFIRMED:
         because = error or "no answer after the last byte"
-        return f"{because}; it may already be live (checked {later or 'at the next verify'})"
+        return f"{because}; it may already be live; checked {later or 'at the next verify'}"
     if post.state is PostState.WAITING:
         reason = f"{error}; " if error else ""
         return f"{reason}{held}; next try {later or 'once resumed'} (steadypost resume)"
