@@ -230,19 +230,21 @@ def print_json(term: Term, value: Mapping[str, Any]) -> None:
 def table(
     term: Term, header: Sequence[str], rows: Iterable[Sequence[str]],
     styles: Callable[[Sequence[str]], Sequence[str | None]] | None = None,
-    *, shrink: Sequence[int] = (),
+    *, shrink: Sequence[int] = (), keep_last: int | None = None,
 ) -> None:  # fmt: skip
     """Left-aligned columns separated by two spaces; the last one is not padded.
 
     On a terminal the lines fit its width: the columns in ``shrink`` (indexes) are
-    cut first, with an ellipsis in the middle, down to 12 characters, then the last
-    column is cut at the end.
+    cut first, with an ellipsis in the middle, down to 12 characters, while the last
+    column has more than ``keep_last`` characters to show; then the last column is
+    cut at the end.
     """
     all_rows = [list(header), *(list(r) for r in rows)]
     widths = [max(len(r[i]) for r in all_rows) for i in range(len(header))]
     width = term.width
     if width is not None:
-        over = sum(widths) + 2 * (len(widths) - 1) - width
+        last = widths[-1] if keep_last is None else min(widths[-1], keep_last)
+        over = sum(widths[:-1]) + last + 2 * (len(widths) - 1) - width
         for i in shrink:
             if over <= 0:
                 break

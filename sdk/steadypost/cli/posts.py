@@ -52,8 +52,14 @@ def list_rows(posts: Sequence[Post], now: float, *, ids: Sequence[str] | None = 
     ]  # fmt: skip
 
 
+STATUS_KEPT = 30
+"""The STATUS characters a narrow table keeps before it gives up columns (the rest is cut)."""
+
+
 def _width(rows: Sequence[Sequence[str]], columns: Sequence[int]) -> int:
-    return sum(max(len(r[i]) for r in rows) for i in columns) + 2 * (len(columns) - 1)
+    last = len(HEADER) - 1
+    return sum(min(max(len(r[i]) for r in rows), STATUS_KEPT if i == last else 10**6)
+               for i in columns) + 2 * (len(columns) - 1)  # fmt: skip
 
 
 def print_list(term: Term, posts: Sequence[Post], now: float) -> None:
@@ -76,7 +82,7 @@ def print_list(term: Term, posts: Sequence[Post], now: float) -> None:
     header = [HEADER[i] for i in columns]
     kept = [[row[i] for i in columns] for row in rows]
     print_table(
-        term, header, kept, shrink=(header.index("FILE"),),
+        term, header, kept, shrink=(header.index("FILE"),), keep_last=STATUS_KEPT,
         styles=lambda row: [states.get(cell) if n == 1 else None for n, cell in enumerate(row)],
     )  # fmt: skip
 
