@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import time
+from datetime import datetime, timezone
 
 from steadypost import AsyncUploader, Post, PostState
 
@@ -34,9 +34,11 @@ async def settle(up: AsyncUploader, posts: list[Post]) -> list[Post]:
         pending = [p for p in up.journal.list(state=PostState.UNCONFIRMED) if p.post_id in ids]
         if not pending:
             return [up.journal.get(post_id) for post_id in ids]
-        first = min(p.next_attempt_at or 0.0 for p in pending)
-        print(f"{len(pending)} unconfirmed; next check in {max(0.0, first - time.time()):.0f} s")
-        await asyncio.sleep(max(0.0, first - time.time()))
+        first = min(p.next_attempt_at or datetime.now(timezone.utc) for p in pending)
+        left = max(0.0, (first - datetime.now(timezone.utc)).total_seconds())
+        print(f"{len(pending)} unconfirmed; next check in {left:.0f} s "
+              f"(at {first.astimezone():%H:%M})")
+        await asyncio.sleep(left)
         for checked in await up.verify_due(post_ids=ids):
             if checked.state is PostState.QUEUED:  # the platform lost it: send it again
                 await up.upload_post(checked.post_id)

@@ -29,8 +29,9 @@ from steadypost.daemon import running_daemon
 def show(p: Progress) -> None:
     if p.kind is ProgressKind.WAIT:
         print(f"\n{p.message}", file=sys.stderr)
-    elif p.total:
-        print(f"\r{p.acknowledged / p.total:6.1%} on the server", end="", file=sys.stderr)
+    elif p.total:  # p.sent moves with every block; p.acknowledged once per chunk
+        print(f"\r{p.sent / p.total:6.1%} sent, {p.acknowledged / p.total:6.1%} on the server",
+              end="", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

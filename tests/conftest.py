@@ -41,7 +41,8 @@ REQUIRE_INTEGRATION_ENV = "STEADYPOST_REQUIRE_INTEGRATION"
 def steadypost_home(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> Path:
-    """Point steadypost's data dir (and platformdirs' XDG dirs) at fresh tmp dirs.
+    """Point steadypost's data dir (and platformdirs' XDG dirs) at fresh tmp dirs, and the
+    ``keyring`` library at a file keyring among them.
 
     Returns the ``STEADYPOST_HOME`` path. It does not exist yet (as on a first run): the
     SDK creates it. The XDG directories exist and are empty.
@@ -58,6 +59,8 @@ def steadypost_home(
         path = base / name
         path.mkdir()
         monkeypatch.setenv(var, str(path))
+    # Never the real OS keyring: keyrings.alt's plain file, under this test's XDG data dir.
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
     return home
 
 

@@ -20,64 +20,144 @@ again), ``AMBIGUOUS`` (may have been processed: verify before resending) or
 ``REJECTED`` (a retry will not help).
 """
 
-import logging
+from __future__ import annotations
+
+import importlib as _importlib
+import logging as _logging
+import typing as _typing
 
 from steadypost import _lean_imports  # noqa: F401  (before anything imports httpx)
-from steadypost.client import AsyncUploader, Uploader
-from steadypost.drivers.files import snapshot_file
-from steadypost.errors import (
-    AuthorizationError,
-    CertificateError,
-    ChecksumMismatchError,
-    ConfigurationError,
-    ConnectFailedError,
-    ConnectionLostError,
-    FileProblemError,
-    HostUnavailableError,
-    IllegalTransitionError,
-    InternalError,
-    JournalCorruptError,
-    JournalError,
-    LeaseHeldError,
-    Outcome,
-    PlatformError,
-    PostExistsError,
-    PostNotFoundError,
-    ProtocolError,
-    RetriesExhaustedError,
-    SchemaTooNewError,
-    StalledError,
-    StatusError,
-    SteadypostError,
-    TransportError,
-    UploadCancelledError,
-    UploadGoneError,
-    UploadStalledError,
-    WireBoundError,
-)
-from steadypost.hosts import BreakerOptions, BudgetOptions, HostOptions, HostRegistry
-from steadypost.hosts.statuspage import StatusPageOptions, StatusPages
-from steadypost.journal import AddResult, Journal
-from steadypost.lifecycle.group import PostGroup, Target
-from steadypost.lifecycle.options import PostOptions
-from steadypost.models import (
-    FileIdentity,
-    JournalEvent,
-    Post,
-    PostState,
-    Progress,
-    ProgressKind,
-    Timeouts,
-    UploadResult,
-)
-from steadypost.platforms.base import TokenRequest
-from steadypost.platforms.tus import DEFAULT_CHUNK_SIZE, ServerInfo
-from steadypost.policy import RetryPolicy
+
+if _typing.TYPE_CHECKING:
+    from steadypost.client import AsyncUploader, Uploader
+    from steadypost.drivers.files import snapshot_file
+    from steadypost.errors import (
+        AuthorizationError,
+        CertificateError,
+        ChecksumMismatchError,
+        ConfigurationError,
+        ConnectFailedError,
+        ConnectionLostError,
+        FileProblemError,
+        HostUnavailableError,
+        IllegalTransitionError,
+        InternalError,
+        JournalCorruptError,
+        JournalError,
+        LeaseHeldError,
+        Outcome,
+        PlatformError,
+        PostExistsError,
+        PostNotFoundError,
+        ProtocolError,
+        RetriesExhaustedError,
+        SchemaTooNewError,
+        StalledError,
+        StatusError,
+        SteadypostError,
+        TransportError,
+        UploadCancelledError,
+        UploadGoneError,
+        UploadStalledError,
+        WireBoundError,
+    )
+    from steadypost.hosts import BreakerOptions, BudgetOptions, HostOptions, HostRegistry
+    from steadypost.hosts.statuspage import StatusPageOptions, StatusPages
+    from steadypost.journal import AddResult, Journal
+    from steadypost.lifecycle.group import PostGroup, Target
+    from steadypost.lifecycle.options import PostOptions
+    from steadypost.models import (
+        FileIdentity,
+        JournalEvent,
+        Post,
+        PostState,
+        Progress,
+        ProgressKind,
+        Timeouts,
+        UploadResult,
+    )
+    from steadypost.platforms.base import TokenRequest
+    from steadypost.platforms.tus import DEFAULT_CHUNK_SIZE, ServerInfo
+    from steadypost.policy import RetryPolicy
 
 __version__ = "0.1.0"
 
 # A library logs; the application decides where the lines go.
-logging.getLogger("steadypost").addHandler(logging.NullHandler())
+_logging.getLogger("steadypost").addHandler(_logging.NullHandler())
+
+#: Where each public name lives. They are imported on first use (PEP 562), so
+#: ``import steadypost`` (and the CLI's ``steadypost list``) does not load httpx,
+#: asyncio and every platform adapter before it needs them.
+_LAZY: dict[str, str] = {
+    "AsyncUploader": "steadypost.client",
+    "Uploader": "steadypost.client",
+    "snapshot_file": "steadypost.drivers.files",
+    "AuthorizationError": "steadypost.errors",
+    "CertificateError": "steadypost.errors",
+    "ChecksumMismatchError": "steadypost.errors",
+    "ConfigurationError": "steadypost.errors",
+    "ConnectFailedError": "steadypost.errors",
+    "ConnectionLostError": "steadypost.errors",
+    "FileProblemError": "steadypost.errors",
+    "HostUnavailableError": "steadypost.errors",
+    "IllegalTransitionError": "steadypost.errors",
+    "InternalError": "steadypost.errors",
+    "JournalCorruptError": "steadypost.errors",
+    "JournalError": "steadypost.errors",
+    "LeaseHeldError": "steadypost.errors",
+    "Outcome": "steadypost.errors",
+    "PlatformError": "steadypost.errors",
+    "PostExistsError": "steadypost.errors",
+    "PostNotFoundError": "steadypost.errors",
+    "ProtocolError": "steadypost.errors",
+    "RetriesExhaustedError": "steadypost.errors",
+    "SchemaTooNewError": "steadypost.errors",
+    "StalledError": "steadypost.errors",
+    "StatusError": "steadypost.errors",
+    "SteadypostError": "steadypost.errors",
+    "TransportError": "steadypost.errors",
+    "UploadCancelledError": "steadypost.errors",
+    "UploadGoneError": "steadypost.errors",
+    "UploadStalledError": "steadypost.errors",
+    "WireBoundError": "steadypost.errors",
+    "BreakerOptions": "steadypost.hosts",
+    "BudgetOptions": "steadypost.hosts",
+    "HostOptions": "steadypost.hosts",
+    "HostRegistry": "steadypost.hosts",
+    "StatusPageOptions": "steadypost.hosts.statuspage",
+    "StatusPages": "steadypost.hosts.statuspage",
+    "AddResult": "steadypost.journal",
+    "Journal": "steadypost.journal",
+    "PostGroup": "steadypost.lifecycle.group",
+    "Target": "steadypost.lifecycle.group",
+    "PostOptions": "steadypost.lifecycle.options",
+    "FileIdentity": "steadypost.models",
+    "JournalEvent": "steadypost.models",
+    "Post": "steadypost.models",
+    "PostState": "steadypost.models",
+    "Progress": "steadypost.models",
+    "ProgressKind": "steadypost.models",
+    "Timeouts": "steadypost.models",
+    "UploadResult": "steadypost.models",
+    "TokenRequest": "steadypost.platforms.base",
+    "DEFAULT_CHUNK_SIZE": "steadypost.platforms.tus",
+    "ServerInfo": "steadypost.platforms.tus",
+    "RetryPolicy": "steadypost.policy",
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'steadypost' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",

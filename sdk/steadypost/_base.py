@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from steadypost.drivers.files import FileHasher, OpenedFile, snapshot_file
 from steadypost.drivers.http import DEFAULT_BLOCK_SIZE
@@ -44,6 +44,7 @@ from steadypost.platforms.http import HeaderPolicy
 from steadypost.platforms.oauth import OAuthRefresh
 from steadypost.platforms.registry import platform_for
 from steadypost.platforms.tus import DEFAULT_CHUNK_SIZE, ServerInfo, TusOptions, TusUpload
+from steadypost.platforms.tus.adapters import TusPlatform
 from steadypost.policy import RetryPolicy
 
 ClientT = TypeVar("ClientT")
@@ -152,6 +153,8 @@ class BaseUploader(Generic[ClientT, SleepT]):
         self._owns_client = client is None
         self.client: ClientT = client if client is not None else self._default_client()
         self._sleep: SleepT = sleep if sleep is not None else self._default_sleep()
+
+    __init__.__doc__ = """Every option, keyword-only, each with its default (see the class)."""
 
     def _default_client(self) -> ClientT:
         raise NotImplementedError
@@ -365,6 +368,20 @@ class BaseUploader(Generic[ClientT, SleepT]):
         tus = self.tus(endpoint or upload_url, LocalFile("", 0, 0), metadata=None, chunk_size=None)
         yield Drive(tus.terminate(upload_url), self.observer(0, None))
 
+    def _server_offset_flow(self, post_id: str) -> Flow[int | None]:
+        """tus ``HEAD`` on a post's upload: the bytes the server holds (``None``: not known).
+
+        For the posts whose bytes travel by tus to an upload URL the journal has (the
+        ``tus`` and ``post-api`` platforms); other platforms have no such question.
+        """
+        post = self.journal.get(post_id)
+        adapter = self.platform(post)
+        if post.upload_url is None or not isinstance(adapter, TusPlatform):
+            return None
+        result = yield Drive(TusPlatform.check(adapter, post), self.observer(0, None))
+        offset = result.detail.get("offset")
+        return offset if isinstance(offset, int) else None
+
     def _post_flow(
         self, path: str | os.PathLike[str], endpoint: str, *,
         metadata: Mapping[str, str] | None, post_id: str | None, platform: Platform | None,
@@ -407,3 +424,17 @@ class BaseUploader(Generic[ClientT, SleepT]):
         group_id, added = self.add_group(path, platforms, metadata=metadata, group=group, new=new)
         return (yield from post_group(self, group_id, added, chunk_size=chunk_size,
                                       on_progress=on_progress))  # fmt: skip
+
+def document_options(cls: type[BaseUploader[Any, Any]], *, client: str, sleep: str) -> None:
+    """Make ``help(cls)`` show every option: the signature with ``client`` and ``sleep``'s
+    real types (not the base's type variables) and, after ``cls``'s own text, what each
+    option does (:class:`BaseUploader`'s docstring)."""
+    import inspect
+
+    signature = inspect.signature(BaseUploader.__init__)
+    concrete = {"client": f"{client} | None", "sleep": f"{sleep} | None"}
+    params = [p.replace(annotation=concrete.get(p.name, p.annotation))
+              for p in signature.parameters.values() if p.name != "self"]  # fmt: skip
+    cls.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    options = inspect.cleandoc(BaseUploader.__doc__ or "")
+    cls.__doc__ = f"{inspect.cleandoc(cls.__doc__ or '')}\n\n{options}\n"

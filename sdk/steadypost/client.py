@@ -29,7 +29,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import TypeVar, overload
 
-from steadypost._base import BaseUploader, ProgressCallback
+from steadypost._base import BaseUploader, ProgressCallback, document_options
 from steadypost.drivers import (
     AsyncClient,
     AsyncDriver,
@@ -53,8 +53,13 @@ PathLike = str | os.PathLike[str]
 
 
 class Uploader(BaseUploader[SyncClient, Callable[[float], None]]):
-    """Uploads videos, blocking. Thread-safe for separate uploads; every option is on
-    :class:`~steadypost._base.BaseUploader` (``help(Uploader)`` lists them)."""
+    """Uploads videos, blocking. Thread-safe for separate uploads (one per thread is simplest).
+
+    Every option is a keyword argument with a default; all of them are below::
+
+        with Uploader(headers={"Authorization": "Bearer ..."}) as up:
+            post = up.post("clip.mp4", "https://uploads.example.com/files/")
+    """
 
     def _default_client(self) -> SyncClient:
         return default_sync_client(self.timeouts)
@@ -208,6 +213,15 @@ class Uploader(BaseUploader[SyncClient, Callable[[float], None]]):
         """Cancel a post: journaled ``cancelled`` first, then the server-side upload is deleted."""
         return self._drive(check_flows.cancel_post(self, post_id))
 
+    def server_offset(self, post_id: str) -> int | None:
+        """Ask the server how many bytes of a post's upload it holds (tus ``HEAD``).
+
+        It may be more than the journal's ``offset`` (what the server had acknowledged at
+        the last checkpoint): a chunk cut short by Ctrl-C leaves its first bytes there.
+        ``None`` when the post has no tus upload to ask about. Nothing is journaled.
+        """
+        return self._drive(self._server_offset_flow(post_id))
+
 
 class AsyncUploader(BaseUploader[AsyncClient, Callable[[float], Awaitable[None]]]):
     """The asyncio twin of :class:`Uploader`: the same options and flows, awaitable methods.
@@ -324,3 +338,12 @@ class AsyncUploader(BaseUploader[AsyncClient, Callable[[float], Awaitable[None]]
     async def cancel_post(self, post_id: str) -> Post:
         """See :meth:`Uploader.cancel_post`."""
         return await self._drive(check_flows.cancel_post(self, post_id))
+
+    async def server_offset(self, post_id: str) -> int | None:
+        """See :meth:`Uploader.server_offset`."""
+        return await self._drive(self._server_offset_flow(post_id))
+
+
+document_options(Uploader, client="httpx.Client", sleep="Callable[[float], None]")
+document_options(AsyncUploader, client="httpx.AsyncClient",
+                 sleep="Callable[[float], Awaitable[None]]")  # fmt: skip

@@ -13,12 +13,68 @@ The post lifecycle (see ``DESIGN.md``)::
 from __future__ import annotations
 
 import enum
-import mimetypes
-import os
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # re-exported, loaded on first use (see __getattr__ at the end)
+    from steadypost._transfer import DEFAULT_EXCHANGE_S as DEFAULT_EXCHANGE_S
+    from steadypost._transfer import DEFAULT_MIN_RATE as DEFAULT_MIN_RATE
+    from steadypost._transfer import LocalFile as LocalFile
+    from steadypost._transfer import Progress as Progress
+    from steadypost._transfer import ProgressKind as ProgressKind
+    from steadypost._transfer import Timeouts as Timeouts
+    from steadypost._transfer import UploadResult as UploadResult
+
+#: The moment a time field has when nothing set it (``1970-01-01T00:00:00Z``).
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def utc(value: datetime | float | None, name: str = "time") -> datetime | None:
+    """A timezone-aware UTC ``datetime`` from epoch seconds or an aware ``datetime``.
+
+    ``None`` stays ``None``. A naive ``datetime`` (no ``tzinfo``) is refused with
+    ``ValueError``: it would be read as local time by some and as UTC by others.
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"{name} must be timezone-aware, not the naive {value!r}")
+        return value.astimezone(timezone.utc)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a datetime or epoch seconds, not {value!r}")
+    return datetime.fromtimestamp(value, tz=timezone.utc)
+
+
+def epoch(moment: datetime | None) -> float | None:
+    """UTC epoch seconds of an aware ``datetime`` (``None`` stays ``None``)."""
+    return None if moment is None else moment.timestamp()
+
+
+def _set_times(obj: object, names: tuple[str, ...]) -> None:
+    """Turn a frozen dataclass's time fields into aware UTC datetimes (in ``__post_init__``).
+
+    The exact epoch seconds are kept beside them (``_epochs``, not a field): a
+    ``datetime`` holds microseconds, and a clock's float read back through one
+    could land a hair after the moment it names (a post due "now" not due).
+    """
+    epochs: dict[str, float | None] = {}
+    for name in names:
+        value = getattr(obj, name)
+        moment = utc(value, f"{type(obj).__name__}.{name}")
+        object.__setattr__(obj, name, moment)
+        exact = isinstance(value, (int, float)) and not isinstance(value, bool)
+        epochs[name] = float(value) if exact else epoch(moment)
+    object.__setattr__(obj, "_epochs", epochs)
+
+
+def _epoch_of(obj: object, name: str) -> float | None:
+    epochs: dict[str, float | None] = obj.__dict__["_epochs"]
+    return epochs[name]
 
 
 class PostState(str, enum.Enum):
@@ -133,39 +189,22 @@ class FileIdentity:
         return None
 
 
-@dataclass(frozen=True)
-class LocalFile:
-    """A snapshot of the file being uploaded (taken by the caller with ``os.stat``).
-
-    ``dev``, ``inode`` and ``ctime_ns`` are ``None`` where unknown (see
-    :class:`~steadypost.models.FileIdentity`).
-    """
-
-    path: str
-    size: int
-    mtime_ns: int
-    dev: int | None = None
-    inode: int | None = None
-    ctime_ns: int | None = None
-
-    @property
-    def identity(self) -> FileIdentity:
-        return FileIdentity(
-            self.size, self.mtime_ns, dev=self.dev, inode=self.inode, ctime_ns=self.ctime_ns
-        )
-
-    @property
-    def filename(self) -> str:
-        return os.path.basename(self.path)
-
-    @property
-    def filetype(self) -> str:
-        return mimetypes.guess_type(self.path)[0] or "application/octet-stream"
+_POST_TIMES = ("next_attempt_at", "lease_expires_at", "created_at", "updated_at",
+               "upload_expires_at")  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Post:
-    """One video that the user wants published once (a journal row)."""
+    """One video that the user wants published once (a journal row).
+
+    Its times (``created_at``, ``updated_at``, ``next_attempt_at``,
+    ``lease_expires_at``, ``upload_expires_at``) are timezone-aware UTC
+    ``datetime`` objects: ``post.next_attempt_at.astimezone()`` is local time,
+    ``post.next_attempt_at - datetime.now(timezone.utc)`` the time left. Epoch
+    seconds given to the constructor are turned into such datetimes. Code that
+    computes with the uploader's ``clock`` (epoch seconds) reads the same
+    moments as floats from the ``..._ts`` properties (``next_attempt_ts``, ...).
+    """
 
     post_id: str
     platform: str
@@ -177,14 +216,16 @@ class Post:
     upload_url: str | None = None
     offset: int = 0
     attempts: int = 0
-    next_attempt_at: float | None = None
-    """UTC epoch seconds of the next upload attempt or verification."""
+    next_attempt_at: datetime | None = None
+    """When the next upload attempt or verification is due (``None``: at once)."""
     last_error: str | None = None
     lease_owner: str | None = None
-    lease_expires_at: float | None = None
-    created_at: float = 0.0
-    updated_at: float = 0.0
-    upload_expires_at: float | None = None
+    lease_expires_at: datetime | None = None
+    """Until when ``lease_owner`` holds the post (while ``uploading``)."""
+    created_at: datetime = EPOCH
+    updated_at: datetime = EPOCH
+    upload_expires_at: datetime | None = None
+    """When the platform forgets an unfinished upload (tus ``Upload-Expires``), if it said."""
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     """Platform-specific state (e.g. TikTok's ``publish_id``), JSON-serialisable."""
     bytes_sent: int = 0
@@ -192,6 +233,36 @@ class Post:
     intent before each request), bounded by ``RetryPolicy.wire_factor``."""
     sent_to: int | None = None
     """The furthest byte of the current upload any request carried (``None``: unknown)."""
+
+    def __post_init__(self) -> None:
+        _set_times(self, _POST_TIMES)
+
+    # Epoch seconds of the same moments, for code that computes with a ``clock``.
+
+    @property
+    def next_attempt_ts(self) -> float | None:
+        """``next_attempt_at`` as UTC epoch seconds."""
+        return _epoch_of(self, "next_attempt_at")
+
+    @property
+    def lease_expires_ts(self) -> float | None:
+        """``lease_expires_at`` as UTC epoch seconds."""
+        return _epoch_of(self, "lease_expires_at")
+
+    @property
+    def created_ts(self) -> float:
+        """``created_at`` as UTC epoch seconds."""
+        return _epoch_of(self, "created_at") or 0.0
+
+    @property
+    def updated_ts(self) -> float:
+        """``updated_at`` as UTC epoch seconds."""
+        return _epoch_of(self, "updated_at") or 0.0
+
+    @property
+    def upload_expires_ts(self) -> float | None:
+        """``upload_expires_at`` as UTC epoch seconds."""
+        return _epoch_of(self, "upload_expires_at")
 
     @property
     def group(self) -> str | None:
@@ -206,120 +277,40 @@ class JournalEvent:
 
     event_id: int
     post_id: str
-    at: float
-    """UTC epoch seconds."""
+    at: datetime
+    """When it happened: a timezone-aware UTC ``datetime`` (epoch seconds are turned into one)."""
     kind: str
     """``state``, ``request``, ``response``, ``error``, ``wait``, ``note``."""
     data: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
-
-#: Seconds an exchange may take on top of its body's time at the minimum rate.
-DEFAULT_EXCHANGE_S = 120.0
-#: Bytes per second below which a request body is too slow to wait for (128 kbit/s).
-DEFAULT_MIN_RATE = 16 * 1024
-
-
-@dataclass(frozen=True, kw_only=True)
-class Timeouts:
-    """How long each part of an HTTP exchange may take (seconds; rates in bytes/s).
-
-    ``connect``, ``read``, ``write`` and ``pool`` are httpx's per-operation
-    timeouts: one connect, one socket read or write, or the wait for a pooled
-    connection, ends after that long *without progress*. A server that answers
-    one byte every second makes progress forever, so every exchange (connect,
-    request body, status line, headers and the answer's body, capped at 1 MiB)
-    also has a **deadline**::
-
-        deadline = exchange + body_length / min_rate      (seconds, from the start)
-
-    A missed deadline is a :class:`~steadypost.errors.ConnectionLostError`
-    (outcome ``AMBIGUOUS``: the server may have acted), or a
-    :class:`~steadypost.errors.ConnectFailedError` when the connection was not
-    up yet. A request's ``timeout_s`` (a longer read timeout, e.g. for a slow
-    final PATCH) raises its allowance to at least that.
-
-    Why these defaults:
-
-    * ``exchange = 120`` s is twice the read timeout: a healthy server that
-      takes a minute to answer a final PATCH still makes it, and a HEAD, an
-      OPTIONS or a POST whose answer drips ends after two minutes.
-    * ``min_rate = 16 KiB/s`` (128 kbit/s) is half the slowest uplink still
-      sold (256 kbit/s ADSL, a phone tethering on EDGE), so a slow home
-      upload that a backup job or a video call halves is never cut. A default
-      64 MiB chunk gets 4096 s + 120 s (70 min); a 1 MiB chunk 184 s. A server
-      reading the body slower than that, or dripping its answer, is cut then.
-      Smaller chunks give tighter bounds.
-
-    Every value must be a positive, finite number (``ValueError`` otherwise).
-    Only the uploader's own httpx clients enforce the deadline before the
-    status line; see :mod:`steadypost.drivers.http` for a client you pass in.
-    """
-
-    connect: float = 10.0
-    read: float = 60.0
-    write: float = 60.0
-    pool: float = 10.0
-    exchange: float = DEFAULT_EXCHANGE_S
-    """Seconds for the exchange apart from the body's time at ``min_rate``."""
-    min_rate: float = DEFAULT_MIN_RATE
-    """Bytes per second the request body is given at least."""
-
     def __post_init__(self) -> None:
-        for name in ("connect", "read", "write", "pool", "exchange", "min_rate"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                0 < value < float("inf")
-            ):
-                raise ValueError(f"Timeouts.{name} must be a positive number, not {value!r}")
+        _set_times(self, ("at",))
 
-    def allowance(self, read_override: float | None = None) -> float:
-        """The fixed part of the deadline: ``exchange``, or a longer read override."""
-        return max(self.exchange, read_override or 0.0)
-
-    def deadline_s(self, body_length: int, read_override: float | None = None) -> float:
-        """Seconds a whole exchange with a ``body_length``-byte body may take."""
-        return self.allowance(read_override) + max(0, body_length) / self.min_rate
+    @property
+    def at_ts(self) -> float:
+        """``at`` as UTC epoch seconds."""
+        return _epoch_of(self, "at") or 0.0
 
 
-@dataclass(frozen=True)
-class UploadResult:
-    """What a finished (or resumed and finished) tus upload produced."""
+#: The transfer values live in :mod:`steadypost._transfer` and load on first use (PEP 562).
+_TRANSFER = frozenset({"DEFAULT_EXCHANGE_S", "DEFAULT_MIN_RATE", "LocalFile", "Progress",
+                       "ProgressKind", "Timeouts", "UploadResult"})  # fmt: skip
 
-    upload_url: str
-    size: int
-    offset: int
-    sha256: str | None = None
-    """The file's SHA-256 (hex), hashed while it was uploaded."""
-    bytes_sent: int = 0
-    """Bytes put on the wire by this run (re-sent bytes included)."""
-    requests: int = 0
-
-
-class ProgressKind(str, enum.Enum):
-    BYTES = "bytes"
-    WAIT = "wait"
-    INFO = "info"
+if TYPE_CHECKING:  # re-exported, loaded on first use (see __getattr__ at the end)
+    from steadypost._transfer import DEFAULT_EXCHANGE_S as DEFAULT_EXCHANGE_S
+    from steadypost._transfer import DEFAULT_MIN_RATE as DEFAULT_MIN_RATE
+    from steadypost._transfer import LocalFile as LocalFile
+    from steadypost._transfer import Progress as Progress
+    from steadypost._transfer import ProgressKind as ProgressKind
+    from steadypost._transfer import Timeouts as Timeouts
+    from steadypost._transfer import UploadResult as UploadResult
 
 
-@dataclass(frozen=True)
-class Progress:
-    """Reported to the ``on_progress`` callback.
+def __getattr__(name: str) -> Any:
+    if name not in _TRANSFER:
+        raise AttributeError(f"module 'steadypost.models' has no attribute {name!r}")
+    from steadypost import _transfer
 
-    ``kind == BYTES``: ``acknowledged`` of ``total`` bytes are on the server.
-    ``kind == WAIT``: the upload waits ``wait_s`` seconds; ``message`` says
-    why ("server busy (503), retrying in 42 s").
-    """
-
-    kind: ProgressKind
-    acknowledged: int
-    total: int
-    sent: int = 0
-    """Bytes handed to the network so far (>= ``acknowledged`` while a chunk is in flight)."""
-    wait_s: float = 0.0
-    message: str = ""
-    """For a wait: the whole line to show ("server busy (503), retrying in 42 s")."""
-    reason: str = ""
-    """For a wait: only why ("server busy (503)")."""
-    post_id: str = ""
-    """The journaled post this is about (``""`` for ``upload()``): several posts of a group,
-    or of ``resume_pending()``, may report at once, each from its own thread or task."""
+    value = getattr(_transfer, name)
+    globals()[name] = value
+    return value

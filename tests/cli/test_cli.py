@@ -171,7 +171,7 @@ def test_upload_unconfirmed_exits_3(app: Cli, video: Path) -> None:
     assert result.exit_code == ExitCode.UNCONFIRMED, result.output
     [line] = result.stdout.splitlines()
     assert line.startswith("unconfirmed")
-    assert "checked at " in line
+    assert "checked in " in line
     assert "may already be live" in line
 
 
@@ -184,7 +184,7 @@ def test_upload_waiting_exits_4(app: Cli, video: Path) -> None:
     [line] = result.stdout.splitlines()
     assert line.startswith("waiting")
     assert "503" in line
-    assert "next try at" in line
+    assert "next try in " in line
 
 
 def test_upload_failed_exits_5_and_the_worst_state_wins(app: Cli, video: Path,
@@ -457,9 +457,11 @@ def test_report_has_the_evidence_of_affected_posts_only(app: Cli, video: Path,
     assert app.upload(video).exit_code == 0
     result = app.run("report")
     assert result.exit_code == 0, result.output
-    document = json.loads(result.stdout)
+    document = json.loads(result.stdout)  # not a terminal: JSON
     [post] = document["posts"]
-    assert post["file"] == str(video)
+    assert post["file"] == video.name  # a file name: no folder leaves the machine
+    assert document["summary"]["posts_affected"] == 1
+    assert str(video.parent) not in result.stdout
     assert post["state"] == "confirmed"
     assert post["server_answers"]["503"] >= 2
     assert post["waits"] >= 2

@@ -107,7 +107,7 @@ def settle(up: Uploader, group: PostGroup, clock: FakeClock) -> list[PostState]:
         posts = [up.journal.get(p.post_id) for p in group]
         if all(p.state.finished for p in posts):
             return [p.state for p in posts]
-        due = [p.next_attempt_at for p in posts if p.next_attempt_at is not None]
+        due = [p.next_attempt_ts for p in posts if p.next_attempt_ts is not None]
         clock.advance_to(max(clock.now(), min(due)))
         up.verify_due()
         up.resume_pending()

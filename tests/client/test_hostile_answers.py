@@ -269,8 +269,8 @@ def test_an_unexpected_bug_backs_off_and_is_bounded(
         states.append(post.state)
         if post.state is PostState.WAITING:
             assert post.next_attempt_at is not None
-            assert post.next_attempt_at >= ft.now + POLICY.floor_s  # never due again at once
-            ft.now = post.next_attempt_at
+            assert post.next_attempt_ts >= ft.now + POLICY.floor_s  # never due again at once
+            ft.now = post.next_attempt_ts
     assert states[:-1] == [PostState.WAITING] * (len(states) - 1)
     assert states[-1] is PostState.FAILED
     assert "steadypost failed unexpectedly: ValueError: a bug" in (post.last_error or "")

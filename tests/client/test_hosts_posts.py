@@ -70,8 +70,8 @@ def test_twenty_posts_to_a_down_host_wait_and_then_all_go_through(
         for post in posts:
             assert post.next_attempt_at is not None
             # every post waits for the host's next probe, not for its own backoff
-            assert post.next_attempt_at == pytest.approx(breaker.open_until, abs=1.0)
-            assert now < post.next_attempt_at <= now + 30
+            assert post.next_attempt_ts == pytest.approx(breaker.open_until, abs=1.0)
+            assert now < post.next_attempt_ts <= now + 30
         assert all("circuit open" in (p.last_error or "") for p in posts[1:])
 
         # Through the outage, the whole queue sends one probe per breaker period.
@@ -151,7 +151,7 @@ def test_the_cli_waits_for_an_outage_the_daemon_has_seen(
             post.last_error or ""
         )
         stored = BreakerState.from_json(cli_journal.get_host_state(ORIGIN, BREAKER_KIND))
-        assert post.next_attempt_at == pytest.approx(stored.open_until, abs=1.0)
+        assert post.next_attempt_ts == pytest.approx(stored.open_until, abs=1.0)
 
 
 def test_retry_after_holds_back_every_post_to_the_host(
@@ -167,7 +167,7 @@ def test_retry_after_holds_back_every_post_to_the_host(
     assert first.state is PostState.WAITING
     for post in others:
         assert post.state is PostState.WAITING
-        assert post.next_attempt_at == pytest.approx(start + 900, abs=1.0)
+        assert post.next_attempt_ts == pytest.approx(start + 900, abs=1.0)
         assert "Retry-After" in (post.last_error or "")
 
 

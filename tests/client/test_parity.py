@@ -151,7 +151,7 @@ def _answer_again(tus: ScriptedTus) -> None:
 def _dump(journal: Journal) -> list[tuple[object, ...]]:
     return [
         (p.post_id, p.state, p.offset, p.attempts, p.last_error, p.identity.sha256, p.bytes_sent,
-         p.sent_to, p.upload_url, p.next_attempt_at,
+         p.sent_to, p.upload_url, p.next_attempt_ts,
          [(e.kind, e.data.get("to"), e.data.get("status")) for e in journal.events(p.post_id)])
         for p in journal.list()
     ]  # fmt: skip

@@ -106,7 +106,7 @@ def test_outage_longer_than_the_deadline_leaves_the_post_waiting(
         post = up.post(video, ENDPOINT)
         assert post.state is PostState.WAITING
         assert post.next_attempt_at is not None
-        assert post.next_attempt_at >= clock.now() + 600
+        assert post.next_attempt_ts >= clock.now() + 600
         assert "503" in (post.last_error or "")
         waits = [e for e in journal.events(post.post_id) if e.kind == "wait"]
         assert waits
@@ -134,7 +134,7 @@ def test_lost_answer_after_the_last_byte_makes_the_post_unconfirmed(
         post = up.post(video, ENDPOINT)
     assert post.state is PostState.UNCONFIRMED
     assert post.next_attempt_at is not None
-    delay = post.next_attempt_at - clock.now()
+    delay = post.next_attempt_ts - clock.now()
     assert 15 * 60 <= delay <= 30 * 60, (delay, clock.now() - before)
     [info] = sim.uploads.values()
     assert info.completed  # it was processed: verification will confirm it, not re-post
@@ -150,7 +150,7 @@ def test_failures_before_the_last_byte_leave_the_post_waiting(
     assert post.state is PostState.WAITING
     assert post.attempts == 1
     assert post.next_attempt_at is not None
-    assert post.next_attempt_at > clock.now()
+    assert post.next_attempt_ts > clock.now()
 
 
 @pytest.mark.parametrize("status", [401, 403])

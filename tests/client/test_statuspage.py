@@ -105,7 +105,7 @@ def test_posts_wait_while_the_status_page_reports_a_major_outage(
         assert post.state is PostState.WAITING
         assert sim.requests == []  # nothing went to the platform
         assert len(page.requests) == 1
-        assert post.next_attempt_at == pytest.approx(start + 60)
+        assert post.next_attempt_ts == pytest.approx(start + 60)
         assert post.last_error == (
             "platform.test is recovering: its status page reports a major outage "
             "(Partial System Outage); next look in 60 s"
@@ -178,7 +178,7 @@ def test_the_last_look_is_shared_through_the_journal(
         post = cli.post(other, ENDPOINT)
     assert post.state is PostState.WAITING
     assert len(page.requests) == 1
-    assert post.next_attempt_at == pytest.approx(clock.now() + 30)
+    assert post.next_attempt_ts == pytest.approx(clock.now() + 30)
 
 
 def test_the_interval_is_configurable(video: Path, journal: Journal, clock: FakeClock) -> None:
@@ -187,7 +187,7 @@ def test_the_interval_is_configurable(video: Path, journal: Journal, clock: Fake
     pages = StatusPages({BASE: STATUS_URL}, StatusPageOptions(interval_s=300))
     with uploader(sim, page, journal, clock, status_pages=pages) as up:
         post = up.post(video, ENDPOINT)
-    assert post.next_attempt_at == pytest.approx(clock.now() + 300)
+    assert post.next_attempt_ts == pytest.approx(clock.now() + 300)
     refusal = pages.refusal(ENDPOINT, clock.now() + 100)
     assert isinstance(refusal, HostUnavailableError)
     assert refusal.retry_after == pytest.approx(200)

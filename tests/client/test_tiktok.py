@@ -302,7 +302,7 @@ def test_too_many_pending_shares_makes_the_post_wait_not_fail(
         post = up.post(video, API, platform=tiktok())
         assert post.state is PostState.WAITING
         assert post.next_attempt_at is not None
-        assert post.next_attempt_at - clock.now() >= 3600
+        assert post.next_attempt_ts - clock.now() >= 3600
         assert "pending" in (post.last_error or "")
         assert up.resume_pending() == []
         clock.advance_to(post.next_attempt_at)

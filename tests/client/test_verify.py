@@ -102,9 +102,9 @@ def test_first_check_falls_inside_15_to_30_minutes(
     with make(sim, journal, clock, seed=seed) as up:
         post = up.post(video, ENDPOINT, platform=post_api())
     assert post.state is PostState.UNCONFIRMED
-    ambiguous_at = max(e.at for e in journal.events(post.post_id) if e.kind == "request")
+    ambiguous_at = max(e.at_ts for e in journal.events(post.post_id) if e.kind == "request")
     assert post.next_attempt_at is not None
-    assert 15 * MIN <= post.next_attempt_at - ambiguous_at <= 30 * MIN
+    assert 15 * MIN <= post.next_attempt_ts - ambiguous_at <= 30 * MIN
 
 
 def test_rechecks_back_off_then_the_limit_fails_the_post_with_evidence(
@@ -143,7 +143,7 @@ def test_a_restarted_process_still_runs_the_check_on_time(
     assert post.next_attempt_at is not None
     # ...the process exits; a new one starts with only the journal to go on.
     with Journal(path, clock=clock.now) as journal, make(sim, journal, clock) as again:
-        clock.advance_to(post.next_attempt_at - 1)
+        clock.advance_to(post.next_attempt_ts - 1)
         assert again.verify_due() == []
         clock.advance(1)
         [checked] = again.verify_due()
@@ -213,7 +213,7 @@ def test_a_check_that_cannot_be_made_changes_only_the_next_time(
         [same] = up.verify_due()
         assert same.state is PostState.UNCONFIRMED
         assert same.next_attempt_at is not None
-        assert same.next_attempt_at > clock.now()
+        assert same.next_attempt_ts > clock.now()
         assert same.extra.get("checks", 0) == 0
         sim.faults.clear()
         clock.advance_to(same.next_attempt_at)
@@ -257,7 +257,7 @@ async def test_async_verify(video: Path, journal: Journal, clock: FakeClock) -> 
         post_options=PostOptions(verify_window_s=(60.0, 60.0)),
     ) as up:  # fmt: skip
         post = await up.post(video, ENDPOINT, platform=post_api())
-        assert post.next_attempt_at == pytest.approx(clock.now() + 60, abs=1)
+        assert post.next_attempt_ts == pytest.approx(clock.now() + 60, abs=1)
         clock.advance(60)
         [checked] = await up.verify_due()
     assert checked.state is PostState.CONFIRMED

@@ -73,7 +73,7 @@ def make_daemon(journal: Journal, clock: FakeClock, client: httpx.Client,
 
 
 def verify_times(journal: Journal, post_id: str) -> list[float]:
-    return [e.at for e in journal.events(post_id) if e.kind == "verify"]
+    return [e.at_ts for e in journal.events(post_id) if e.kind == "verify"]
 
 
 def test_a_due_verification_runs_on_time_under_an_injected_clock(
@@ -82,7 +82,7 @@ def test_a_due_verification_runs_on_time_under_an_injected_clock(
     sim = PlatformSimulator(clock=clock, faults=[ProcessedButError(status=500, on={"publish"})])
     client = httpx.Client(transport=sim.transport(), base_url=BASE)
     post = unconfirmed_post(sim, journal, clock, video, client)
-    due = post.next_attempt_at
+    due = post.next_attempt_ts
     assert due is not None
     assert due - clock.now() >= 15 * 60
     daemon = make_daemon(journal, clock, client)
@@ -132,17 +132,17 @@ def test_the_running_loop_wakes_for_a_verification_and_not_before(
     runner = threading.Thread(target=daemon.run)
     runner.start()
     try:
-        for moment in (T0 + 60, T0 + 600, post.next_attempt_at - 0.5):
+        for moment in (T0 + 60, T0 + 600, post.next_attempt_ts - 0.5):
             clock.advance_to(moment)
             time.sleep(0.1)  # several loop rounds
             assert journal.get(post.post_id).state is PostState.UNCONFIRMED
-        clock.advance_to(post.next_attempt_at)
+        clock.advance_to(post.next_attempt_ts)  # to the exact float moment it was journaled at
         wait_until(lambda: journal.get(post.post_id).state is PostState.CONFIRMED)
     finally:
         daemon.stop()
         runner.join(timeout=10)
     assert not runner.is_alive()
-    assert verify_times(journal, post.post_id) == [post.next_attempt_at]
+    assert verify_times(journal, post.post_id) == [post.next_attempt_ts]
 
 
 def test_stop_cuts_a_backoff_wait_short_and_leaves_the_post_resumable(
@@ -173,7 +173,7 @@ def test_stop_cuts_a_backoff_wait_short_and_leaves_the_post_resumable(
     assert saved.state is PostState.WAITING
     assert saved.lease_owner is None
     assert saved.next_attempt_at is not None
-    assert saved.next_attempt_at <= time.time()
+    assert saved.next_attempt_ts <= time.time()
 
 
 # --- watch folders ---------------------------------------------------------------------------

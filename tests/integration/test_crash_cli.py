@@ -94,7 +94,7 @@ def test_kill_9_of_upload_then_resume_at_once_finishes_it(
     cut = one_post()
     assert cut.state is PostState.UPLOADING
     assert cut.lease_expires_at is not None
-    assert cut.lease_expires_at > time.time() + LEASE_S / 2  # a live lease, long to wait out
+    assert cut.lease_expires_ts > time.time() + LEASE_S / 2  # a live lease, long to wait out
 
     slow.rate = None
     started = time.monotonic()

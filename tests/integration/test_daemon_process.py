@@ -263,7 +263,7 @@ def test_sigterm_mid_upload_saves_the_offset_and_exits_within_5_s(
     assert saved.lease_owner is None
     assert 512 * KiB <= saved.offset < 3 * MiB
     assert saved.next_attempt_at is not None
-    assert saved.next_attempt_at <= time.time()
+    assert saved.next_attempt_ts <= time.time()
     assert "SIGTERM: stopping" in d.log
     assert f"checkpointed at byte {saved.offset:,}" in d.log
 

@@ -24,7 +24,7 @@ READ_S = 1.5
 def confirmed_at(journal: Journal, post_id: str) -> float:
     [at] = [e.at for e in journal.events(post_id)
             if e.kind == "state" and e.data.get("to") == "confirmed"]  # fmt: skip
-    return at.timestamp() if hasattr(at, "timestamp") else float(at)  # (datetimes soon)
+    return at.timestamp()
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import sqlite3
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -86,12 +87,15 @@ def test_add_journals_a_queued_post_with_its_creation_event(
     assert post.platform == "vimeo"
     assert dict(post.metadata) == {"caption": "hello"}
     assert post.extra["nested"]["list"] == (1, 2)
-    assert post.created_at == post.updated_at == T0
+    assert post.created_ts == post.updated_ts == T0
+    assert post.created_at == datetime.fromtimestamp(T0, tz=timezone.utc)  # aware, UTC
     assert (post.offset, post.attempts, post.upload_url, post.lease_owner) == (0, 0, None, None)
     assert len(post.post_id) == 26
     assert journal.get(post.post_id) == post
     [event] = journal.events(post.post_id)
-    assert (event.kind, event.at, dict(event.data)) == ("state", T0, {"from": None, "to": "queued"})
+    assert (event.kind, event.at_ts) == ("state", T0)
+    assert dict(event.data) == {"from": None, "to": "queued"}
+    assert event.at.tzinfo is timezone.utc
     with pytest.raises(TypeError):
         post.metadata["caption"] = "changed"  # type: ignore[index]
 
@@ -202,14 +206,14 @@ def test_every_legal_transition(
     owner = OWNER if S.UPLOADING in (src, dst) else None
     moved = journal.transition(post.post_id, dst, owner=owner, event={"why": "test"})
     assert moved.state is dst
-    assert moved.updated_at == clock.now
+    assert moved.updated_ts == clock.now
     if dst is S.UPLOADING:
         assert moved.lease_owner == OWNER
-        assert (moved.lease_expires_at or 0) > clock.now
+        assert (moved.lease_expires_ts or 0) > clock.now
     else:
-        assert (moved.lease_owner, moved.lease_expires_at) == (None, None)
+        assert (moved.lease_owner, moved.lease_expires_ts) == (None, None)
     last = journal.events(post.post_id)[-1]
-    assert (last.kind, last.at) == ("state", clock.now)
+    assert (last.kind, last.at_ts) == ("state", clock.now)
     assert (last.data["from"], last.data["to"], last.data["why"]) == (src.value, dst.value, "test")
 
 
@@ -254,7 +258,7 @@ def test_transition_updates_whitelisted_fields_only(journal: Journal) -> None:
     )
     assert (moved.upload_url, moved.offset, moved.attempts) == (
         "https://uploads.example/files/1", 400, 2)
-    assert (moved.next_attempt_at, moved.upload_expires_at) == (T0 + 60, T0 + 86400)
+    assert (moved.next_attempt_ts, moved.upload_expires_ts) == (T0 + 60, T0 + 86400)
     assert moved.last_error == "503 from https://uploads.example/files/1?token=REDACTED"
     assert moved.identity == FileIdentity(size=2000, mtime_ns=99, sha256=SHA)
     assert dict(moved.extra) == {"publish_id": "p1"}
@@ -303,10 +307,10 @@ def test_checkpoint_saves_progress_and_renews_the_lease(
     clock.advance(20)
     url = "https://uploads.example/files/abc"
     cp = journal.checkpoint(post.post_id, owner=OWNER, lease_s=30, upload_url=url, offset=0)
-    assert (cp.upload_url, cp.offset, cp.lease_expires_at) == (url, 0, clock.now + 30)
+    assert (cp.upload_url, cp.offset, cp.lease_expires_ts) == (url, 0, clock.now + 30)
     cp = journal.checkpoint(post.post_id, owner=OWNER, offset=500, sha256=SHA, attempts=1)
     assert (cp.offset, cp.identity.sha256, cp.attempts) == (500, SHA, 1)
-    assert cp.lease_expires_at == clock.now + DEFAULT_LEASE_S
+    assert cp.lease_expires_ts == clock.now + DEFAULT_LEASE_S
     assert cp.state is S.UPLOADING
     note = journal.events(post.post_id)[-1]
     assert (note.kind, note.data["upload_url"]) == ("note", url)
@@ -349,7 +353,7 @@ def test_claim_scans_oldest_first_and_returns_none_when_idle(
     got = journal.claim(owner="a", lease_s=60)
     assert got is not None
     assert got.post_id == first.post_id
-    assert (got.state, got.lease_owner, got.lease_expires_at) == (S.UPLOADING, "a", clock.now + 60)
+    assert (got.state, got.lease_owner, got.lease_expires_ts) == (S.UPLOADING, "a", clock.now + 60)
     assert got.attempts == 0
     got2 = journal.claim(owner="b")
     assert got2 is not None
@@ -390,7 +394,7 @@ def test_renew_keeps_the_lease_alive(journal: Journal, clock: FakeClock) -> None
     journal.claim(owner="a", lease_s=60)
     for _ in range(5):
         clock.advance(50)
-        assert journal.renew(post.post_id, owner="a", lease_s=60).lease_expires_at == clock.now + 60
+        assert journal.renew(post.post_id, owner="a", lease_s=60).lease_expires_ts == clock.now + 60
         assert journal.claim(owner="b") is None
 
 
@@ -403,7 +407,7 @@ def test_reclaim_by_the_same_owner_renews_without_a_new_event(
     clock.advance(5)
     again = journal.claim(owner="a", post_id=post.post_id, lease_s=10)
     assert again is not None
-    assert again.lease_expires_at == clock.now + 10
+    assert again.lease_expires_ts == clock.now + 10
     assert len(journal.events(post.post_id)) == n
 
 
@@ -483,7 +487,7 @@ def test_record_appends_sanitised_events(journal: Journal, clock: FakeClock) -> 
     )
     journal.record(post.post_id, "error", {"message": "failed: Bearer abcdefghijk123 rejected"})
     request, error = journal.events(post.post_id)[1:]
-    assert (request.kind, request.at) == ("request", T0 + 3)
+    assert (request.kind, request.at_ts) == ("request", T0 + 3)
     assert request.data["url"] == (
         "https://u.example/files/1?access_token=REDACTED&part=2&X-Amz-Signature=REDACTED"
     )
@@ -630,6 +634,9 @@ def test_paths_follow_the_environment(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_paths_fall_back_to_platformdirs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("STEADYPOST_HOME", raising=False)
     monkeypatch.setenv("STEADYPOST_CONFIG_DIR", "")
+    monkeypatch.setenv("HOME", "not/absolute")  # past the Linux shortcut (see tests/cli)
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
     monkeypatch.setattr(platformdirs, "user_data_dir", lambda *a, **k: str(tmp_path / "d"))
     monkeypatch.setattr(platformdirs, "user_config_dir", lambda *a, **k: str(tmp_path / "c"))
     assert paths.data_dir() == tmp_path / "d"

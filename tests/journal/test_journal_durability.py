@@ -155,7 +155,7 @@ def test_disk_full_fails_cleanly_and_loses_nothing(tmp_path: Path) -> None:
     with Journal(path) as again:
         again.check()
         assert [p.post_id for p in again.list()] == [*kept, recovered]
-        assert again.get(kept[0]).next_attempt_at == 123.0
+        assert again.get(kept[0]).next_attempt_ts == 123.0
 
 
 # --- directories we cannot write ------------------------------------------------------------------

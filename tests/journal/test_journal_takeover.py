@@ -95,7 +95,7 @@ def test_the_post_of_a_killed_process_is_taken_over_at_once(
         assert j.claim(owner=make_owner()) is None  # alive: its lease holds
         dead.kill()
         assert [p.post_id for p in j.due()] == [post_id]  # due at once, not in 300 s
-        assert (j.next_due_at() or 0.0) <= j.get(post_id).updated_at + 1
+        assert (j.next_due_at() or 0.0) <= j.get(post_id).updated_ts + 1
         me = make_owner()
         taken = j.claim(owner=me)
         assert taken is not None
@@ -122,7 +122,7 @@ def test_claim_by_id_takes_over_from_a_killed_process(path: Path, claimers: list
         taken = j.claim(owner=make_owner(), post_id=post_id)
         assert taken is not None
         assert taken.lease_expires_at is not None
-        assert taken.lease_expires_at > j.get(post_id).updated_at + LEASE_S - 1
+        assert taken.lease_expires_ts > j.get(post_id).updated_ts + LEASE_S - 1
 
 
 def test_a_stopped_process_keeps_its_lease_until_it_expires(
@@ -136,7 +136,7 @@ def test_a_stopped_process_keeps_its_lease_until_it_expires(
         assert j.due() == []
         with pytest.raises(LeaseHeldError):
             j.claim(owner=make_owner(), post_id=post_id)
-        later = j.get(post_id).lease_expires_at
+        later = j.get(post_id).lease_expires_ts
         assert later is not None
     with Journal(path, clock=lambda: later + 1) as j:  # its lease ran out: now it may be taken
         taken = j.claim(owner=make_owner())
@@ -153,7 +153,7 @@ def test_owner_names_of_other_forms_wait_for_their_lease(path: Path) -> None:
         j.claim(owner="worker-1", post_id=ids[1])
         assert j.claim(owner=make_owner()) is None
         assert j.due() == []
-        expires = j.get(ids[0]).lease_expires_at
+        expires = j.get(ids[0]).lease_expires_ts
         assert expires is not None
     with Journal(path, clock=lambda: expires + LEASE_S) as j:
         assert {j.claim(owner="next") is not None for _ in ids} == {True}

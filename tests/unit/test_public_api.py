@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import subprocess
+import sys
 import types
 
 import pytest
@@ -40,10 +42,11 @@ def test_all_is_sorted_and_complete(name: str) -> None:
     exported = list(module.__all__)
     assert exported == sorted(exported, key=isort_key), f"{name}.__all__ is not sorted"
     assert len(set(exported)) == len(exported), f"{name}.__all__ repeats a name"
+    # dir(), not vars(): a package that imports on first use (PEP 562) lists its names there.
     public = {
-        member for member, value in vars(module).items()
-        if not member.startswith("_") and not isinstance(value, types.ModuleType)
-        and member not in {"annotations", "logging"}
+        member for member in dir(module)
+        if not member.startswith("_") and member not in {"annotations", "logging"}
+        and not isinstance(getattr(module, member), types.ModuleType)
     }  # fmt: skip
     assert set(exported) == public, (
         f"{name}: not in __all__: {sorted(public - set(exported))}; "
@@ -58,3 +61,23 @@ def test_the_root_package_exports_what_a_creator_tool_needs() -> None:
                    "SteadypostError", "ConfigurationError", "AddResult"):  # fmt: skip
         assert needed in steadypost.__all__
     assert inspect.isclass(steadypost.Uploader)
+
+
+def test_importing_the_root_package_loads_no_network_stack() -> None:
+    """``import steadypost`` is cheap (the CLI starts from it); names load on first use."""
+    code = (
+        "import sys, steadypost\n"
+        "print(sorted(m for m in ('httpx', 'asyncio', 'sqlite3', 'steadypost.client') "
+        "if m in sys.modules))\n"
+        "steadypost.Uploader\n"
+        "print('steadypost.client' in sys.modules, 'httpx' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "True True"]
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    import steadypost
+
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        steadypost.Nope  # noqa: B018

@@ -9,31 +9,25 @@ obj=Runtime(...))``; it is not a command-line option.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.logging import RichHandler
-from rich.markup import escape
-
-from steadypost import Journal, Post, Uploader
-from steadypost.cli.config import (
-    DEFAULT_PLATFORM,
-    ConfigError,
-    ConfigFile,
-    Settings,
-    load_config,
-    resolve,
-)
 from steadypost.cli.exitcodes import ExitCode
-from steadypost.cli.output import make_console, print_posts
-from steadypost.cli.progress import Display
-from steadypost.errors import JournalError
-from steadypost.journal import PostNotFoundError
-from steadypost.platforms import platform_for
-from steadypost.platforms.base import Platform
+from steadypost.cli.term import Term
+from steadypost.errors import JournalError, PostNotFoundError
+
+if TYPE_CHECKING:  # imported when first used: `steadypost list` needs none of them
+    from rich.console import Console
+
+    from steadypost import Journal, Post, Uploader
+    from steadypost.cli import logs
+    from steadypost.cli.config import ConfigFile, Settings
+    from steadypost.cli.progress import Display
+    from steadypost.platforms.base import Platform
 
 
 @dataclass
@@ -76,24 +70,80 @@ class App:
         self.runtime = runtime
         self.profile: str | None = None
         self.debug = False
-        self.out = make_console(stderr=False)
-        self.err = make_console(stderr=True)
+        self.verbosity = 0
+        """``-q``: -1 (results and errors only), ``-v``: 1, ``-vv``: 2 (``--debug`` also 2)."""
+        self.out = Term()
+        self.err = Term(stderr=True)
+        self._rich_err: Console | None = None
         self._journal: Journal | None = None
         self._config: ConfigFile | None = None
-        self._uploaders: dict[tuple[tuple[str, str], ...], Uploader] = {}
+        self._uploaders: dict[tuple[object, ...], Uploader] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._min_rate: float | None = None
+        self._handler: logs.CliHandler | None = None
         self._saved_logging: tuple[list[logging.Handler], int, bool] | None = None
 
     def now(self) -> float:
         return self.runtime.clock()
 
     def sleep(self, seconds: float) -> None:
-        """Wait ``seconds`` on the runtime's sleeper (a fake clock's in tests)."""
-        sleep = self.runtime.sleep or self.runtime.uploader_options.get("sleep") or time.sleep
-        sleep(seconds)
+        """Wait ``seconds`` on the runtime's sleeper (a fake clock's in tests).
+
+        The real wait ends early when :meth:`stop_uploads` is called (Ctrl-C during
+        ``-j``), as it does in the main thread on Ctrl-C.
+        """
+        sleep = self.runtime.sleep or self.runtime.uploader_options.get("sleep")
+        if sleep is not None:
+            sleep(seconds)
+        else:
+            self._stop.wait(seconds)
+
+    def limit_bandwidth(self, rate: float | None, *, jobs: int = 1) -> None:
+        """``--bwlimit``: cap the process at ``rate`` bytes/s (``None``: no cap) until closed.
+
+        Each request body is then given at least half its share of the cap before its
+        deadline counts it as too slow (``Timeouts.min_rate``), never less than it gets.
+        """
+        from steadypost.drivers import bandwidth
+        from steadypost.models import DEFAULT_MIN_RATE
+
+        bandwidth.set_limit(rate)
+        self._min_rate = None if rate is None else min(DEFAULT_MIN_RATE, rate / (2 * jobs))
+
+    @property
+    def stopped(self) -> bool:
+        """Whether :meth:`stop_uploads` was called."""
+        return self._stop.is_set()
+
+    def stop_uploads(self) -> None:
+        """Ctrl-C during ``-j``: every uploader stops at its next block or wait."""
+        self._stop.set()
+        with self._lock:
+            uploaders = list(self._uploaders.values())
+        for uploader in uploaders:
+            uploader.cancel()
+
+    def ask_offset(self, post: Post, headers: Mapping[str, str]) -> int | None:
+        """The bytes of ``post`` the server holds, asked now (one quick tus ``HEAD``).
+
+        ``None`` when it cannot be known in a few seconds (no tus upload, no answer).
+        """
+        from steadypost import SteadypostError, Timeouts, Uploader
+
+        options: dict[str, Any] = {"clock": self.runtime.clock, **self.runtime.uploader_options}
+        options["timeouts"] = Timeouts(connect=3, read=3, write=3, pool=3, exchange=5)
+        try:
+            with Uploader(headers=headers, journal=self.journal, **options) as uploader:
+                return uploader.server_offset(post.post_id)
+        except (SteadypostError, KeyboardInterrupt):
+            return None
 
     # --- configuration -----------------------------------------------------------------
 
     def config(self) -> ConfigFile:
+        from steadypost.cli.config import ConfigError, load_config
+
         if self._config is None:
             try:
                 self._config = load_config()
@@ -112,6 +162,8 @@ class App:
         platform_options: Sequence[tuple[str, str]] = (),
     ) -> Settings:
         """The profile, the environment and these flags, combined (warnings shown)."""
+        from steadypost.cli.config import ConfigError, resolve
+
         try:
             settings = resolve(
                 self.config(), profile_name=self.profile, endpoint=endpoint,
@@ -129,6 +181,9 @@ class App:
 
         A usage error (exit 2) when the options do not make a usable adapter.
         """
+        from steadypost.cli.config import DEFAULT_PLATFORM
+        from steadypost.platforms import platform_for
+
         name, options = settings.platform, settings.platform_options
         if name == DEFAULT_PLATFORM and not options:
             return None
@@ -152,20 +207,35 @@ class App:
 
     @property
     def journal(self) -> Journal:
-        if self._journal is None:
-            self._journal = Journal(self.runtime.journal_path, clock=self.runtime.clock)
-        return self._journal
+        with self._lock:
+            if self._journal is None:
+                from steadypost.journal import Journal
 
-    def uploader(self, headers: Mapping[str, str]) -> Uploader:
-        """An uploader sending ``headers`` (one per distinct set, closed with the app)."""
-        key = tuple(sorted(headers.items()))
-        if key not in self._uploaders:
-            options: dict[str, Any] = {"clock": self.runtime.clock}
-            if self.runtime.sleep is not None:
-                options["sleep"] = self.runtime.sleep
-            options.update(self.runtime.uploader_options)
-            self._uploaders[key] = Uploader(headers=headers, journal=self.journal, **options)
-        return self._uploaders[key]
+                self._journal = Journal(self.runtime.journal_path, clock=self.runtime.clock)
+            return self._journal
+
+    def uploader(self, headers: Mapping[str, str], *, worker: object = None) -> Uploader:
+        """An uploader sending ``headers`` (one per distinct set and worker, closed with the app).
+
+        ``worker``: a key of the thread that uses it (``-j``); an uploader serves one
+        upload at a time, so parallel uploads each get their own.
+        """
+        from steadypost import Uploader
+
+        journal = self.journal
+        key = (worker, *sorted(headers.items()))
+        with self._lock:
+            if key not in self._uploaders:
+                options: dict[str, Any] = {"clock": self.runtime.clock}
+                if self.runtime.sleep is not None:
+                    options["sleep"] = self.runtime.sleep
+                if self._min_rate is not None:
+                    from steadypost import Timeouts
+
+                    options["timeouts"] = Timeouts(min_rate=self._min_rate)
+                options.update(self.runtime.uploader_options)
+                self._uploaders[key] = Uploader(headers=headers, journal=journal, **options)
+            return self._uploaders[key]
 
     def find_post(self, ref: str) -> Post:
         """The post with this id, or the only one whose id starts with it."""
@@ -183,21 +253,42 @@ class App:
                            ExitCode.USAGE)  # fmt: skip
         raise CliError(f"{ref!r} starts {len(matches)} post ids; give more of it", ExitCode.USAGE)
 
-    # --- logging ---------------------------------------------------------------------------
+    # --- logging and verbosity -----------------------------------------------------------
+
+    @property
+    def quiet(self) -> bool:
+        return self.verbosity < 0
 
     def setup_logging(self) -> None:
-        """The SDK's log on stderr: warnings only, or everything with ``--debug``."""
+        """The SDK's log on stderr: warnings (``-v`` info, ``-vv``/``--debug`` everything).
+
+        Each retry is one line: the wait's (see :mod:`steadypost.cli.logs`).
+        """
+        from steadypost.cli import logs
+
         logger = logging.getLogger("steadypost")
         if self._saved_logging is None:
             self._saved_logging = (list(logger.handlers), logger.level, logger.propagate)
-        handler = RichHandler(console=self.err, show_time=False, show_path=False, markup=False)
-        logger.handlers[:] = [handler]
+        self._handler = logs.CliHandler(self.err)
+        logger.handlers[:] = [self._handler]
         logger.propagate = False
-        self.set_debug(self.debug)
+        self.set_verbosity(self.verbosity)
 
     def set_debug(self, on: bool) -> None:
         self.debug = on
-        logging.getLogger("steadypost").setLevel(logging.DEBUG if on else logging.WARNING)
+        if on:
+            self.set_verbosity(max(self.verbosity, 2))
+
+    def set_verbosity(self, level: int) -> None:
+        """-1 quiet, 0 normal, 1 verbose, 2 everything (every request)."""
+        self.verbosity = level
+        from steadypost.cli import logs
+
+        self.err.quiet = level < 0
+        threshold = logs.threshold(level)
+        if self._handler is not None:
+            self._handler.threshold = threshold
+        logging.getLogger("steadypost").setLevel(min(threshold, logging.INFO))
 
     def close(self) -> None:
         """Close uploaders and the journal; give the ``steadypost`` logger back as it was."""
@@ -209,20 +300,40 @@ class App:
         for uploader in self._uploaders.values():
             uploader.close()
         self._uploaders.clear()
+        if self._min_rate is not None:
+            self.limit_bandwidth(None)
         if self._journal is not None:
             self._journal.close()
             self._journal = None
 
     # --- output ----------------------------------------------------------------------------
 
+    def rich_err(self) -> Console:
+        """A rich console on stderr (progress bars, the demo); loaded on first use."""
+        if self._rich_err is None:
+            from steadypost.cli.output import make_console
+
+            self._rich_err = make_console(stderr=True)
+            if self.quiet:
+                self._rich_err.quiet = True
+        return self._rich_err
+
     def display(self) -> Display:
-        return Display(self.err, clock=self.runtime.clock)
+        """Progress bars (or plain lines) on stderr, on the runtime's clock."""
+        return self.display_on(self.runtime.clock)
+
+    def display_on(self, clock: Callable[[], float]) -> Display:
+        from steadypost.cli.progress import Display
+
+        return Display(self.rich_err(), clock=clock, quiet=self.quiet)
 
     def print_posts(self, posts: Iterable[Post], *, as_json: bool) -> None:
+        from steadypost.cli.output import print_posts
+
         print_posts(self.out, posts, as_json=as_json, now=self.now())
 
     def note(self, text: str) -> None:
-        self.err.print(escape(text))
+        self.err.line(text)
 
     def warn(self, text: str) -> None:
-        self.err.print(f"[yellow]warning:[/] {escape(text)}")
+        self.err.line(self.err.style("warning:", "yellow") + " " + text)

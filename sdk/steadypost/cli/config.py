@@ -7,7 +7,8 @@ The file is ``steadypost.paths.config_dir() / "config.toml"`` (on Linux
 
     [profiles.travel]
     endpoint = "https://uploads.example.com/files/"
-    token_env = "TRAVEL_UPLOAD_TOKEN"   # read the token from this variable (preferred)
+    token_keyring = true                # the token is in the OS keyring (`steadypost login`)
+    # token_env = "TRAVEL_UPLOAD_TOKEN" # or read it from this variable
     # token = "..."                     # or keep it here (then chmod 600 the file)
     chunk_size = "16MiB"
     headers = { "X-Channel" = "travel" }
@@ -34,7 +35,6 @@ written to the journal or printed.
 from __future__ import annotations
 
 import os
-import re
 import stat
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -44,9 +44,20 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from steadypost.cli.credentials import KeyringUnavailableError, Token, keyring_token
+from steadypost.cli.values import (
+    ConfigError,
+    check_endpoint,
+    check_platform_options,
+    parse_header,
+    parse_metadata,
+    parse_option,
+    parse_rate,
+    parse_size,
+    platform_info,
+)
 from steadypost.origins import origin_of
 from steadypost.paths import config_dir
-from steadypost.platforms import PlatformInfo, available
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -62,117 +73,16 @@ ENV_PLATFORM = "STEADYPOST_PLATFORM"
 DEFAULT_PLATFORM = "tus"
 
 _PROFILE_KEYS = frozenset({
-    "endpoint", "token", "token_env", "chunk_size", "headers", "metadata",
+    "endpoint", "token", "token_env", "token_keyring", "chunk_size", "headers", "metadata",
     "platform", "platform_options",
 })  # fmt: skip
 _TOP_KEYS = frozenset({"default_profile", "profiles"})
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
-_UNITS = {
-    "": 1, "b": 1,
-    "k": 1024, "kib": 1024, "kb": 1000,
-    "m": 1024**2, "mib": 1024**2, "mb": 1000**2,
-    "g": 1024**3, "gib": 1024**3, "gb": 1000**3,
-}  # fmt: skip
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 T = TypeVar("T")
 
 
 def _empty() -> Mapping[str, str]:
     return _EMPTY
-
-
-class ConfigError(ValueError):
-    """A value from the config file, the environment or a flag is not usable."""
-
-
-# --- parsing single values -------------------------------------------------------------
-
-
-def parse_size(text: str) -> int:
-    """Bytes from ``"8MiB"``, ``"5MB"``, ``"512k"`` or ``"1048576"``.
-
-    ``KiB/MiB/GiB`` and the bare ``K/M/G`` are powers of 1024, ``KB/MB/GB``
-    powers of 1000. Raises :class:`ConfigError` on anything else.
-    """
-    match = _SIZE.match(text)
-    unit = match.group(2).lower() if match else None
-    if match is None or unit not in _UNITS:
-        raise ConfigError(
-            f"{text!r} is not a size; write bytes or a number with a unit: "
-            "1048576, 512KiB, 8MiB, 5MB, 1GiB"
-        )
-    size = int(float(match.group(1)) * _UNITS[unit])
-    if size < 1:
-        raise ConfigError(f"{text!r} is too small: a size is at least 1 byte")
-    return size
-
-
-def check_endpoint(url: str) -> str:
-    """``url`` if it is an absolute ``http(s)://host/...`` URL, else :class:`ConfigError`."""
-    try:
-        parts = urlsplit(url.strip())
-        _ = parts.port  # raises ValueError on a bad port
-    except ValueError as exc:
-        raise ConfigError(f"{url!r} is not a valid URL ({exc})") from None
-    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
-        raise ConfigError(
-            f"{url!r} is not an http(s) URL; give the upload endpoint, "
-            "e.g. https://uploads.example.com/files/"
-        )
-    return url.strip()
-
-
-def parse_header(text: str) -> tuple[str, str]:
-    """``("Name", "value")`` from ``"Name: value"``. The value is never echoed in errors."""
-    name, colon, value = text.partition(":")
-    name = name.strip()
-    if not colon or not _HEADER_NAME.match(name):
-        raise ConfigError("a header is written 'Name: value', e.g. 'X-Channel: travel'")
-    value = value.strip()
-    if "\r" in value or "\n" in value:
-        raise ConfigError(f"the value of header {name} contains a line break")
-    return name, value
-
-
-def parse_metadata(text: str) -> tuple[str, str]:
-    """``("key", "value")`` from ``"key=value"`` (tus keys have no spaces or commas)."""
-    key, eq, value = text.partition("=")
-    key = key.strip()
-    if not eq or not key or any(c in key for c in " ,\t"):
-        raise ConfigError(f"{text!r}: metadata is written key=value, e.g. caption='Day one'")
-    return key, value
-
-
-def parse_option(text: str) -> tuple[str, str]:
-    """``("key", "value")`` from a ``--platform-option`` ``"key=value"``."""
-    key, eq, value = text.partition("=")
-    key = key.strip()
-    if not eq or not key:
-        raise ConfigError(f"{text!r}: a platform option is written key=value, "
-                          "e.g. privacy_level=SELF_ONLY")  # fmt: skip
-    return key, value.strip()
-
-
-def platform_info(name: str) -> PlatformInfo:
-    """The listed platform called ``name``; :class:`ConfigError` naming the known ones."""
-    infos = available()
-    for info in infos:
-        if info.name == name.strip().lower():
-            return info
-    known = ", ".join(info.name for info in infos)
-    raise ConfigError(f"unknown platform {name!r}; known platforms: {known} "
-                      "(`steadypost platforms` describes them)")  # fmt: skip
-
-
-def check_platform_options(info: PlatformInfo, options: Mapping[str, str]) -> None:
-    """:class:`ConfigError` for an option ``info``'s platform does not take."""
-    unknown = sorted(set(options) - set(info.options))
-    if not unknown:
-        return
-    known = ", ".join(info.options) if info.options else "none"
-    raise ConfigError(f"platform {info.name} has no option {unknown[0]!r} (its options: {known})")
 
 
 # --- the file --------------------------------------------------------------------------
@@ -186,6 +96,8 @@ class Profile:
     endpoint: str | None = None
     token: str | None = field(default=None, repr=False)
     token_env: str | None = None
+    token_keyring: bool = False
+    """The token is in the OS keyring, under the profile's name (``steadypost login``)."""
     chunk_size: int | None = None
     headers: Mapping[str, str] = field(default_factory=_empty, repr=False)
     metadata: Mapping[str, str] = field(default_factory=_empty)
@@ -213,6 +125,12 @@ def _strings(where: str, value: Any) -> Mapping[str, str]:
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise ConfigError(f"{where} must be a table of strings, e.g. {{ key = \"value\" }}")
     return MappingProxyType(dict(value))
+
+
+def _flag(where: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where} must be true or false")
+    return value
 
 
 def _optional_str(where: str, value: Any) -> str | None:
@@ -248,6 +166,7 @@ def _profile(name: str, table: Any, path: Path) -> Profile:
         endpoint=endpoint,
         token=_optional_str(f"{where} token", table.get("token")),
         token_env=_optional_str(f"{where} token_env", table.get("token_env")),
+        token_keyring=_flag(f"{where} token_keyring", table.get("token_keyring", False)),
         chunk_size=chunk_size,
         headers=MappingProxyType(headers),
         metadata=_strings(f"{where} metadata", table.get("metadata", {})),
@@ -304,6 +223,8 @@ class Settings:
     platform: str = DEFAULT_PLATFORM
     """The platform new posts go to (a name from ``steadypost.platforms.available()``)."""
     platform_options: Mapping[str, str] = field(default_factory=_empty)
+    token_source: str | None = None
+    """Where the ``Authorization`` sent to the endpoint came from, in words; ``None``: none."""
 
     def headers_for(self, url: str) -> Mapping[str, str]:
         """The headers for a post at ``url``: none unless it is at the endpoint's origin.
@@ -340,21 +261,27 @@ def _set_header(headers: dict[str, str], name: str, value: str) -> None:
 
 
 def _profile_token(profile: Profile, config: ConfigFile, env: Mapping[str, str],
-                   warnings: list[str]) -> str | None:  # fmt: skip
+                   warnings: list[str]) -> Token | None:  # fmt: skip
+    whose = f"profile {profile.name!r}"
     if profile.token_env:
         token = env.get(profile.token_env) or None
         if token is None and not env.get(ENV_TOKEN):
-            raise ConfigError(
-                f"profile {profile.name!r} reads its token from ${profile.token_env}, "
-                "which is not set"
-            )
-        return token
+            raise ConfigError(f"{whose} reads its token from ${profile.token_env}, which is not "
+                              f"set (or `steadypost login --profile {profile.name}`)")  # fmt: skip
+        return Token(token, f"${profile.token_env} ({whose})") if token else None
+    if profile.token_keyring:
+        try:
+            token = keyring_token(profile.name)
+        except KeyringUnavailableError as exc:
+            raise ConfigError(f"{whose} keeps its token in the OS keyring: {exc}") from None
+        if token is None and not env.get(ENV_TOKEN):
+            raise ConfigError(f"{whose} keeps its token in the OS keyring, and it has none: "
+                              f"run `steadypost login --profile {profile.name}`")  # fmt: skip
+        return Token(token, f"the OS keyring ({whose})") if token else None
     if profile.token and config.readable_by_others:
-        warnings.append(
-            f"{config.path} holds a token and other users can read it: chmod 600 it, "
-            "or use token_env"
-        )
-    return profile.token
+        warnings.append(f"{config.path} holds a token and other users can read it: chmod 600 "
+                        "it, or `steadypost login` to keep it in the OS keyring")  # fmt: skip
+    return Token(profile.token, f"config.toml ({whose})") if profile.token else None
 
 
 def _bound(creds: dict[str, str], configured: str | None, url: str | None, what: str,
@@ -408,16 +335,22 @@ def resolve(
 
     from_profile = dict(profile.headers)
     token = _profile_token(profile, config, env, warnings)
+    source = "a header of " + repr(profile.name) if "authorization" in map(
+        str.lower, from_profile) else None  # fmt: skip
     if token:
-        _set_header(from_profile, "Authorization", f"Bearer {token}")
+        _set_header(from_profile, "Authorization", f"Bearer {token.value}")
+        source = token.source
     merged = _bound(from_profile, profile.endpoint, url,
                     f"the token of profile {profile.name!r}", warnings)  # fmt: skip
+    source = source if merged else None
     if env.get(ENV_TOKEN):
         from_env = {"Authorization": f"Bearer {env[ENV_TOKEN]}"}
         for name, value in _bound(from_env, env_url, url, f"${ENV_TOKEN}", warnings).items():
             _set_header(merged, name, value)
+            source = f"${ENV_TOKEN}"
     for name, value in headers:
         _set_header(merged, name, value)
+        source = "--header Authorization" if name.lower() == "authorization" else source
     if merged and url and urlsplit(url).scheme == "http" and not _loopback(url):
         warnings.append(
             f"credentials for {origin_of(url)} would travel unencrypted (http, not https)"
@@ -434,6 +367,7 @@ def resolve(
         warnings=tuple(warnings),
         platform=info.name,
         platform_options=MappingProxyType(options),
+        token_source=source if any(k.lower() == "authorization" for k in merged) else None,
     )
 
 
@@ -447,3 +381,30 @@ def _from_env(name: str, check: Callable[[str], T], value: str) -> T:
 def _loopback(url: str) -> bool:
     host = (urlsplit(url).hostname or "").lower()
     return host in ("localhost", "::1") or host.startswith("127.")
+
+
+__all__ = [
+    "CONFIG_FILENAME",
+    "DEFAULT_PLATFORM",
+    "ENV_CHUNK_SIZE",
+    "ENV_ENDPOINT",
+    "ENV_PLATFORM",
+    "ENV_PROFILE",
+    "ENV_TOKEN",
+    "ConfigError",
+    "ConfigFile",
+    "Profile",
+    "Settings",
+    "check_endpoint",
+    "check_platform_options",
+    "config_path",
+    "load_config",
+    "parse_header",
+    "parse_metadata",
+    "parse_option",
+    "parse_rate",
+    "parse_size",
+    "platform_info",
+    "resolve",
+    "select_profile",
+]

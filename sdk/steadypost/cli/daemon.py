@@ -8,31 +8,23 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from steadypost.cli.app import App, CliError
-from steadypost.cli.config import (
-    DEFAULT_PLATFORM,
-    ENV_CHUNK_SIZE,
-    ENV_ENDPOINT,
-    ENV_PLATFORM,
-    ENV_PROFILE,
-    ENV_TOKEN,
-    ConfigError,
-    Settings,
-    load_config,
-    resolve,
-)
 from steadypost.cli.exitcodes import ExitCode, for_posts
 from steadypost.cli.options import common_options, json_option, pass_app, post_options
 from steadypost.cli.output import iso, print_json, size, when
-from steadypost.daemon import Daemon, DaemonOptions, DaemonRunningError, Status, read_status
+from steadypost.daemon.lock import DaemonRunningError
 from steadypost.daemon.logs import make_handler
 from steadypost.daemon.schedule import DEFAULT_CONCURRENCY, DEFAULT_POLL_S
+from steadypost.daemon.status import Status, read_status
 from steadypost.daemon.watch import DEFAULT_SETTLE_S
 from steadypost.origins import origin_of
+
+if TYPE_CHECKING:  # the daemon command imports config when it runs: `status` starts without it
+    from steadypost.cli.config import Settings
 
 log = logging.getLogger("steadypost.daemon")
 
@@ -52,7 +44,6 @@ on ended: 0 confirmed, 3 some unconfirmed, 4 some waiting, 5 some failed.
 """
 
 
-_OVERRIDES = (ENV_PROFILE, ENV_PLATFORM, ENV_ENDPOINT, ENV_TOKEN, ENV_CHUNK_SIZE)
 
 
 @dataclass(frozen=True)
@@ -95,13 +86,25 @@ class Sites:
 
 def load_sites(profile: str | None, **flags: Any) -> Sites:
     """Read config.toml, the environment and the flags (at start and on SIGHUP)."""
+    from steadypost.cli.config import (
+        ENV_CHUNK_SIZE,
+        ENV_ENDPOINT,
+        ENV_PLATFORM,
+        ENV_PROFILE,
+        ENV_TOKEN,
+        ConfigError,
+        load_config,
+        resolve,
+    )
+
+    overrides = (ENV_PROFILE, ENV_PLATFORM, ENV_ENDPOINT, ENV_TOKEN, ENV_CHUNK_SIZE)
     config = load_config()
     main = resolve(config, profile_name=profile, **flags)
     for warning in main.warnings:
         log.warning(warning)
     # The other profiles as they are in the file: the $STEADYPOST_* overrides and the
     # flags are for the daemon's own profile.
-    env = {k: v for k, v in os.environ.items() if k not in _OVERRIDES}
+    env = {k: v for k, v in os.environ.items() if k not in overrides}
     others = []
     for name in sorted(set(config.profiles) - {main.profile or ""}):
         try:
@@ -176,7 +179,10 @@ def daemon(
       steadypost daemon -j 4 --log-json
       kill -HUP <pid>                     # after editing config.toml
     """
+    from steadypost.cli.config import DEFAULT_PLATFORM, ConfigError
+
     _setup_logging(app, log_json)
+
     def load() -> Sites:
         sites = load_sites(app.profile, endpoint=endpoint, headers=headers, metadata=metadata,
                            chunk_size=chunk_size)  # fmt: skip
@@ -196,6 +202,8 @@ def daemon(
     if watch and settings.endpoint is None:
         raise CliError("--watch needs an endpoint for the new posts: pass --endpoint URL, set "
                        "STEADYPOST_ENDPOINT, or put endpoint in your profile", ExitCode.USAGE)
+    from steadypost.daemon import Daemon, DaemonOptions  # here: `status` starts without them
+
     options = DaemonOptions(concurrency=concurrency, poll_s=poll_interval, watch=watch,
                             settle_s=settle, once=once)  # fmt: skip
     first = [settings]  # the daemon's first call gets these; each reload reads the files again
@@ -263,7 +271,7 @@ def _print_status(app: App, status: Status) -> None:
         whose = f"{error.file} (post {error.post_id}): " if error.post_id else "daemon: "
         rows.append(("last error", f"{when(error.at, now)} {whose}{error.message}"))
     for label, text in rows:
-        app.out.print(f"{label:>11}  {text}", markup=False)
+        app.out.line(f"{label:>11}  {text}")
 
 
 @click.command(short_help="Is the daemon running? What is queued, due, failing?")
@@ -272,6 +280,18 @@ def _print_status(app: App, status: Status) -> None:
 @pass_app
 def status(app: App, as_json: bool) -> None:
     """Show whether the daemon runs, how many posts are in each state, and what is next.
+
+    \b
+    With --json, one object:
+      daemon             {running, pid, since, host} ({running: false} if none)
+      journal            the journal's path
+      counts             {queued, uploading, waiting, unconfirmed, confirmed,
+                          failed, cancelled}: posts in each state
+      uploading          [{post_id, file, offset, bytes}]: uploads running now
+      next_upload        {at, post_id, file}, or null
+      next_verification  {at, post_id, file}, or null
+      last_error         {at, message, post_id, file}, or null
+    Times are UTC ISO 8601 (2025-11-24T14:02:11Z).
 
     \b
     Examples:

@@ -35,7 +35,6 @@ from steadypost.cli.exitcodes import ExitCode
 from steadypost.cli.options import common_options, pass_app
 from steadypost.cli.output import print_timeline, size, when
 from steadypost.cli.posts import print_list
-from steadypost.cli.progress import Display
 
 if TYPE_CHECKING:
     from steadypost.testing import FakeClock, PlatformSimulator
@@ -113,7 +112,7 @@ def demo(app: App, pace: float) -> None:
         Outage(now, now + DOWN_S, retry_after=30),
         ProcessedButError(on={"final_patch"}),
     ])  # fmt: skip
-    say = app.err.print
+    say = app.rich_err().print
 
     def sleep(seconds: float) -> None:
         """A glimpse of real time while simulated time runs through the wait."""
@@ -142,7 +141,7 @@ def demo(app: App, pace: float) -> None:
                       retry=policy) as uploader:  # fmt: skip
             post = uploader.add(video, endpoint, metadata={"filename": video.name})
             script = Script(sim, clock)
-            with Display(app.err, clock=clock.now) as display:
+            with app.display_on(clock.now) as display:
                 tracker = display.track(video.name, SIZE)
 
                 def on_progress(p: Progress) -> None:
@@ -157,9 +156,10 @@ def demo(app: App, pace: float) -> None:
             if post.state is PostState.UNCONFIRMED:
                 post = _verify_later(app, uploader, post, clock, pace)
         _story(app, sim, post, sha, time.monotonic() - started)
-        app.out.print("\n[bold]The journal[/] (as `steadypost list` and `show` print it):")
+        app.out.line()
+        app.out.line("The journal (as `steadypost list` and `show` print it):", style="bold")
         print_list(app.out, journal.list(), clock.now())
-        app.out.print(f"\ntimeline of {post.post_id}:")
+        app.out.line(f"\ntimeline of {post.post_id}:")
         print_timeline(app.out, journal.events(post.post_id))
     ok = post.state is PostState.CONFIRMED and len(sim.uploads) == 1
     raise click.exceptions.Exit(ExitCode.OK if ok else ExitCode.ERROR)
@@ -167,16 +167,17 @@ def demo(app: App, pace: float) -> None:
 
 def _verify_later(app: App, uploader: Uploader, post: Post, clock: FakeClock,
                   pace: float) -> Post:  # fmt: skip
-    assert post.next_attempt_at is not None
-    say = app.err.print
-    gap = post.next_attempt_at - clock.now()
+    due = post.next_attempt_ts
+    assert due is not None
+    say = app.rich_err().print
+    gap = due - clock.now()
     say("\nSending it again now could publish the video twice, so steadypost waits and asks.")
     say(f"Fast-forwarding {gap / 60:.0f} simulated minutes to the check at "
-        f"{when(post.next_attempt_at, clock.now())}...")  # fmt: skip
+        f"{when(due, clock.now())}...")  # fmt: skip
     for _ in range(15):
         time.sleep(0.1 * pace)
         clock.advance(gap / 15)
-    clock.advance_to(post.next_attempt_at + 1.0)  # past it, whatever the rounding
+    clock.advance_to(due + 1.0)  # past it, whatever the rounding
     checked = [p for p in uploader.verify_due() if p.post_id == post.post_id]
     result = checked[0] if checked else uploader.journal.get(post.post_id)
     say("The platform answers the check:")
@@ -185,7 +186,7 @@ def _verify_later(app: App, uploader: Uploader, post: Post, clock: FakeClock,
 
 
 def _story(app: App, sim: PlatformSimulator, post: Post, sha: str, real_s: float) -> None:
-    say = app.err.print
+    say = app.rich_err().print
     requests = sim.requests
     faulted = sum(1 for r in requests if r.fault)
     received = sum(r.body_bytes for r in requests)

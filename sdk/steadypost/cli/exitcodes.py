@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from steadypost import Post, PostState
+if TYPE_CHECKING:
+    from steadypost.models import Post
 
 
 class ExitCode(enum.IntEnum):
@@ -54,14 +56,14 @@ _MEANING = {
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C); resumable",
 }
 
-_BY_STATE = {
-    PostState.CONFIRMED: ExitCode.OK,
-    PostState.CANCELLED: ExitCode.OK,
-    PostState.UNCONFIRMED: ExitCode.UNCONFIRMED,
-    PostState.QUEUED: ExitCode.WAITING,
-    PostState.WAITING: ExitCode.WAITING,
-    PostState.UPLOADING: ExitCode.WAITING,
-    PostState.FAILED: ExitCode.FAILED,
+_BY_STATE = {  # by PostState value: `steadypost --help` needs no models
+    "confirmed": ExitCode.OK,
+    "cancelled": ExitCode.OK,
+    "unconfirmed": ExitCode.UNCONFIRMED,
+    "queued": ExitCode.WAITING,
+    "waiting": ExitCode.WAITING,
+    "uploading": ExitCode.WAITING,
+    "failed": ExitCode.FAILED,
 }
 _SEVERITY = (ExitCode.OK, ExitCode.UNCONFIRMED, ExitCode.WAITING, ExitCode.FAILED)
 
@@ -73,10 +75,10 @@ def for_posts(posts: Iterable[Post]) -> ExitCode:
     (a wrong URL, not an outage) is bad input: ``USAGE``, before anything else.
     """
     posts = list(posts)
-    if any(p.state is PostState.FAILED and p.extra.get("failed_because") == "configuration"
+    if any(p.state.value == "failed" and p.extra.get("failed_because") == "configuration"
            for p in posts):  # fmt: skip
         return ExitCode.USAGE
-    codes = [_BY_STATE[post.state] for post in posts]
+    codes = [_BY_STATE[post.state.value] for post in posts]
     return max(codes, key=_SEVERITY.index, default=ExitCode.OK)
 
 

@@ -58,8 +58,9 @@ def joined(app: App, result: AddResult) -> bool:
                  "--new posts it again")  # fmt: skip
         return True
     detail = post.state.value
-    if post.state is PostState.WAITING and post.next_attempt_at is not None:
-        detail += f", next try at {when(post.next_attempt_at, app.now())}"
+    due = post.next_attempt_ts
+    if post.state is PostState.WAITING and due is not None:
+        detail += f", next try at {when(due, app.now())}"
     app.note(f"joining post {post.post_id} ({detail}) instead of posting {post.path} again; "
              "--new posts it again")  # fmt: skip
     return False

@@ -8,6 +8,7 @@ leaves every post resumable.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
@@ -15,19 +16,61 @@ from typing import Any
 
 import click
 
-from steadypost import FileProblemError, SteadypostError, __version__
-from steadypost.cli import daemon, demo, platforms, posts, report, upload, work
+from steadypost import __version__
 from steadypost.cli.app import App, CliError, Runtime
 from steadypost.cli.exitcodes import ExitCode, help_text
 from steadypost.cli.options import common_options
-from steadypost.journal import PostNotFoundError
+from steadypost.errors import FileProblemError, PostNotFoundError, SteadypostError
 
 _USAGE_ERRORS = (FileProblemError, PostNotFoundError)
 _CONTEXT = {"help_option_names": ["-h", "--help"]}
 
+#: Every command: where it is, and its line in ``steadypost --help``. A command's module
+#: is imported when it runs, so ``steadypost --help`` and ``steadypost list`` do not load
+#: httpx, rich and the platform adapters (tests/cli keep these lines equal to the commands').
+COMMANDS: dict[str, tuple[str, str]] = {
+    "add": ("upload:add", "Put videos in the journal without uploading them yet."),
+    "cancel": ("posts:cancel", "Cancel posts; delete their uploads on the server."),
+    "daemon": ("daemon:daemon", "Post in the background: queue, verify, watch."),
+    "demo": ("demo:demo", "Rehearse an outage on a simulated platform."),
+    "list": ("posts:list_posts", "List the posts in the journal, oldest first."),
+    "login": ("login:login", "Save an endpoint and its token (the token in the OS keyring)."),
+    "logout": ("login:logout", "Forget a profile's token (from the OS keyring)."),
+    "platforms": ("platforms:platforms",
+                  "List the platforms steadypost posts to, and what each supports."),
+    "report": ("report:report", "Write the evidence of posts that hit trouble."),
+    "resume": ("work:resume", "Go on with posts an earlier run left."),
+    "show": ("posts:show", "Show one post and its timeline."),
+    "status": ("daemon:status", "Is the daemon running? What is queued, due, failing?"),
+    "upload": ("upload:upload", "Upload videos now, with a progress bar per file."),
+    "verify": ("work:verify", "Ask the platform whether unconfirmed posts went through."),
+}  # fmt: skip
+
+
+def load_command(name: str) -> click.Command:
+    """Import the command ``name`` (a key of :data:`COMMANDS`)."""
+    where, attr = COMMANDS[name][0].split(":")
+    command = getattr(importlib.import_module(f"steadypost.cli.{where}"), attr)
+    assert isinstance(command, click.Command)
+    return command
+
 
 class SteadypostGroup(click.Group):
-    """A click group that turns exceptions into one line and an exit code."""
+    """A click group that loads its commands on use and turns exceptions into one line."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            self.add_command(load_command(cmd_name), cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The commands and their lines from :data:`COMMANDS`, without importing them."""
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx) if name in COMMANDS]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def make_context(
         self, info_name: str | None, args: list[str], parent: click.Context | None = None,
@@ -88,7 +131,8 @@ NO_COLOR turns colours off.
 """
 
 
-@click.group(cls=SteadypostGroup, epilog=EPILOG, context_settings=_CONTEXT)
+@click.group(cls=SteadypostGroup, epilog=EPILOG, context_settings=_CONTEXT,
+             invoke_without_command=True)
 @click.version_option(__version__, prog_name="steadypost")
 @common_options
 @click.pass_context
@@ -101,18 +145,14 @@ def cli(ctx: click.Context) -> None:
     marked unconfirmed and checked 15-30 minutes later instead of being posted
     twice.
     """
+    if ctx.invoked_subcommand is None:  # `steadypost` alone: the help, and exit 0
+        click.echo(ctx.get_help())
+        ctx.exit(ExitCode.OK)
     app = ctx.ensure_object(App)
     if os.environ.get("STEADYPOST_DEBUG") == "1":
-        app.debug = True
+        app.set_debug(True)
     app.setup_logging()
     ctx.call_on_close(app.close)
-
-
-for _command in (
-    upload.upload, upload.add, posts.list_posts, posts.show, work.resume, work.verify,
-    posts.cancel, report.report, demo.demo, daemon.daemon, daemon.status, platforms.platforms,
-):  # fmt: skip
-    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> int:

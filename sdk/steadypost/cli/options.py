@@ -8,19 +8,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from steadypost import DEFAULT_CHUNK_SIZE
 from steadypost.cli.app import App
-from steadypost.cli.config import (
-    ConfigError,
-    check_endpoint,
-    parse_header,
-    parse_metadata,
-    parse_option,
-    parse_size,
-    platform_info,
-)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: ``steadypost.DEFAULT_CHUNK_SIZE`` in words (a test keeps them equal; importing it here
+#: would load the platforms and httpx before ``--help`` could print).
+DEFAULT_CHUNK_TEXT = "64MiB"
 
 #: How long ``upload`` and ``resume`` keep trying through an outage, by default.
 DEFAULT_WAIT_UP_TO = "30m"
@@ -43,18 +37,25 @@ else:  # click < 8.5 has no type parameters
 
 
 class _Checked(_ParamType):
-    """A string checked (and converted) by one of the ``config`` parsers."""
+    """A string checked (and converted) by a parser: a function, or one of ``config``'s by name.
 
-    def __init__(self, name: str, check: Callable[[str], Any]) -> None:
+    By name, ``config`` is imported when a value is converted, not when the options are
+    declared (``steadypost --help`` starts without it).
+    """
+
+    def __init__(self, name: str, check: Callable[[str], Any] | str) -> None:
         self.name = name
         self._check = check
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from steadypost.cli import config
+
         if not isinstance(value, str):
             return value
+        check = getattr(config, self._check) if isinstance(self._check, str) else self._check
         try:
-            return self._check(value)
-        except ConfigError as exc:
+            return check(value)
+        except config.ConfigError as exc:
             self.fail(str(exc), param, ctx)
 
 
@@ -65,6 +66,8 @@ def parse_duration(text: str) -> float:
     number is seconds. Raises :class:`ConfigError` on anything else, negative
     values included.
     """
+    from steadypost.cli.config import ConfigError
+
     rest = text.strip().lower()
     if re.fullmatch(r"\d+(?:\.\d+)?", rest):
         return float(rest)
@@ -85,6 +88,8 @@ def parse_duration(text: str) -> float:
 
 def parse_wait(text: str) -> float:
     """A ``--wait-up-to`` duration: :func:`parse_duration`, at most :data:`MAX_WAIT_UP_TO_S`."""
+    from steadypost.cli.config import ConfigError
+
     seconds = parse_duration(text)
     if seconds > MAX_WAIT_UP_TO_S:
         raise ConfigError(f"{text!r} is longer than a week; for longer waits let the daemon "
@@ -92,13 +97,20 @@ def parse_wait(text: str) -> float:
     return seconds
 
 
-SIZE = _Checked("SIZE", parse_size)
+def _platform_name(text: str) -> str:
+    from steadypost.cli.config import platform_info
+
+    return platform_info(text).name
+
+
+SIZE = _Checked("SIZE", "parse_size")
 DURATION = _Checked("DURATION", parse_wait)
-URL = _Checked("URL", check_endpoint)
-HEADER = _Checked("'NAME: VALUE'", parse_header)
-METADATA = _Checked("KEY=VALUE", parse_metadata)
-PLATFORM = _Checked("NAME", lambda text: platform_info(text).name)
-PLATFORM_OPTION = _Checked("KEY=VALUE", parse_option)
+URL = _Checked("URL", "check_endpoint")
+HEADER = _Checked("'NAME: VALUE'", "parse_header")
+METADATA = _Checked("KEY=VALUE", "parse_metadata")
+PLATFORM = _Checked("NAME", _platform_name)
+PLATFORM_OPTION = _Checked("KEY=VALUE", "parse_option")
+RATE = _Checked("RATE", "parse_rate")
 
 
 def _set_profile(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -109,6 +121,17 @@ def _set_profile(ctx: click.Context, _param: click.Parameter, value: str | None)
 def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if value:
         ctx.ensure_object(App).set_debug(True)
+
+
+def _set_quiet(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(App).set_verbosity(-1)
+
+
+def _set_verbose(ctx: click.Context, _param: click.Parameter, value: int) -> None:
+    if value:
+        app = ctx.ensure_object(App)
+        app.set_verbosity(max(app.verbosity, min(value, 2)))
 
 
 def profile_option(f: F) -> F:
@@ -125,9 +148,20 @@ def debug_option(f: F) -> F:
     )(f)  # fmt: skip
 
 
+def verbosity_options(f: F) -> F:
+    f = click.option(
+        "--verbose", "-v", count=True, expose_value=False, callback=_set_verbose,
+        help="Say more on stderr: -v the library's notes, -vv every request.",
+    )(f)  # fmt: skip
+    return click.option(
+        "--quiet", "-q", is_flag=True, expose_value=False, callback=_set_quiet,
+        help="Only results (stdout) and errors: no progress, notes or warnings.",
+    )(f)  # fmt: skip
+
+
 def common_options(f: F) -> F:
-    """``--profile`` and ``--debug``, accepted before or after the command name."""
-    return profile_option(debug_option(f))
+    """``--profile``, ``-q``/``-v`` and ``--debug``, accepted before or after the command name."""
+    return profile_option(verbosity_options(debug_option(f)))
 
 
 def json_option(f: F) -> F:
@@ -149,7 +183,7 @@ def chunk_size_option(f: F) -> F:
     return click.option(
         "--chunk-size", type=SIZE, default=None,
         help="Bytes per request, e.g. 8MiB, 5MB, 1048576 (default: the profile, "
-        f"$STEADYPOST_CHUNK_SIZE, or {DEFAULT_CHUNK_SIZE // (1024 * 1024)}MiB).",
+        f"$STEADYPOST_CHUNK_SIZE, or {DEFAULT_CHUNK_TEXT}).",
     )(f)  # fmt: skip
 
 
@@ -198,4 +232,22 @@ def wait_options(f: F) -> F:
         help="While the platform is down, keep trying (at the pace its circuit breaker "
         "allows, with a countdown) for up to this long without progress, e.g. 90s, 10m, 2h. "
         "Then the post is left waiting for `steadypost resume` or the daemon.",
+    )(f)  # fmt: skip
+
+
+def batch_options(f: F) -> F:
+    """``-j``, ``--bwlimit`` and ``--dry-run`` (``upload`` and ``resume``)."""
+    f = click.option(
+        "--dry-run", "-n", is_flag=True,
+        help="Say what would be posted (and what is posted already) without sending or "
+        "journaling anything.",
+    )(f)  # fmt: skip
+    f = click.option(
+        "--bwlimit", type=RATE, default=None, metavar="RATE",
+        help="Cap the upload speed of the whole command, e.g. 2M (2 MiB/s), 500K, 1.5MB/s.",
+    )(f)  # fmt: skip
+    return click.option(
+        "--jobs", "-j", type=click.IntRange(1, 16), default=1, show_default=True,
+        help="Posts uploaded at the same time. Each site keeps its own pace: a site that is "
+        "down or busy holds back only its own posts.",
     )(f)  # fmt: skip

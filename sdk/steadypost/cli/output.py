@@ -1,25 +1,30 @@
 """How posts and events are shown: aligned text for people, JSON for programs.
 
-Results go to stdout, everything else (progress, notes, warnings) to stderr.
-Colour comes from rich, which turns it off when the stream is not a terminal
-and when ``NO_COLOR`` is set. Upload URLs pass through the journal's
-``redact_url`` before they are shown, so a signed URL never prints its
-signature.
+Results go to stdout, everything else (progress, notes, warnings) to stderr,
+both through :class:`~steadypost.cli.term.Term` (colour only on a terminal,
+never with ``NO_COLOR``). What a line says about time is computed when it is
+printed: "next try in 3 min", "42% on the server", never a countdown frozen
+in an error message when the error happened. Upload URLs pass through the
+journal's ``redact_url`` before they are shown, so a signed URL never prints
+its signature.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
+from steadypost.cli.term import Term, fit
+from steadypost.journal.redact import redact_url
+from steadypost.models import JournalEvent, Post, PostState
 
-from steadypost import JournalEvent, Post, PostState
-from steadypost.journal import describe_owner, redact_url
+if TYPE_CHECKING:
+    from rich.console import Console
 
 STATE_STYLE = {
     PostState.CONFIRMED: "green",
@@ -31,35 +36,66 @@ STATE_STYLE = {
     PostState.CANCELLED: "dim",
 }
 _STATE_WIDTH = max(len(s.value) for s in PostState)
+Moment = datetime | float
+
+# "host is recovering: circuit open, next probe in 26 s" -> "circuit open"
+_RECOVERING = re.compile(r"^\S+ is recovering: (.*?)(?:[,;] next (?:probe|attempt|try|look))?"
+                         r"(?: in \d+ s)?$")  # fmt: skip
+_GAVE_UP = re.compile(r"^gave up after \d+ attempt\(s\): ")
+# a countdown frozen into an error message when it was journaled: ", retrying in 42 s"
+_FROZEN = re.compile(r"(?:[,;]? (?:next \w+|retrying|retry|try again))? in \d+(?:\.\d+)? ?s\b")
 
 
 def make_console(*, stderr: bool) -> Console:
-    """A console on stderr or stdout that never wraps or highlights on its own."""
+    """A rich console (progress bars) that never wraps or highlights on its own."""
+    from rich.console import Console
+
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
 # --- values ----------------------------------------------------------------------------
 
 
-def iso(ts: float | None) -> str | None:
+def _ts(moment: Moment) -> float:
+    return moment.timestamp() if isinstance(moment, datetime) else float(moment)
+
+
+def iso(moment: Moment | None) -> str | None:
     """UTC ISO 8601 with a ``Z`` (``2025-11-24T14:02:11Z``), for JSON and reports."""
-    if ts is None:
+    if moment is None:
         return None
-    text = datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="seconds")
+    text = datetime.fromtimestamp(_ts(moment), tz=timezone.utc).isoformat(timespec="seconds")
     return text.replace("+00:00", "Z")
 
 
-def when(ts: float, now: float) -> str:
+def when(moment: Moment, now: float) -> str:
     """Local ``HH:MM``, with the date in front when it is not today."""
-    moment, today = datetime.fromtimestamp(ts), datetime.fromtimestamp(now)
-    if moment.date() == today.date():
-        return moment.strftime("%H:%M")
-    return moment.strftime("%Y-%m-%d %H:%M")
+    at, today = datetime.fromtimestamp(_ts(moment)), datetime.fromtimestamp(now)
+    if at.date() == today.date():
+        return at.strftime("%H:%M")
+    return at.strftime("%Y-%m-%d %H:%M")
 
 
-def stamp(ts: float) -> str:
+def stamp(moment: Moment) -> str:
     """Local ``YYYY-MM-DD HH:MM:SS`` for timelines."""
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(_ts(moment)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def until(moment: Moment, now: float) -> str:
+    """How far off ``moment`` is, read at ``now``: ``in 42 s``, ``in 3 min``, ``now``.
+
+    Minutes are rounded up and seconds dropped past a minute ("in 3 min" for 2 min
+    10 s): a list is read for a while, a bar's countdown (:func:`countdown`) is live.
+    """
+    left = _ts(moment) - now
+    if left <= 0.5:
+        return "now"
+    if left < 60:
+        return f"in {math.ceil(left)} s"
+    if left < 3600:
+        return f"in {math.ceil(left / 60)} min"
+    hours, minutes = divmod(math.ceil(left / 60), 60)
+    return f"in {hours} h {minutes:02d} min" if minutes else f"in {hours} h"
 
 
 def size(n: int) -> str:
@@ -67,7 +103,7 @@ def size(n: int) -> str:
     if n < 1024:
         return f"{n} B"
     value, unit = n / 1024, "KiB"
-    for bigger in ("MiB", "GiB"):
+    for bigger in ("MiB", "GiB", "TiB"):
         if value < 1024:
             break
         value, unit = value / 1024, bigger
@@ -77,6 +113,25 @@ def size(n: int) -> str:
 def seconds(value: float) -> str:
     """``1.1 s``, ``120 s``."""
     return f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
+
+
+def share(post: Post) -> int:
+    """Whole percent of the file the server holds (its journaled offset)."""
+    total = post.identity.size
+    if total <= 0:
+        return 100 if post.state is PostState.CONFIRMED else 0
+    if post.state is PostState.CONFIRMED:
+        return 100
+    return min(100, post.offset * 100 // total)
+
+
+def reason_of(error: str | None) -> str:
+    """An error as journaled, without a countdown frozen in it ("in 42 s")."""
+    text = (error or "").strip()
+    match = _RECOVERING.match(text)
+    if match:
+        return match.group(1)
+    return _FROZEN.sub("", _GAVE_UP.sub("", text)).strip(" ,;")
 
 
 # --- posts -----------------------------------------------------------------------------
@@ -103,65 +158,125 @@ def post_record(post: Post) -> dict[str, Any]:
     }
 
 
+def _next(post: Post, now: float) -> str | None:
+    at = post.next_attempt_ts
+    if at is None:
+        return None
+    left = until(at, now)
+    return left if left == "now" else f"{left}, at {when(at, now)}"
+
+
 def why(post: Post, now: float) -> str:
-    """One short line saying what a post's state means and what happens next."""
-    error = post.last_error
-    later = when(post.next_attempt_at, now) if post.next_attempt_at is not None else None
+    """One short line saying what a post's state means and what happens next, as of ``now``."""
+    error = reason_of(post.last_error)
+    later = _next(post, now)
+    held = f"{share(post)}% on the server"
     if post.state is PostState.CONFIRMED:
         return f"{size(post.identity.size)} on the server"
     if post.state is PostState.UNCONFIRMED:
         because = error or "no answer after the last byte"
-        return f"{because}; it may already be live (checked at {later or 'the next verify'})"
+        return f"{because}; it may already be live; checked {later or 'at the next verify'}"
     if post.state is PostState.WAITING:
         reason = f"{error}; " if error else ""
-        return f"{reason}next try at {later or 'once resumed'} (steadypost resume)"
+        return f"{reason}{held}; next try {later or 'once resumed'} (steadypost resume)"
     if post.state is PostState.QUEUED:
         return "not started yet (steadypost resume)"
     if post.state is PostState.UPLOADING:
-        if (post.lease_expires_at or 0.0) <= now:  # its uploader is gone, or stopped long ago
-            return f"interrupted at byte {post.offset:,}; steadypost resume goes on"
-        return f"being uploaded by {describe_owner(post.lease_owner)}"
+        if (post.lease_expires_ts or 0.0) <= now:  # its uploader is gone, or stopped long ago
+            return f"interrupted at byte {post.offset:,} ({held}); steadypost resume goes on"
+        from steadypost.journal.owners import describe_owner
+
+        return f"{held}, being uploaded by {describe_owner(post.lease_owner)}"
     if post.state is PostState.FAILED:
         return error or "failed"
     return "cancelled"
 
 
-def state_cell(state: PostState, *, width: int = _STATE_WIDTH) -> str:
-    return f"[{STATE_STYLE[state]}]{state.value:<{width}}[/]"
+def brief(post: Post, now: float) -> str:
+    """:func:`why` for a table row: what comes next first, no hints (``list``)."""
+    error = reason_of(post.last_error)
+    later = _next(post, now)
+    if post.state is PostState.WAITING:
+        return f"next try {later or 'once resumed'}" + (f": {error}" if error else "")
+    if post.state is PostState.UNCONFIRMED:
+        return f"checked {later or 'at the next verify'}: it may already be live"
+    if post.state is PostState.QUEUED:
+        return "not started yet"
+    if post.state is PostState.UPLOADING and (post.lease_expires_ts or 0.0) <= now:
+        return "interrupted; resume goes on"
+    return why(post, now)
 
 
-def post_line(post: Post, now: float) -> str:
-    """``confirmed    clip.mp4  01J...  24.0 MiB on the server`` (rich markup)."""
-    name = escape(os.path.basename(post.path))
-    return f"{state_cell(post.state)}  {name}  {post.post_id}  {escape(why(post, now))}"
+def post_line(term: Term, post: Post, now: float) -> str:
+    """``confirmed    clip.mp4  01J...  24.0 MiB on the server`` (styled for ``term``)."""
+    state = term.style(f"{post.state.value:<{_STATE_WIDTH}}", STATE_STYLE[post.state])
+    return f"{state}  {os.path.basename(post.path)}  {post.post_id}  {why(post, now)}"
 
 
-def print_posts(console: Console, posts: Iterable[Post], *, as_json: bool, now: float) -> None:
-    """One line per post on ``console`` (stdout): text, or one JSON object per line."""
+def print_posts(term: Term, posts: Iterable[Post], *, as_json: bool, now: float) -> None:
+    """One line per post on ``term`` (stdout): text, or one JSON object per line."""
     for post in posts:
         if as_json:
-            print_json(console, post_record(post))
+            print_json(term, post_record(post))
         else:
-            console.print(post_line(post, now))
+            term.line(post_line(term, post, now))
 
 
-def print_json(console: Console, value: Mapping[str, Any]) -> None:
-    """One compact JSON object on its own line, without any markup processing."""
-    console.out(json.dumps(value, ensure_ascii=False), highlight=False)
+def print_json(term: Term, value: Mapping[str, Any]) -> None:
+    """One compact JSON object on its own line."""
+    term.write(json.dumps(value, ensure_ascii=False) + "\n")
 
 
-def table(console: Console, header: Sequence[str], rows: Iterable[Sequence[str]],
-          styles: Callable[[Sequence[str]], Sequence[str | None]] | None = None) -> None:
-    """Left-aligned columns separated by two spaces; the last one is not padded."""
+def table(
+    term: Term, header: Sequence[str], rows: Iterable[Sequence[str]],
+    styles: Callable[[Sequence[str]], Sequence[str | None]] | None = None,
+    *, shrink: Sequence[int] = (), keep_last: int | None = None,
+) -> None:  # fmt: skip
+    """Left-aligned columns separated by two spaces; the last one is not padded.
+
+    On a terminal the lines fit its width: the columns in ``shrink`` (indexes) are
+    cut first, with an ellipsis in the middle, down to 12 characters, while the last
+    column has more than ``keep_last`` characters to show; then the last column is
+    cut at the end.
+    """
     all_rows = [list(header), *(list(r) for r in rows)]
-    widths = [max(len(r[i]) for r in all_rows) for i in range(len(header) - 1)]
+    widths = [max(len(r[i]) for r in all_rows) for i in range(len(header))]
+    width = term.width
+    if width is not None:
+        last = widths[-1] if keep_last is None else min(widths[-1], keep_last)
+        over = sum(widths[:-1]) + last + 2 * (len(widths) - 1) - width
+        for i in shrink:
+            if over <= 0:
+                break
+            cut = min(over, max(0, widths[i] - max(12, len(header[i]))))
+            widths[i] -= cut
+            over -= cut
     for n, row in enumerate(all_rows):
         style = [None] * len(row) if n == 0 or styles is None else list(styles(row))
         cells = []
         for i, cell in enumerate(row):
-            text = escape(cell.ljust(widths[i]) if i < len(widths) else cell)
-            cells.append(f"[{style[i]}]{text}[/]" if style[i] else text)
-        console.print("  ".join(cells).rstrip(), style="bold" if n == 0 else None)
+            text = _middle(cell, widths[i])
+            if i < len(row) - 1:
+                text = text.ljust(widths[i])
+            cells.append((text, style[i]))
+        plain = "  ".join(text for text, _ in cells).rstrip()
+        fitted = fit(plain, width)
+        out, used = [], 0
+        for text, cell_style in cells:  # style the cells that fit, in place
+            piece = fitted[used : used + len(text)]
+            out.append(term.style(piece, "bold" if n == 0 else cell_style))
+            used += len(text) + 2
+            if used > len(fitted):
+                break
+        term.write("  ".join(out).rstrip() + "\n")
+
+
+def _middle(text: str, width: int) -> str:
+    """``text`` cut to ``width`` with an ellipsis in the middle (file names keep their end)."""
+    if len(text) <= width:
+        return text
+    keep = width - 1
+    return text[: (keep + 1) // 2] + "…" + text[len(text) - keep // 2 :]
 
 
 # --- events ----------------------------------------------------------------------------
@@ -200,19 +315,20 @@ def event_record(event: JournalEvent) -> dict[str, Any]:
     return {"at": iso(event.at), "kind": event.kind, **dict(event.data)}
 
 
-def print_timeline(console: Console, events: Iterable[JournalEvent]) -> None:
+def print_timeline(term: Term, events: Iterable[JournalEvent]) -> None:
     for event in events:
-        console.print(f"  {stamp(event.at)}  {event.kind:<7}  {escape(event_summary(event))}")
+        term.line(f"  {stamp(event.at)}  {event.kind:<7}  {event_summary(event)}", cut=True)
 
 
-def print_post_details(console: Console, post: Post, now: float) -> None:
-    """The ``show`` view of one post (without its timeline)."""
+def print_post_details(term: Term, post: Post, now: float) -> None:
+    """The ``show`` view of one post (without its timeline), as of ``now``."""
+    total = post.identity.size
     fields = [
         ("post", post.post_id),
         ("state", post.state.value),
         ("file", post.path),
-        ("size", f"{size(post.identity.size)} ({post.identity.size:,} bytes)"),
-        ("server has", f"{post.offset:,} bytes"),
+        ("size", f"{size(total)} ({total:,} bytes)"),
+        ("server has", f"{share(post)}% ({post.offset:,} of {total:,} bytes)"),
         ("endpoint", redact_url(post.endpoint)),
         ("upload url", redact_url(post.upload_url) if post.upload_url else "-"),
         ("attempts", str(post.attempts)),
@@ -222,5 +338,4 @@ def print_post_details(console: Console, post: Post, now: float) -> None:
         fields.append(("metadata", ", ".join(f"{k}={v}" for k, v in post.metadata.items())))
     for name, value in fields:
         style = STATE_STYLE[post.state] if name == "state" else None
-        text = escape(value)
-        console.print(f"{name:>10}  {f'[{style}]{text}[/]' if style else text}")
+        term.line(f"{name:>10}  {term.style(value, style)}")

@@ -48,15 +48,15 @@ def platforms(app: App, as_json: bool) -> None:
     ]  # fmt: skip
     print_table(app.out, ["PLATFORM", "TOKEN", "DEFAULT ENDPOINT", "OPTIONS", "TITLE"], rows)
     for info in infos:
-        app.out.print()
-        app.out.print(info.name, style="bold", markup=False)
+        app.out.line()
+        app.out.line(info.name, style="bold")
         for label, text in (
             ("bytes", info.bytes),
             ("publish", info.publish),
             ("verification", info.verification),
             ("sources", info.sources),
         ):
-            app.out.print(f"  {label + ':':<14}{text}", markup=False)
+            app.out.line(f"  {label + ':':<14}{text}")
 
 
 __all__ = ["platforms"]

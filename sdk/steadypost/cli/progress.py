@@ -12,7 +12,6 @@ come as plain lines, and the bytes every 10 %.
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 import time
@@ -33,8 +32,10 @@ from rich.progress import (
 from rich.progress import Progress as Bars
 from rich.text import Text
 
-from steadypost import Post, Progress, ProgressKind
+from steadypost.cli import logs
 from steadypost.cli.output import STATE_STYLE, seconds, size
+from steadypost.cli.term import countdown
+from steadypost.models import Post, Progress, ProgressKind
 
 Clock = Callable[[], float]
 _RETRYING = ", retrying in "
@@ -44,16 +45,6 @@ _RECOVERING = re.compile(r"^\S+ is recovering: (.*?)(?:[,;] next (?:probe|attemp
                          r"(?: in \d+ s)?$")  # fmt: skip
 _GAVE_UP = re.compile(r"^gave up after \d+ attempt\(s\): ")
 _IN_SECONDS = re.compile(r"(?:[,;]? next \w+)? in \d+(?:\.\d+)? s$")
-
-
-def countdown(left: float) -> str:
-    """``42 s``, ``3 min 05 s``, ``1 h 05 min``: whole seconds, rounded up."""
-    total = max(0, math.ceil(left))
-    if total < 60:
-        return f"{total} s"
-    if total < 3600:
-        return f"{total // 60} min {total % 60:02d} s"
-    return f"{total // 3600} h {total % 3600 // 60:02d} min"
 
 
 def span(total_s: float) -> str:
@@ -126,12 +117,9 @@ class StatusColumn(ProgressColumn):
         if until is not None:
             reason = task.fields.get("wait_reason", "waiting")
             left = until - self.display.clock()
-            if left > 0 and verb == _NEXT_TRY:
+            if left > 0:  # one countdown, live, for a retry and for a recovering platform
                 return Text(f"{reason}, {verb} {countdown(left)}", style="yellow")
-            if left > 0:
-                return Text(f"{reason}, {verb} {left:.0f} s", style="yellow")
-            if verb == _NEXT_TRY:
-                return Text(f"{reason}, trying now", style="yellow")
+            return Text(f"{reason}, trying now", style="yellow")
         return Text.from_markup(task.fields.get("status", ""))
 
 
@@ -166,7 +154,8 @@ class Tracker:
         self.after_wait = True
         reason = p.message.rsplit(_RETRYING, 1)[0] if _RETRYING in p.message else p.message
         self.last_reason = reason or self.last_reason
-        text = f"{reason or 'waiting'}, retrying in {seconds(p.wait_s)}"
+        left = countdown(p.wait_s) if p.wait_s >= 10 else seconds(p.wait_s)  # "0.9 s" stays
+        text = f"{reason or 'waiting'}, retrying in {left}"
         self.display.note(f"[yellow]{escape(self.label)}: {escape(text)}[/]", markup=True)
         bars = self.display.bars
         if bars is not None and self.task is not None:
@@ -220,12 +209,15 @@ class Tracker:
 class Display:
     """Progress for several files; use as a context manager around the uploads."""
 
-    def __init__(self, console: Console, *, clock: Clock = time.time) -> None:
+    def __init__(self, console: Console, *, clock: Clock = time.time, quiet: bool = False) -> None:
         self.console = console
         self.clock = clock
+        self.quiet = quiet
+        """``-q``: no bars and no lines (the results on stdout say how it ended)."""
         self.bars: Bars | None = None
-        self._log_level: int | None = None
-        if console.is_terminal:
+        self._shown = logs.progress_shown()
+        self._entered = False
+        if console.is_terminal and not quiet:
             self.bars = Bars(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -237,11 +229,9 @@ class Display:
             )
 
     def __enter__(self) -> Display:
-        # The waits are shown here; the SDK's own retry warnings would say the same twice.
-        logger = logging.getLogger("steadypost")
-        self._log_level = logger.level
-        if logger.getEffectiveLevel() > logging.DEBUG:
-            logger.setLevel(logging.ERROR)
+        # The waits are shown here; the log does not say them again (cli.logs).
+        self._shown.__enter__()
+        self._entered = True
         if self.bars is not None:
             self.bars.start()
         return self
@@ -258,14 +248,15 @@ class Display:
         """Stop redrawing the bars (they stay on screen)."""
         if self.bars is not None:
             self.bars.stop()
-        if self._log_level is not None:
-            logging.getLogger("steadypost").setLevel(self._log_level)
-            self._log_level = None
+        if self._entered:
+            self._entered = False
+            self._shown.__exit__()
 
     def track(self, label: str, total: int) -> Tracker:
         """A progress callback for one file of ``total`` bytes."""
         return Tracker(self, label, total)
 
     def note(self, text: str, *, markup: bool = False) -> None:
-        """A line on stderr (above the bars while they are drawn)."""
-        self.console.print(text if markup else escape(text))
+        """A line on stderr (above the bars while they are drawn); none with ``-q``."""
+        if not self.quiet:
+            self.console.print(text if markup else escape(text))

@@ -25,7 +25,7 @@ that outlasts it leaves the posts waiting in the journal, not lost.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 import click
@@ -75,8 +75,8 @@ class RideOut:
         return (
             self.waits
             and post.state is PostState.WAITING
-            and post.next_attempt_at is not None
-            and post.next_attempt_at < self.deadline
+            and post.next_attempt_ts is not None
+            and post.next_attempt_ts < self.deadline
         )
 
     def upload(
@@ -88,16 +88,18 @@ class RideOut:
         ``wait_first``: ``post`` is waiting for a later time (``resume``): wait for it first.
         """
         on_progress = self._watch(tracker, post.offset)
-        at = post.next_attempt_at if wait_first and self.rides(post) else None
+        at = post.next_attempt_ts if wait_first and self.rides(post) else None
         while True:
             if at is not None:
                 self._wait(tracker, post, at)
+                if self.app.stopped:  # Ctrl-C during -j: the post stays as journaled
+                    return self.app.journal.get(post.post_id)
             self._bound(uploader)
             post = uploader.upload_post(post.post_id, chunk_size=chunk_size,
                                         on_progress=on_progress)  # fmt: skip
             if post.state.finished or post.state is PostState.UNCONFIRMED:
                 self.moved = max(self.moved, self.app.now())
-            at = max(post.next_attempt_at or 0.0, self.app.now() + MIN_ROUND_S)
+            at = max(post.next_attempt_ts or 0.0, self.app.now() + MIN_ROUND_S)
             if not self.rides(post) or at >= self.deadline:
                 self._gave_up(tracker, post)
                 return post
@@ -150,21 +152,33 @@ class RideOut:
         )
 
 
-def interrupted(app: App, started: Sequence[Post], *, as_json: bool, after: str = "") -> None:
-    """Ctrl-C: print the posts as journaled, say where the last one stands, exit 130.
+def interrupted(
+    app: App, started: Sequence[Post], *, as_json: bool, after: str = "",
+    headers_for: Callable[[Post], Mapping[str, str]] | None = None,
+) -> None:  # fmt: skip
+    """Ctrl-C: print the posts as journaled, say where each unfinished one stands, exit 130.
 
-    The offset is the journal's: what the server acknowledged, so what resuming starts from.
-    ``after`` is a last note (the files not started).
+    Where it stands is the server's own figure, asked just now (one quick tus ``HEAD``
+    with ``headers_for(post)``): a chunk cut short leaves its first bytes on the server,
+    more than the journal's last checkpoint. When the server cannot be asked, the
+    journal's figure is given, and said to be that. ``after`` is a last note (the files
+    not started).
     """
     saved = [app.journal.get(post.post_id) for post in started]
     app.print_posts(saved, as_json=as_json)
-    if saved:
-        last = saved[-1]
-        app.note(
-            f"\ninterrupted: post {last.post_id} ({os.path.basename(last.path)}) is saved; the "
-            f"server acknowledged {last.offset:,} bytes of it. `steadypost resume` (or the "
-            "daemon) goes on from the server's offset"
-        )
+    for post in saved:
+        if post.state.finished or post.state is PostState.UNCONFIRMED:
+            continue
+        name, total = os.path.basename(post.path), post.identity.size
+        held = app.ask_offset(post, headers_for(post)) if headers_for is not None else None
+        if held is not None:
+            where = (f"the server holds {held:,} of {total:,} bytes ({held * 100 // max(total, 1)}"
+                     "%, it said so just now)")  # fmt: skip
+        else:
+            where = (f"the server had acknowledged {post.offset:,} of {total:,} bytes at the "
+                     "last checkpoint (it may hold more; it could not be asked now)")  # fmt: skip
+        app.note(f"\ninterrupted: post {post.post_id} ({name}) is saved; {where}. "
+                 "`steadypost resume` (or the daemon) goes on from the server's offset")
     if after:
         app.note(after)
     raise click.exceptions.Exit(ExitCode.INTERRUPTED)

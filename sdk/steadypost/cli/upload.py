@@ -8,12 +8,13 @@ from pathlib import Path
 
 import click
 
-from steadypost import Post
-from steadypost.cli import joining
+from steadypost.cli import dryrun, hints, joining
 from steadypost.cli.app import App, CliError
+from steadypost.cli.batch import Batch, Worker, bytes_sent, summary
 from steadypost.cli.config import Settings, platform_info
 from steadypost.cli.exitcodes import ExitCode, for_posts, help_text
 from steadypost.cli.options import (
+    batch_options,
     common_options,
     json_option,
     pass_app,
@@ -21,7 +22,8 @@ from steadypost.cli.options import (
     post_options,
     wait_options,
 )
-from steadypost.cli.rideout import RideOut, interrupted
+from steadypost.cli.rideout import interrupted
+from steadypost.models import Post
 
 FILES = click.argument(
     "files", nargs=-1, required=True,
@@ -96,6 +98,7 @@ def _metadata(settings: Settings, path: Path) -> dict[str, str]:
 @post_options
 @platform_options
 @wait_options
+@batch_options
 @joining.new_option
 @json_option
 @common_options
@@ -104,7 +107,8 @@ def upload(
     app: App, files: tuple[Path, ...], endpoint: str | None, headers: tuple[tuple[str, str], ...],
     metadata: tuple[tuple[str, str], ...], chunk_size: int | None,
     platform: str | None, platform_options: tuple[tuple[str, str], ...],
-    wait_up_to: float, no_wait: bool, new: bool, as_json: bool,
+    wait_up_to: float, no_wait: bool, jobs: int, bwlimit: float | None, dry_run: bool,
+    new: bool, as_json: bool,
 ) -> None:  # fmt: skip
     """Upload videos now, with a progress bar per file.
 
@@ -117,8 +121,14 @@ def upload(
     --wait-up-to (30 minutes) without progress. --no-wait gives up at once
     instead (for scripts). At the end you get one line per post: confirmed,
     unconfirmed (checked later, it may already be live), waiting
-    (`steadypost resume` or the daemon goes on) or failed, and why. Ctrl-C
-    keeps the post resumable and exits 130.
+    (`steadypost resume` or the daemon goes on) or failed, and why, then a
+    summary (posts, states, bytes sent, time). Ctrl-C keeps the posts
+    resumable, says how many bytes the server holds, and exits 130.
+
+    -j 3 uploads three files at a time; each site keeps its own pace, so a
+    busy site holds back only its own posts. --bwlimit caps the speed of the
+    whole command. --dry-run says what would be posted and what is posted
+    already, and sends nothing.
 
     A file is posted once per site and account: running the same upload
     again (or while the daemon has the file) joins the post it has, unless
@@ -131,8 +141,10 @@ def upload(
     Examples:
       steadypost upload holiday.mp4 --endpoint https://uploads.example.com/files/
       steadypost upload day1.mp4 day2.mp4 -m caption='Day one' --chunk-size 8MiB
-      steadypost upload holiday.mp4 --wait-up-to 2h    # ride out a long outage
-      steadypost upload clip.mp4 --no-wait --json      # scripts: exit 4 at once
+      steadypost upload *.mp4 -j 3 --bwlimit 4M     # three at a time, 4 MiB/s in all
+      steadypost upload *.mp4 --dry-run              # what would be posted
+      steadypost upload holiday.mp4 --wait-up-to 2h  # ride out a long outage
+      steadypost upload clip.mp4 --no-wait --json    # scripts: exit 4 at once
       STEADYPOST_TOKEN=... steadypost upload clip.mp4 -e https://up.example/files/
       steadypost upload clip.mp4 --json | jq -r .state
       steadypost upload clip.mp4 --platform tiktok -m title='Sunset'
@@ -146,34 +158,57 @@ def upload(
     )  # fmt: skip
     url = _endpoint(settings)
     adapter = app.platform(settings)
+    files = tuple(_unique(app, files))
+    if dry_run:
+        account = str(adapter.config().get("account", "")) if adapter is not None else ""
+        dryrun.plan_upload(app, files, url, platform=adapter.name if adapter else "tus",
+                           account=account, new=new, as_json=as_json)  # fmt: skip
+        return
     missing = _token_missing(settings, url)
     if missing and "token_provider" not in app.runtime.uploader_options:
         raise CliError(missing, ExitCode.USAGE)
-    files = tuple(_unique(app, files))
-    uploader = app.uploader(settings.headers_for(url))
-    ride = RideOut.from_options(app, wait_up_to=wait_up_to, no_wait=no_wait)
-    results: list[Post] = []
+    app.limit_bandwidth(bwlimit, jobs=jobs)
+    site_headers = settings.headers_for(url)
+    started: list[Post] = []
+    before: dict[str, int] = {}
+    start = app.now()
+
+    def work(path: Path, worker: Worker) -> Post:
+        uploader = app.uploader(site_headers, worker=worker.key)
+        added = uploader.add_or_join(
+            path, url, metadata=_metadata(settings, path), platform=adapter, new=new
+        )
+        post = added.post
+        before[post.post_id] = post.bytes_sent
+        started.append(post)
+        if joining.joined(app, added):
+            return post  # already posted: nothing to send
+        tracker = display.track(path.name, post.identity.size)
+        post = worker.ride.upload(uploader, post, chunk_size=settings.chunk_size, tracker=tracker)
+        tracker.finish(post)
+        joining.busy_elsewhere(app, post, uploader.owner)
+        return post
+
+    batch: Batch[Path] = Batch(app, jobs, 0.0 if no_wait else wait_up_to)
     try:
         with app.display() as display:
-            for path in files:
-                added = uploader.add_or_join(
-                    path, url, metadata=_metadata(settings, path), platform=adapter, new=new
-                )
-                post = added.post
-                results.append(post)
-                if joining.joined(app, added):
-                    continue  # already posted: nothing to send
-                tracker = display.track(path.name, post.identity.size)
-                post = ride.upload(uploader, post, chunk_size=settings.chunk_size, tracker=tracker)
-                results[-1] = post
-                tracker.finish(post)
-                joining.busy_elsewhere(app, post, uploader.owner)
+            results = batch.run(files, work)
     except KeyboardInterrupt:
-        left = files[len(results) :]
-        after = "not started, not in the journal: " + ", ".join(map(str, left)) if left else ""
-        interrupted(app, results, as_json=as_json, after=after)
+        names = {os.path.realpath(p.path) for p in started}
+        left = [str(f) for f in files if os.path.realpath(f) not in names]
+        after = "not started, not in the journal: " + ", ".join(left) if left else ""
+        interrupted(app, started, as_json=as_json, after=after,
+                    headers_for=lambda p: settings.headers_for(p.endpoint))  # fmt: skip
     app.print_posts(results, as_json=as_json)
+    app.note(summary(results, sent=bytes_sent(before, _reread(app, results)),
+                     seconds=app.now() - start))  # fmt: skip
+    hints.refused(app, settings, results)
     raise click.exceptions.Exit(for_posts(results))
+
+
+def _reread(app: App, posts: Sequence[Post]) -> list[Post]:
+    """The posts as journaled now (their ``bytes_sent`` counts every request's body)."""
+    return [app.journal.get(p.post_id) for p in posts]
 
 
 @click.command(epilog=CONFIG_HELP)

@@ -7,12 +7,13 @@ from collections.abc import Sequence
 
 import click
 
-from steadypost import Post, PostState
-from steadypost.cli import joining
+from steadypost.cli import dryrun, hints, joining
 from steadypost.cli.app import App, CliError
+from steadypost.cli.batch import Batch, Worker, bytes_sent, summary
 from steadypost.cli.config import Settings
 from steadypost.cli.exitcodes import ExitCode, for_posts, help_text
 from steadypost.cli.options import (
+    batch_options,
     chunk_size_option,
     common_options,
     header_option,
@@ -22,7 +23,7 @@ from steadypost.cli.options import (
 )
 from steadypost.cli.output import when
 from steadypost.cli.rideout import RideOut, interrupted
-from steadypost.models import UPLOADABLE
+from steadypost.models import UPLOADABLE, Post, PostState
 from steadypost.origins import origin_of
 
 
@@ -44,11 +45,11 @@ def _chosen(
     left = joining.around_resume(app, due_now, due_ids)  # unfinished too: never exit 0 for them
     if everything:
         return due + later, left
-    soon = sorted((p for p in later if ride.rides(p)), key=lambda p: p.next_attempt_at or now)
+    soon = sorted((p for p in later if ride.rides(p)), key=lambda p: p.next_attempt_ts or now)
     due += soon
     later = [p for p in later if p not in soon]
     if later:
-        first = min(p.next_attempt_at or now for p in later)
+        first = min(p.next_attempt_ts or now for p in later)
         app.note(
             f"{len(later)} post(s) wait for their next try (the earliest at {when(first, now)}); "
             "`steadypost resume --all` tries them now"
@@ -77,13 +78,15 @@ def _skip(app: App, post: Post, settings: Settings) -> bool:
 @header_option
 @chunk_size_option
 @wait_options
+@batch_options
 @json_option
 @common_options
 @pass_app
 def resume(
     app: App, post_ids: tuple[str, ...], everything: bool,
     headers: tuple[tuple[str, str], ...], chunk_size: int | None,
-    wait_up_to: float, no_wait: bool, as_json: bool,
+    wait_up_to: float, no_wait: bool, jobs: int, bwlimit: float | None, dry_run: bool,
+    as_json: bool,
 ) -> None:  # fmt: skip
     """Go on with posts that an earlier run left: queued, waiting or interrupted.
 
@@ -93,9 +96,11 @@ def resume(
     `upload`, resume rides out an outage at the pace of the platform's
     circuit breaker, with a countdown, for up to --wait-up-to (30 minutes)
     without progress; --no-wait takes only the posts due now and gives up at
-    once. The exit code is 0 only when nothing is left to do: 4 while any
-    post still waits or another steadypost process is uploading it, 3 while
-    a due post is unconfirmed.
+    once. -j 4 resumes four posts at a time (each site at its own pace);
+    --bwlimit caps the speed; --dry-run says what it would take up, and
+    sends nothing. The exit code is 0 only when nothing is left to do: 4
+    while any post still waits or another steadypost process is uploading
+    it, 3 while a due post is unconfirmed.
     Uploads continue from the server's offset. The token comes from the
     profile or $STEADYPOST_TOKEN (the journal never holds one). Ctrl-C
     keeps every post resumable and exits 130.
@@ -104,35 +109,51 @@ def resume(
     Examples:
       steadypost resume
       steadypost resume 01JD3K9Z
+      steadypost resume -j 4 --bwlimit 8M
+      steadypost resume --dry-run
       steadypost resume --wait-up-to 2h
       steadypost resume --no-wait --json          # from cron: never blocks
       steadypost --profile travel resume --all
     """
     settings = app.settings(headers=headers, chunk_size=chunk_size)
     ride = RideOut.from_options(app, wait_up_to=wait_up_to, no_wait=no_wait)
+    if dry_run:
+        dryrun.plan_resume(app, *dryrun.due_posts(app, post_ids), as_json=as_json)
+        return
+    app.limit_bandwidth(bwlimit, jobs=jobs)
     chosen, later = _chosen(app, post_ids, everything, ride)
-    results: list[Post] = []
+    before = {p.post_id: p.bytes_sent for p in chosen}
+    started: list[Post] = []
+    start = app.now()
+
+    def work(post: Post, worker: Worker) -> Post:
+        started.append(post)
+        if _skip(app, post, settings):
+            return post
+        tracker = display.track(os.path.basename(post.path), post.identity.size)
+        uploader = app.uploader(settings.headers_for(post.endpoint), worker=worker.key)
+        post = worker.ride.upload(uploader, post, chunk_size=settings.chunk_size,
+                                  tracker=tracker, wait_first=not (post_ids or everything))
+        tracker.finish(post)
+        joining.busy_elsewhere(app, post, uploader.owner)
+        return post
+
+    batch: Batch[Post] = Batch(app, jobs, ride.wait_s)
     try:
         with app.display() as display:
-            for post in chosen:
-                if _skip(app, post, settings):
-                    results.append(post)
-                    continue
-                results.append(post)
-                tracker = display.track(os.path.basename(post.path), post.identity.size)
-                uploader = app.uploader(settings.headers_for(post.endpoint))
-                post = ride.upload(uploader, post, chunk_size=settings.chunk_size,
-                                   tracker=tracker, wait_first=not (post_ids or everything))
-                tracker.finish(post)
-                joining.busy_elsewhere(app, post, uploader.owner)
-                results[-1] = post
+            results = batch.run(chosen, work)
     except KeyboardInterrupt:
-        left = len(chosen) - len(results)
+        left = len(chosen) - len(started)
         after = f"{left} more post(s) not started; they wait in the journal" if left else ""
-        interrupted(app, results, as_json=as_json, after=after)
+        interrupted(app, started, as_json=as_json, after=after,
+                    headers_for=lambda p: settings.headers_for(p.endpoint))  # fmt: skip
     if not chosen:
         app.note("nothing to resume")
     app.print_posts(results, as_json=as_json)
+    if results:
+        now = [app.journal.get(p.post_id) for p in results]
+        app.note(summary(results, sent=bytes_sent(before, now), seconds=app.now() - start))
+    hints.refused(app, settings, results)
     raise click.exceptions.Exit(for_posts([*results, *later]))
 
 
@@ -161,7 +182,7 @@ def verify(app: App, everything: bool, headers: tuple[tuple[str, str], ...], as_
     settings = app.settings(headers=headers)
     now = app.now()
     pending = app.journal.list(state=PostState.UNCONFIRMED)
-    due = [p for p in pending if everything or (p.next_attempt_at or now) <= now]
+    due = [p for p in pending if everything or (p.next_attempt_ts or now) <= now]
     foreign = sorted({origin_of(p.endpoint) for p in due if settings.foreign(p.endpoint)})
     if foreign:
         raise CliError(
@@ -178,7 +199,8 @@ def verify(app: App, everything: bool, headers: tuple[tuple[str, str], ...], as_
     if not checked:
         app.note("nothing to verify now" if pending else "no unconfirmed posts")
     if waiting:
-        first = min(p.next_attempt_at or now for p in waiting)
+        first = min(p.next_attempt_ts or now for p in waiting)
         app.note(f"{len(waiting)} post(s) not checked yet; the next check is at {when(first, now)}")
     app.print_posts(checked, as_json=as_json)
+    hints.refused(app, settings, checked)
     raise click.exceptions.Exit(for_posts([*checked, *waiting]))

@@ -23,31 +23,66 @@ The parts, each readable on its own:
 * :mod:`~steadypost.daemon.status`: what ``steadypost status`` reports.
 """
 
-from steadypost.daemon.lock import (
-    DaemonLock,
-    DaemonRunningError,
-    LockInfo,
-    lock_path_for,
-    running_daemon,
-)
-from steadypost.daemon.logs import make_handler
-from steadypost.daemon.runner import Daemon, DaemonOptions
-from steadypost.daemon.schedule import Plan, Scheduler, Snapshot
-from steadypost.daemon.sites import Site, SiteSettings
-from steadypost.daemon.status import LastError, Status, read_status
-from steadypost.daemon.watch import (
-    FolderWatcher,
-    StabilityTracker,
-    WatchedFile,
-    ignored,
-    read_sidecar,
-)
+from __future__ import annotations
+
+import importlib as _importlib
+import typing as _typing
+
+if _typing.TYPE_CHECKING:
+    from steadypost.daemon.lock import (
+        DaemonLock,
+        DaemonRunningError,
+        DaemonUnsupportedError,
+        LockInfo,
+        lock_path_for,
+        running_daemon,
+    )
+    from steadypost.daemon.logs import make_handler
+    from steadypost.daemon.runner import Daemon, DaemonOptions
+    from steadypost.daemon.schedule import Plan, Scheduler, Snapshot
+    from steadypost.daemon.sites import Site, SiteSettings
+    from steadypost.daemon.status import LastError, Status, read_status
+    from steadypost.daemon.watch import (
+        FolderWatcher,
+        StabilityTracker,
+        WatchedFile,
+        ignored,
+        read_sidecar,
+    )
+
+#: Where each name lives; imported on first use (PEP 562), so ``steadypost status``
+#: (``read_status``) starts without the runner and the uploader it brings (httpx).
+_LAZY = {
+    "DaemonLock": "lock", "DaemonRunningError": "lock", "DaemonUnsupportedError": "lock",
+    "LockInfo": "lock",
+    "lock_path_for": "lock", "running_daemon": "lock", "make_handler": "logs",
+    "Daemon": "runner", "DaemonOptions": "runner", "Plan": "schedule", "Scheduler": "schedule",
+    "Snapshot": "schedule", "Site": "sites", "SiteSettings": "sites", "LastError": "status",
+    "Status": "status", "read_status": "status", "FolderWatcher": "watch",
+    "StabilityTracker": "watch", "WatchedFile": "watch", "ignored": "watch",
+    "read_sidecar": "watch",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> _typing.Any:
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module 'steadypost.daemon' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(f"steadypost.daemon.{where}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "Daemon",
     "DaemonLock",
     "DaemonOptions",
     "DaemonRunningError",
+    "DaemonUnsupportedError",
     "FolderWatcher",
     "LastError",
     "LockInfo",

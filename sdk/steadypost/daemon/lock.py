@@ -9,15 +9,18 @@ The operating system releases a ``flock`` when its process ends, however it
 ends (``kill -9``, a crash, a reboot), so a stale lock never blocks the next
 start; the file itself is never deleted (deleting a locked file lets a second
 daemon lock a new file of the same name).
+
+Windows has no ``fcntl``: there the daemon refuses to start, saying so
+(:class:`DaemonUnsupportedError`), and :func:`running_daemon` reports none,
+while ``upload``, ``resume``, ``list`` and ``status`` work as everywhere
+(Task Scheduler running ``steadypost resume --no-wait`` does the daemon's job).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +28,25 @@ from typing import Any
 
 from steadypost.errors import SteadypostError
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; the daemon refuses to start (see the docstring)
+    fcntl = None  # type: ignore[assignment]
+
+WINDOWS_HINT = (
+    "the steadypost daemon needs POSIX file locks (fcntl) to make sure only one runs per "
+    "journal, and this system has none (Windows). Upload with `steadypost upload`, and let "
+    "Task Scheduler run `steadypost resume --no-wait` and `steadypost verify` every few "
+    "minutes instead"
+)
+
 LOCK_SUFFIX = ".daemon.lock"
 _RETRY_S = 1.0
 """How long a start waits for a lock held briefly by ``steadypost status`` (not a daemon)."""
+
+
+class DaemonUnsupportedError(SteadypostError):
+    """The daemon cannot run on this system (no ``fcntl``: Windows)."""
 
 
 class DaemonRunningError(SteadypostError):
@@ -117,7 +136,12 @@ class DaemonLock:
         self.info: LockInfo | None = None
 
     def acquire(self, *, now: float) -> LockInfo:
-        """Take the lock or raise :class:`DaemonRunningError` naming the running daemon."""
+        """Take the lock or raise :class:`DaemonRunningError` naming the running daemon.
+
+        :class:`DaemonUnsupportedError` where there is no ``fcntl`` (Windows).
+        """
+        if fcntl is None:
+            raise DaemonUnsupportedError(WINDOWS_HINT)
         fd = _open(self.path)
         deadline = time.monotonic() + _RETRY_S
         while True:
@@ -133,6 +157,8 @@ class DaemonLock:
                     raise DaemonRunningError(_describe(holder, self.path), holder) from None
                 time.sleep(0.05)
         self._fd = fd
+        import socket
+
         self.info = LockInfo(os.getpid(), now, socket.gethostname(), self.journal)
         self._write(self.info)
         return self.info
@@ -175,6 +201,8 @@ def running_daemon(journal_path: str | os.PathLike[str]) -> LockInfo | None:
     starting waits for it (see :meth:`DaemonLock.acquire`). A daemon whose
     lock file holds no information yet is reported with pid 0.
     """
+    if fcntl is None:  # no daemon runs where it cannot lock (Windows)
+        return None
     path = lock_path_for(journal_path)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))

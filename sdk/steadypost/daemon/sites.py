@@ -72,12 +72,12 @@ def outcome_line(kind: str, post: Post) -> tuple[int, str]:
         return logging.INFO, f"{who} is up: confirmed"
     if state is PostState.UNCONFIRMED:
         what = "still unconfirmed" if kind == "check" else "sent, but no answer said it arrived"
-        return logging.INFO, f"{who}: {what}; checking at {_at(post.next_attempt_at)}"
+        return logging.INFO, f"{who}: {what}; checking at {_at(post.next_attempt_ts)}"
     if state is PostState.QUEUED:
         return logging.WARNING, f"{who}: the platform does not have it; posting it again"
     if state is PostState.WAITING:
         why = post.last_error or "interrupted"
-        return logging.WARNING, f"{who} waits: {why}; next try at {_at(post.next_attempt_at)}"
+        return logging.WARNING, f"{who} waits: {why}; next try at {_at(post.next_attempt_ts)}"
     if state is PostState.FAILED:
         return logging.ERROR, f"{who} failed: {post.last_error or 'no reason given'}"
     if state is PostState.UPLOADING:

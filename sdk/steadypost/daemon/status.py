@@ -45,8 +45,9 @@ class Status:
 
 def _upload_due_at(post: Post) -> float:
     if post.state is PostState.QUEUED:
-        return post.updated_at
-    return post.next_attempt_at if post.next_attempt_at is not None else post.updated_at
+        return post.updated_ts
+    due = post.next_attempt_ts
+    return due if due is not None else post.updated_ts
 
 
 def read_status(journal: Journal, *, now: float) -> Status:
@@ -56,7 +57,7 @@ def read_status(journal: Journal, *, now: float) -> Status:
     pending = [p for p in active if p.state in (PostState.QUEUED, PostState.WAITING)]
     checks = [p for p in active if p.state is PostState.UNCONFIRMED]
     next_upload = min(pending, key=_upload_due_at, default=None)
-    next_check = min(checks, key=lambda p: p.next_attempt_at or now, default=None)
+    next_check = min(checks, key=lambda p: p.next_attempt_ts or now, default=None)
     daemon = running_daemon(journal.path)
     return Status(
         now=now,
@@ -67,7 +68,7 @@ def read_status(journal: Journal, *, now: float) -> Status:
         next_upload=next_upload,
         next_upload_at=_upload_due_at(next_upload) if next_upload else None,
         next_check=next_check,
-        next_check_at=(next_check.next_attempt_at or now) if next_check else None,
+        next_check_at=(next_check.next_attempt_ts or now) if next_check else None,
         last_error=_last_error(journal, daemon),
     )
 
@@ -75,8 +76,8 @@ def read_status(journal: Journal, *, now: float) -> Status:
 def _last_error(journal: Journal, daemon: LockInfo | None) -> LastError | None:
     # Finished posts keep their error too (a failed post); confirmed ones have none.
     with_error = [p for p in journal.list() if p.last_error]
-    latest = max(with_error, key=lambda p: p.updated_at, default=None)
-    found = (LastError(latest.updated_at, latest.last_error or "", latest.post_id,
+    latest = max(with_error, key=lambda p: p.updated_ts, default=None)
+    found = (LastError(latest.updated_ts, latest.last_error or "", latest.post_id,
                        os.path.basename(latest.path)) if latest else None)  # fmt: skip
     if daemon is not None and daemon.last_error and daemon.last_error_at is not None and (
             found is None or daemon.last_error_at > found.at):  # fmt: skip

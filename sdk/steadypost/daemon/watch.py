@@ -21,7 +21,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -63,6 +62,8 @@ class WatchedFile:
     def key(self) -> str:
         """Its identity in the journal: a hash of path, size and modification time."""
         text = f"{self.path}\0{self.size}\0{self.mtime_ns}"
+        import hashlib  # here: `steadypost status` starts without OpenSSL
+
         return "watch:" + hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 

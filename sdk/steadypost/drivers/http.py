@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 import httpx
 
+from steadypost.drivers import bandwidth
 from steadypost.drivers.files import OpenedFile
 from steadypost.errors import (
     CertificateError,
@@ -264,8 +265,8 @@ def _iter_file(
             length = min(block_size, end - position)
             if check_cancelled is not None:
                 check_cancelled()
+            bandwidth.throttle(length, check_cancelled)  # --bwlimit: once per block (or no-op)
             deadline.check()
-            # (A bandwidth limit waits here: once per block, before its `length` bytes.)
             sink = deadline.sink
             if sink is None:
                 block = reader.read(length, position)

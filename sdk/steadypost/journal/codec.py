@@ -5,18 +5,18 @@ Nothing here touches SQLite or the disk; the journal module owns all of that.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
 from steadypost.journal.redact import redact_text
-from steadypost.models import FileIdentity, JournalEvent, Post, PostState
+from steadypost.models import FileIdentity, JournalEvent, Post, PostState, epoch, utc
 from steadypost.origins import origin_of
 
 POST_COLUMNS: tuple[str, ...] = (
@@ -142,6 +142,7 @@ def post_from_row(row: Sequence[Any]) -> Post:
         upload_url=r["upload_url"],
         offset=r["offset"],
         attempts=r["attempts"],
+        # Epoch seconds as stored: Post keeps them exact and shows them as UTC datetimes.
         next_attempt_at=r["next_attempt_at"],
         last_error=r["last_error"],
         lease_owner=r["lease_owner"],
@@ -180,6 +181,8 @@ def _int(name: str, value: Any) -> int:
 def _time(name: str, value: Any) -> float | None:
     if value is None:
         return None
+    if isinstance(value, datetime):  # a Post's own (aware) time given back
+        return epoch(utc(value, name))
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"{name} must be epoch seconds or None, not {value!r}")
     return float(value)
@@ -334,5 +337,7 @@ def file_key(
         "inode": identity.inode, "ctime_ns": identity.ctime_ns,
         "site": origin_of(endpoint), "platform": platform, "account": account,
     }  # fmt: skip
+    import hashlib  # here: loading OpenSSL costs `steadypost list` 2 ms at start-up
+
     text = json.dumps(parts, sort_keys=True, separators=(",", ":"))  # ASCII: escapes any path
     return hashlib.sha256(text.encode("ascii")).hexdigest()

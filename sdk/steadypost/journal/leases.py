@@ -101,7 +101,7 @@ class ScheduleAPI(PostsAPI):
     @staticmethod
     def _live_holder(post: Post, now: float) -> str | None:
         """The owner whose lease on ``post`` is live at ``now`` (``None``: it may be taken)."""
-        if post.state is not PostState.UPLOADING or (post.lease_expires_at or 0.0) <= now:
+        if post.state is not PostState.UPLOADING or (post.lease_expires_ts or 0.0) <= now:
             return None
         return post.lease_owner
 

@@ -30,7 +30,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from steadypost.drivers.files import identity_of
 from steadypost.errors import SchemaTooNewError
 from steadypost.journal.codec import account_of, file_key, from_u64, loads_frozen
 from steadypost.models import FileIdentity
@@ -144,6 +143,8 @@ def _identity_now(path: str, journaled: FileIdentity) -> FileIdentity:
     next run fills them in (and its key then follows, see ``_journal_posts``),
     but a repeated upload before that must find its post under the same key.
     """
+    from steadypost.drivers.files import identity_of  # here: the journal starts without httpx
+
     try:
         now = identity_of(os.stat(path))
     except OSError:

@@ -43,7 +43,6 @@ import json
 import logging
 import os
 import re
-import socket
 import threading
 import time
 from pathlib import Path
@@ -66,6 +65,12 @@ _process: tuple[int, str] = (0, "")  # (pid, token): drawn again in a forked chi
 _held: dict[str, int] = {}  # owners directory -> descriptor of this process's locked file
 
 
+def _hostname() -> str:
+    import socket  # here: `steadypost list` and `status` start without it
+
+    return socket.gethostname()
+
+
 def _token() -> str:
     global _process
     pid = os.getpid()
@@ -84,7 +89,7 @@ def make_owner() -> str:
     """
     with _lock:
         token = _token()
-    return f"{socket.gethostname()}:{os.getpid()}:{token}.{os.urandom(4).hex()}"
+    return f"{_hostname()}:{os.getpid()}:{token}.{os.urandom(4).hex()}"
 
 
 def owner_pid(owner: str | None) -> int | None:
@@ -142,7 +147,7 @@ def _create_locked(directory: Path, process: str) -> int:
                  0o600)  # fmt: skip
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        about: dict[str, Any] = {"pid": os.getpid(), "host": socket.gethostname(),
+        about: dict[str, Any] = {"pid": os.getpid(), "host": _hostname(),
                                  "started_at": time.time()}  # fmt: skip
         os.write(fd, json.dumps(about).encode())
         os.replace(temporary, directory / f"{process}.lock")  # appears already locked

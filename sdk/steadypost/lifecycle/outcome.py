@@ -213,7 +213,7 @@ def _checks(post: Post) -> int:
 
 
 def _since(post: Post) -> float:
-    return float(post.extra.get("unconfirmed_since", post.updated_at))
+    return float(post.extra.get("unconfirmed_since", post.updated_ts))
 
 
 def _recheck(post: Post, ctx: Context) -> float:

@@ -118,7 +118,7 @@ def _verifiable(up: Wiring, everything: bool, post_ids: Collection[str] | None) 
     if everything:
         return posts
     now = up.clock()
-    return [p for p in posts if (p.next_attempt_at or 0.0) <= now]
+    return [p for p in posts if (p.next_attempt_ts or 0.0) <= now]
 
 
 def _verify_flow(up: Wiring, post: Post) -> Flow[Post]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from datetime import datetime
 
 #: 2023-11-14T22:13:20Z: a fixed, round UTC epoch so test output is stable.
 DEFAULT_START = 1_700_000_000.0
@@ -53,9 +54,15 @@ class FakeClock:
             listener(now)
         return now
 
-    def advance_to(self, when: float) -> float:
-        """Move time forward to the epoch time ``when`` (no-op if already later)."""
-        return self.advance(max(0.0, when - self.now()))
+    def advance_to(self, when: float | datetime) -> float:
+        """Move time forward to ``when`` (no-op if already later).
+
+        ``when`` is epoch seconds, or an aware ``datetime`` such as a post's
+        ``next_attempt_at``: a datetime holds whole microseconds, so the clock goes
+        to the end of that microsecond, and a post due then is due.
+        """
+        target = when.timestamp() + 1e-6 if isinstance(when, datetime) else float(when)
+        return self.advance(max(0.0, target - self.now()))
 
     def sleep(self, seconds: float) -> None:
         """A ``time.sleep`` that returns at once: records ``seconds``, then advances."""

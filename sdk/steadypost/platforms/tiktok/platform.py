@@ -218,7 +218,7 @@ class TikTokPlatform:
         data = yield from self.api(post.endpoint).status(str(publish_id))
         size = post.identity.size
         acknowledged = post.offset >= size and post.upload_url == state.get("upload_url")
-        expires = post.upload_expires_at
+        expires = post.upload_expires_ts
         alive = expires is None or self.clock() < expires
         return status_result(data, video_size=size, all_acknowledged=acknowledged, url_alive=alive)
 
@@ -257,7 +257,7 @@ class TikTokUpload:
             except ValueError:
                 return  # not on a chunk boundary: the journal is not ours to trust
             self.plan, self.publish_id, self.upload_url = plan, str(state["publish_id"]), url
-            self.expires_at = job.post.upload_expires_at
+            self.expires_at = job.post.upload_expires_ts
             self.acknowledged = job.post.offset
 
     def _forget(self) -> None:

@@ -59,7 +59,7 @@ class TusPlatform:
         return TusUpload(
             post.endpoint, job.file, options, job.retry, info=job.server_info,
             upload_url=post.upload_url, known_offset=post.offset if post.upload_url else 0,
-            expires_at=post.upload_expires_at, sent_to=post.sent_to, bytes_sent=post.bytes_sent,
+            expires_at=post.upload_expires_ts, sent_to=post.sent_to, bytes_sent=post.bytes_sent,
             answered=job.answered,
         )  # fmt: skip
 
