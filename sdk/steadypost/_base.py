@@ -279,7 +279,7 @@ class BaseUploader(Generic[ClientT, SleepT]):
     def add(
         self, path: str | os.PathLike[str], endpoint: str, *,
         metadata: Mapping[str, str] | None = None, post_id: str | None = None,
-        platform: Platform | None = None, new: bool = False,
+        platform: Platform | None = None, new: bool = False, group: str | None = None,
     ) -> Post:  # fmt: skip
         """Journal a post, not uploading it yet; a file posted before joins its post.
 
@@ -287,22 +287,24 @@ class BaseUploader(Generic[ClientT, SleepT]):
         ``VimeoPlatform`` (``endpoint``: the API base); its settings are journaled, not tokens.
         """
         return self.add_or_join(path, endpoint, metadata=metadata, post_id=post_id,
-                                platform=platform, new=new).post  # fmt: skip
+                                platform=platform, new=new, group=group).post  # fmt: skip
 
     def add_or_join(
         self, path: str | os.PathLike[str], endpoint: str, *,
         metadata: Mapping[str, str] | None = None, post_id: str | None = None,
-        platform: Platform | None = None, new: bool = False,
+        platform: Platform | None = None, new: bool = False, group: str | None = None,
     ) -> AddResult:  # fmt: skip
         """:meth:`add`, saying whether the post was made or joined (an ``AddResult``).
 
         A file with a post for this site and account (not failed or cancelled)
         gets that post back, ``joined=True``, and nothing is journaled; ``new=True``
         posts it again. The account is the adapter's ``account`` label, never
-        the token: a refreshed token must not post the video twice.
+        the token: a refreshed token must not post the video twice. ``group``
+        tags a new post with a group id (``post.group``; see :meth:`add_group`).
         """
         return self._add_or_join(snapshot_file(path), endpoint, metadata=metadata,
-                                 post_id=post_id, platform=platform, new=new)  # fmt: skip
+                                 post_id=post_id, platform=platform, new=new,
+                                 group=group)  # fmt: skip
 
     def add_group(
         self, path: str | os.PathLike[str], platforms: Sequence[Platform | Target], *,

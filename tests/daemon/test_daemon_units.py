@@ -259,7 +259,7 @@ def test_outcome_lines() -> None:
 def test_each_post_gets_the_credentials_of_its_sites_profile(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from steadypost.cli.daemon import load_sites
+    from steadypost.cli.sites import load_sites
 
     monkeypatch.setenv("STEADYPOST_CONFIG_DIR", str(tmp_path))
     monkeypatch.setenv("B_TOKEN", "b-secret")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,15 +14,15 @@ from steadypost.cli.app import App, CliError
 from steadypost.cli.exitcodes import ExitCode, for_posts
 from steadypost.cli.options import common_options, json_option, pass_app, post_options
 from steadypost.cli.output import iso, print_json, size, when
+from steadypost.cli.sites import Sites, load_sites
 from steadypost.daemon.lock import DaemonRunningError
 from steadypost.daemon.logs import make_handler
 from steadypost.daemon.schedule import DEFAULT_CONCURRENCY, DEFAULT_POLL_S
 from steadypost.daemon.status import Status, read_status
 from steadypost.daemon.watch import DEFAULT_SETTLE_S
-from steadypost.origins import origin_of
 
 if TYPE_CHECKING:  # the daemon command imports config when it runs: `status` starts without it
-    from steadypost.cli.config import Settings
+    pass
 
 log = logging.getLogger("steadypost.daemon")
 
@@ -44,77 +42,6 @@ on ended: 0 confirmed, 3 some unconfirmed, 4 some waiting, 5 some failed.
 """
 
 
-
-
-@dataclass(frozen=True)
-class Sites:
-    """The daemon's profile, and the sites of the other profiles in config.toml.
-
-    One daemon serves the whole journal, so a post for another site than the
-    daemon's profile gets the credentials of the profile for that site (the
-    one whose endpoint has the post's origin); a post for a site no profile
-    knows is left alone when credentials are configured.
-    """
-
-    main: Settings
-    others: tuple[Settings, ...] = ()
-
-    @property
-    def endpoint(self) -> str | None:
-        return self.main.endpoint
-
-    @property
-    def chunk_size(self) -> int | None:
-        return self.main.chunk_size
-
-    @property
-    def metadata(self) -> Mapping[str, str]:
-        return self.main.metadata
-
-    def _site(self, url: str) -> Settings:
-        if self.main.endpoint is None or origin_of(url) == origin_of(self.main.endpoint):
-            return self.main
-        mine = [s for s in self.others if s.endpoint and origin_of(s.endpoint) == origin_of(url)]
-        return mine[0] if mine else self.main
-
-    def headers_for(self, url: str) -> Mapping[str, str]:
-        return self._site(url).headers_for(url)
-
-    def foreign(self, url: str) -> bool:
-        return self._site(url).foreign(url)
-
-
-def load_sites(profile: str | None, **flags: Any) -> Sites:
-    """Read config.toml, the environment and the flags (at start and on SIGHUP)."""
-    from steadypost.cli.config import (
-        ENV_CHUNK_SIZE,
-        ENV_ENDPOINT,
-        ENV_PLATFORM,
-        ENV_PROFILE,
-        ENV_TOKEN,
-        ConfigError,
-        load_config,
-        resolve,
-    )
-
-    overrides = (ENV_PROFILE, ENV_PLATFORM, ENV_ENDPOINT, ENV_TOKEN, ENV_CHUNK_SIZE)
-    config = load_config()
-    main = resolve(config, profile_name=profile, **flags)
-    for warning in main.warnings:
-        log.warning(warning)
-    # The other profiles as they are in the file: the $STEADYPOST_* overrides and the
-    # flags are for the daemon's own profile.
-    env = {k: v for k, v in os.environ.items() if k not in overrides}
-    others = []
-    for name in sorted(set(config.profiles) - {main.profile or ""}):
-        try:
-            other = resolve(config, profile_name=name, env=env)
-        except ConfigError as exc:
-            log.warning("profile %r is not used for its site's posts: %s", name, exc)
-            continue
-        if other.endpoint and other.headers:
-            others.append(other)
-    return Sites(main, tuple(others))
 
 
 def _setup_logging(app: App, log_json: bool) -> None:

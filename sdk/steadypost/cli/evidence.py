@@ -88,6 +88,12 @@ class Affected:
         return os.path.basename(self.post.path)
 
     @property
+    def label(self) -> str:
+        """The file's name, with the platform and group of a post of a group."""
+        post = self.post
+        return f"{self.file} ({post.platform}, group {post.group})" if post.group else self.file
+
+    @property
     def reposted(self) -> bool:
         """Sent again after the platform said it had not got it (unconfirmed -> queued)."""
         return _went(self.events, "unconfirmed", "queued")

@@ -212,9 +212,20 @@ def platform_options(f: F) -> F:
     )(f)  # fmt: skip
     return click.option(
         "--platform", "-p", "platform", type=PLATFORM, default=None,
-        help="Where the posts go: tus (any tus server, the default), post-api, tiktok or "
-        "vimeo (default: $STEADYPOST_PLATFORM or the profile's platform). "
-        "`steadypost platforms` lists them.",
+        help="Where the posts go: tus (any tus server, the default), post-api, tiktok, "
+        "vimeo, youtube, instagram or x (default: $STEADYPOST_PLATFORM or the profile's "
+        "platform). `steadypost platforms` lists them.",
+    )(f)  # fmt: skip
+
+
+def to_option(f: F) -> F:
+    """``--to NAMES``: several destinations at once (``upload``, ``add``, ``daemon``)."""
+    return click.option(
+        "--to", "to", multiple=True, metavar="NAMES",
+        help="Post each video to several platforms, e.g. --to tiktok,youtube,instagram: one "
+        "post per platform, grouped, side by side. Each name is a profile of config.toml or "
+        "a platform (`steadypost platforms`); each takes its endpoint and token from its "
+        "profile. Replaces --endpoint, --platform and --header.",
     )(f)  # fmt: skip
 
 

@@ -148,6 +148,7 @@ def post_record(post: Post) -> dict[str, Any]:
         "upload_url": redact_url(post.upload_url) if post.upload_url else None,
         "endpoint": redact_url(post.endpoint),
         "platform": post.platform,
+        "group": post.group,
         "attempts": post.attempts,
         "next_attempt_at": iso(post.next_attempt_at),
         "last_error": post.last_error,
@@ -207,10 +208,16 @@ def brief(post: Post, now: float) -> str:
     return why(post, now)
 
 
+def file_label(post: Post) -> str:
+    """The file's name, and the platform for a post of a group: ``clip.mp4 (youtube)``."""
+    name = os.path.basename(post.path)
+    return f"{name} ({post.platform})" if post.group else name
+
+
 def post_line(term: Term, post: Post, now: float) -> str:
     """``confirmed    clip.mp4  01J...  24.0 MiB on the server`` (styled for ``term``)."""
     state = term.style(f"{post.state.value:<{_STATE_WIDTH}}", STATE_STYLE[post.state])
-    return f"{state}  {os.path.basename(post.path)}  {post.post_id}  {why(post, now)}"
+    return f"{state}  {file_label(post)}  {post.post_id}  {why(post, now)}"
 
 
 def print_posts(term: Term, posts: Iterable[Post], *, as_json: bool, now: float) -> None:
@@ -329,11 +336,14 @@ def print_post_details(term: Term, post: Post, now: float) -> None:
         ("file", post.path),
         ("size", f"{size(total)} ({total:,} bytes)"),
         ("server has", f"{share(post)}% ({post.offset:,} of {total:,} bytes)"),
+        ("platform", post.platform),
         ("endpoint", redact_url(post.endpoint)),
         ("upload url", redact_url(post.upload_url) if post.upload_url else "-"),
         ("attempts", str(post.attempts)),
         ("status", why(post, now)),
     ]
+    if post.group:
+        fields.append(("group", f"{post.group} (steadypost list --group {post.group})"))
     if post.metadata:
         fields.append(("metadata", ", ".join(f"{k}={v}" for k, v in post.metadata.items())))
     for name, value in fields:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import click
@@ -14,6 +13,7 @@ from steadypost.cli.output import (
     STATE_STYLE,
     brief,
     event_record,
+    file_label,
     post_record,
     print_json,
     print_post_details,
@@ -47,7 +47,7 @@ def list_rows(posts: Sequence[Post], now: float, *, ids: Sequence[str] | None = 
     ids = ids or [p.post_id for p in posts]
     return [
         [pid, p.state.value, size(p.identity.size), f"{share(p)}%", when(p.updated_at, now),
-         os.path.basename(p.path), brief(p, now)]
+         file_label(p), brief(p, now)]
         for pid, p in zip(ids, posts, strict=True)
     ]  # fmt: skip
 
@@ -90,27 +90,36 @@ def print_list(term: Term, posts: Sequence[Post], now: float) -> None:
 @click.command("list")
 @click.option("--state", "states", type=click.Choice(STATES), multiple=True,
               help="Only posts in this state (repeatable).")  # fmt: skip
+@click.option("--group", metavar="ID",
+              help="Only the posts of one video to several platforms (upload --to); the id "
+              "or its beginning, as `steadypost show` prints it.")  # fmt: skip
 @json_option
 @common_options
 @pass_app
-def list_posts(app: App, states: tuple[str, ...], as_json: bool) -> None:
+def list_posts(app: App, states: tuple[str, ...], group: str | None, as_json: bool) -> None:
     """List the posts in the journal, oldest first.
+
+    A post of a group (one video to several platforms, `upload --to`) names
+    its platform after the file: clip.mp4 (youtube).
 
     \b
     Examples:
       steadypost list
       steadypost list --state unconfirmed --state waiting
+      steadypost list --group g-3f9a
       steadypost list --json | jq -r 'select(.state=="failed") | .file'
     """
     app.journal.end_orphaned_leases()  # a post whose uploader died does not look busy
     posts = app.journal.list(state=[PostState(s) for s in states] if states else None)
+    if group is not None:
+        posts = [p for p in posts if p.group is not None and p.group.startswith(group.strip())]
     if as_json:
         for post in posts:
             print_json(app.out, post_record(post))
         return
     if not posts:
         app.note("no posts" + (f" in state {', '.join(states)}" if states else "") +
-                 f" in {app.journal.path}")  # fmt: skip
+                 (f" in group {group}" if group else "") + f" in {app.journal.path}")  # fmt: skip
         return
     print_list(app.out, posts, app.now())
 

@@ -37,7 +37,7 @@ _UNIT_S = {"m": 60, "h": 3600, "d": 86400}
 FORMATS = ["text", "html", "json", "csv"]
 CSV_COLUMNS = [
     "post_id", "file", "final_state", "at", "kind", "method", "url", "status",
-    "request_id", "error", "wait_s", "detail",
+    "request_id", "error", "wait_s", "detail", "platform", "group",
 ]  # fmt: skip
 
 
@@ -60,7 +60,8 @@ def csv_rows(item: Affected) -> list[dict[str, Any]]:
     for e in item.events:
         d = e.data
         rows.append({
-            "post_id": item.post.post_id, "file": item.file, "final_state": item.post.state.value,
+            "post_id": item.post.post_id, "file": item.file, "platform": item.post.platform,
+            "group": item.post.group or "", "final_state": item.post.state.value,
             "at": iso(e.at), "kind": e.kind, "method": d.get("method", ""),
             "url": d.get("url", ""), "status": d.get("status", ""),
             "request_id": d.get("request_id", ""), "error": d.get("error", ""),
@@ -81,7 +82,7 @@ def as_text(evidence: Evidence, now: float) -> str:
                      f"{stamp(window.end)} ({countdown(window.end - window.start)}); "
                      f"{window.failed} failed answers: {answers}")  # fmt: skip
     for item in evidence.posts:
-        lines += ["", f"{item.file}  {item.post.post_id}  {item.post.state.value}: "
+        lines += ["", f"{item.label}  {item.post.post_id}  {item.post.state.value}: "
                   f"{why(item.post, now)}"]  # fmt: skip
         lines += [f"  {stamp(e.at)}  {e.kind:<7}  {event_summary(e)}" for e in item.events]
     return "\n".join(lines) + "\n"

@@ -221,9 +221,14 @@ def _table(item: Affected) -> str:
     head = (f"<h3 id='post-{_e(post.post_id)}'>{_e(item.file)} · <span class='state' "
             f"style='color:{STATE_COLOURS.get(state, '#1f2328')}'>{_e(state)}</span></h3>"
             f"<p class='meta'>post <code>{_e(post.post_id)}</code> · {size(post.identity.size)} "
-            f"· {_e(post.platform)} · sha256 <code>{_e(post.identity.sha256 or '-')}</code></p>")
+            f"· {_e(post.platform)}{_group(post.group)} · sha256 "
+            f"<code>{_e(post.identity.sha256 or '-')}</code></p>")
     return (head + "<table><tr><th>time (UTC)</th><th>what</th><th>answer</th>"
             "<th>request id</th><th>detail</th></tr>" + "".join(rows) + "</table>")
+
+
+def _group(group: str | None) -> str:
+    return f" · group <code>{_e(group)}</code>" if group else ""
 
 
 def render(evidence: Evidence, *, generated_at: float, since: str | None, version: str) -> str:

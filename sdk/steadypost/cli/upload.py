@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import click
 
-from steadypost.cli import dryrun, hints, joining
+from steadypost.cli import dryrun, hints, joining, targets
 from steadypost.cli.app import App, CliError
 from steadypost.cli.batch import Batch, Worker, bytes_sent, summary
-from steadypost.cli.config import Settings, platform_info
+from steadypost.cli.config import Settings
 from steadypost.cli.exitcodes import ExitCode, for_posts, help_text
 from steadypost.cli.options import (
     batch_options,
@@ -20,6 +20,7 @@ from steadypost.cli.options import (
     pass_app,
     platform_options,
     post_options,
+    to_option,
     wait_options,
 )
 from steadypost.cli.rideout import interrupted
@@ -66,16 +67,6 @@ def _endpoint(settings: Settings) -> str:
     return settings.endpoint
 
 
-def _token_missing(settings: Settings, url: str) -> str | None:
-    """What to say when the platform needs a token and none is configured for ``url``."""
-    if not platform_info(settings.platform).needs_token:
-        return None
-    if any(k.lower() == "authorization" for k in settings.headers_for(url)):
-        return None
-    return (f"platform {settings.platform} needs an access token: set $STEADYPOST_TOKEN, "
-            "or token_env in your profile")  # fmt: skip
-
-
 def _unique(app: App, files: Sequence[Path]) -> list[Path]:
     seen: set[str] = set()
     unique = []
@@ -97,6 +88,7 @@ def _metadata(settings: Settings, path: Path) -> dict[str, str]:
 @FILES
 @post_options
 @platform_options
+@to_option
 @wait_options
 @batch_options
 @joining.new_option
@@ -107,8 +99,8 @@ def upload(
     app: App, files: tuple[Path, ...], endpoint: str | None, headers: tuple[tuple[str, str], ...],
     metadata: tuple[tuple[str, str], ...], chunk_size: int | None,
     platform: str | None, platform_options: tuple[tuple[str, str], ...],
-    wait_up_to: float, no_wait: bool, jobs: int, bwlimit: float | None, dry_run: bool,
-    new: bool, as_json: bool,
+    to: tuple[str, ...], wait_up_to: float, no_wait: bool, jobs: int, bwlimit: float | None,
+    dry_run: bool, new: bool, as_json: bool,
 ) -> None:  # fmt: skip
     """Upload videos now, with a progress bar per file.
 
@@ -137,6 +129,13 @@ def upload(
     steadypost process is uploading right now is left to it (exit 4).
     --new posts the file again on purpose.
 
+    --to tiktok,youtube,instagram posts each video to several platforms: one
+    post per platform, grouped (`steadypost list --group ID`), uploaded side
+    by side, so one platform's outage holds back none of the others. Each
+    name is a profile of config.toml, or a platform whose one profile (or,
+    without one, its own API) is used; each keeps its own token (`steadypost
+    login --profile NAME`).
+
     \b
     Examples:
       steadypost upload holiday.mp4 --endpoint https://uploads.example.com/files/
@@ -151,59 +150,94 @@ def upload(
       steadypost upload clip.mp4 -p tiktok --platform-option mode=inbox
       steadypost upload talk.mp4 --platform vimeo -m title='My talk'
       steadypost upload clip.mp4 --new     # a second post of the same video
+      steadypost upload clip.mp4 --to tiktok,youtube,instagram -m title='Sunset'
     """
-    settings = app.settings(
-        endpoint=endpoint, headers=headers, metadata=metadata, chunk_size=chunk_size,
-        platform=platform, platform_options=platform_options,
-    )  # fmt: skip
-    url = _endpoint(settings)
-    adapter = app.platform(settings)
+    dests = _destinations(app, to, endpoint=endpoint, headers=headers, metadata=metadata,
+                          chunk_size=chunk_size, platform=platform,
+                          platform_options=platform_options)  # fmt: skip
+    several = len(dests) > 1
     files = tuple(_unique(app, files))
     if dry_run:
-        account = str(adapter.config().get("account", "")) if adapter is not None else ""
-        dryrun.plan_upload(app, files, url, platform=adapter.name if adapter else "tus",
-                           account=account, new=new, as_json=as_json)  # fmt: skip
+        for dest in dests:
+            dryrun.plan_upload(app, files, dest.url, platform=dest.platform,
+                               account=dest.account, new=new, as_json=as_json)  # fmt: skip
         return
-    missing = _token_missing(settings, url)
-    if missing and "token_provider" not in app.runtime.uploader_options:
-        raise CliError(missing, ExitCode.USAGE)
+    for dest in dests:
+        missing = targets.token_missing(dest, several=several)
+        if missing and "token_provider" not in app.runtime.uploader_options:
+            raise CliError(missing, ExitCode.USAGE)
+    jobs *= len(dests)  # a video's posts to several platforms go side by side
     app.limit_bandwidth(bwlimit, jobs=jobs)
-    site_headers = settings.headers_for(url)
     started: list[Post] = []
     before: dict[str, int] = {}
     start = app.now()
+    groups = {path: targets.group_of(path) for path in files} if several else {}
 
-    def work(path: Path, worker: Worker) -> Post:
-        uploader = app.uploader(site_headers, worker=worker.key)
+    def work(item: tuple[Path, targets.Destination], worker: Worker) -> Post:
+        path, dest = item
+        uploader = app.uploader(dest.headers, worker=worker.key)
         added = uploader.add_or_join(
-            path, url, metadata=_metadata(settings, path), platform=adapter, new=new
-        )
+            path, dest.url, metadata=_metadata(dest.settings, path), platform=dest.adapter,
+            new=new, group=groups.get(path),
+        )  # fmt: skip
         post = added.post
         before[post.post_id] = post.bytes_sent
         started.append(post)
         if joining.joined(app, added):
             return post  # already posted: nothing to send
-        tracker = display.track(path.name, post.identity.size)
-        post = worker.ride.upload(uploader, post, chunk_size=settings.chunk_size, tracker=tracker)
+        tracker = display.track(targets.label(path, dest, several=several), post.identity.size)
+        post = worker.ride.upload(uploader, post, chunk_size=dest.settings.chunk_size,
+                                  tracker=tracker)  # fmt: skip
         tracker.finish(post)
         joining.busy_elsewhere(app, post, uploader.owner)
         return post
 
-    batch: Batch[Path] = Batch(app, jobs, 0.0 if no_wait else wait_up_to)
+    def headers_for(post: Post) -> Mapping[str, str]:
+        for dest in dests:
+            if dest.platform == post.platform and dest.settings.headers_for(post.endpoint):
+                return dest.settings.headers_for(post.endpoint)
+        return {}
+
+    items = [(path, dest) for path in files for dest in dests]
+    batch: Batch[tuple[Path, targets.Destination]] = Batch(app, jobs, 0.0 if no_wait
+                                                           else wait_up_to)  # fmt: skip
     try:
         with app.display() as display:
-            results = batch.run(files, work)
+            results = batch.run(items, work)
     except KeyboardInterrupt:
         names = {os.path.realpath(p.path) for p in started}
         left = [str(f) for f in files if os.path.realpath(f) not in names]
         after = "not started, not in the journal: " + ", ".join(left) if left else ""
-        interrupted(app, started, as_json=as_json, after=after,
-                    headers_for=lambda p: settings.headers_for(p.endpoint))  # fmt: skip
+        interrupted(app, started, as_json=as_json, after=after, headers_for=headers_for)
     app.print_posts(results, as_json=as_json)
     app.note(summary(results, sent=bytes_sent(before, _reread(app, results)),
                      seconds=app.now() - start))  # fmt: skip
-    hints.refused(app, settings, results)
+    for dest in dests:
+        hints.refused(app, dest.settings, [p for p in results if p.endpoint == dest.url])
     raise click.exceptions.Exit(for_posts(results))
+
+
+def _destinations(
+    app: App, to: tuple[str, ...], *, endpoint: str | None,
+    headers: tuple[tuple[str, str], ...], metadata: tuple[tuple[str, str], ...],
+    chunk_size: int | None, platform: str | None,
+    platform_options: tuple[tuple[str, str], ...],
+) -> list[targets.Destination]:  # fmt: skip
+    """``--to``'s destinations, or the one the profile, environment and flags name."""
+    if to:
+        one_site = [flag for flag, given in (("--endpoint", endpoint), ("--header", headers),
+                    ("--platform", platform), ("--platform-option", platform_options)) if given]
+        if one_site:
+            raise CliError(f"{', '.join(one_site)} name one site; with --to each "
+                           "destination takes them from its profile in config.toml",
+                           ExitCode.USAGE)  # fmt: skip
+        return targets.resolve_all(app, targets.names(to), metadata=metadata,
+                                   chunk_size=chunk_size)  # fmt: skip
+    settings = app.settings(
+        endpoint=endpoint, headers=headers, metadata=metadata, chunk_size=chunk_size,
+        platform=platform, platform_options=platform_options,
+    )  # fmt: skip
+    return [targets.single(app, settings, _endpoint(settings))]
 
 
 def _reread(app: App, posts: Sequence[Post]) -> list[Post]:
@@ -215,6 +249,7 @@ def _reread(app: App, posts: Sequence[Post]) -> list[Post]:
 @FILES
 @post_options
 @platform_options
+@to_option
 @joining.new_option
 @json_option
 @common_options
@@ -222,8 +257,8 @@ def _reread(app: App, posts: Sequence[Post]) -> list[Post]:
 def add(
     app: App, files: tuple[Path, ...], endpoint: str | None, headers: tuple[tuple[str, str], ...],
     metadata: tuple[tuple[str, str], ...], chunk_size: int | None,
-    platform: str | None, platform_options: tuple[tuple[str, str], ...], new: bool,
-    as_json: bool,
+    platform: str | None, platform_options: tuple[tuple[str, str], ...], to: tuple[str, ...],
+    new: bool, as_json: bool,
 ) -> None:  # fmt: skip
     """Put videos in the journal without uploading them yet.
 
@@ -233,24 +268,25 @@ def add(
     $STEADYPOST_CHUNK_SIZE. The platform and its options are saved with each
     post. A file that already has a post for this site and account (not
     failed or cancelled) is not added again: its post is shown (--new adds
-    another one on purpose).
+    another one on purpose). --to adds one post per platform, grouped (see
+    `steadypost upload --help`).
 
     \b
     Examples:
       steadypost add day1.mp4 day2.mp4 --endpoint https://uploads.example.com/files/
       steadypost --profile travel add clip.mp4 -m caption='Day one'
       steadypost add clip.mp4 --platform tiktok --platform-option privacy_level=SELF_ONLY
+      steadypost add clip.mp4 --to tiktok,youtube
       steadypost resume
     """
-    settings = app.settings(
-        endpoint=endpoint, headers=headers, metadata=metadata, chunk_size=chunk_size,
-        platform=platform, platform_options=platform_options,
-    )  # fmt: skip
-    url = _endpoint(settings)
-    adapter = app.platform(settings)
-    missing = _token_missing(settings, url)
-    if missing:
-        app.warn(f"{missing} before `steadypost resume`")
+    dests = _destinations(app, to, endpoint=endpoint, headers=headers, metadata=metadata,
+                          chunk_size=chunk_size, platform=platform,
+                          platform_options=platform_options)  # fmt: skip
+    several = len(dests) > 1
+    for dest in dests:
+        missing = targets.token_missing(dest, several=several)
+        if missing:
+            app.warn(f"{missing} before `steadypost resume`")
     if headers:
         app.warn("--header values are not saved; `steadypost resume` takes headers from "
                  "the profile or $STEADYPOST_TOKEN")  # fmt: skip
@@ -260,9 +296,12 @@ def add(
     uploader = app.uploader({})
     posts = []
     for path in _unique(app, files):
-        added = uploader.add_or_join(
-            path, url, metadata=_metadata(settings, path), platform=adapter, new=new
-        )
-        joining.joined(app, added)
-        posts.append(added.post)
+        group = targets.group_of(path) if several else None
+        for dest in dests:
+            added = uploader.add_or_join(
+                path, dest.url, metadata=_metadata(dest.settings, path), platform=dest.adapter,
+                new=new, group=group,
+            )  # fmt: skip
+            joining.joined(app, added)
+            posts.append(added.post)
     app.print_posts(posts, as_json=as_json)

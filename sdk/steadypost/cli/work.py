@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
+from typing import Any
 
 import click
 
 from steadypost.cli import dryrun, hints, joining
 from steadypost.cli.app import App, CliError
 from steadypost.cli.batch import Batch, Worker, bytes_sent, summary
-from steadypost.cli.config import Settings
 from steadypost.cli.exitcodes import ExitCode, for_posts, help_text
 from steadypost.cli.options import (
     batch_options,
@@ -21,8 +20,9 @@ from steadypost.cli.options import (
     pass_app,
     wait_options,
 )
-from steadypost.cli.output import when
+from steadypost.cli.output import file_label, when
 from steadypost.cli.rideout import RideOut, interrupted
+from steadypost.cli.sites import Sites
 from steadypost.models import UPLOADABLE, Post, PostState
 from steadypost.origins import origin_of
 
@@ -57,18 +57,51 @@ def _chosen(
     return due, later + left
 
 
-def _skip(app: App, post: Post, settings: Settings) -> bool:
+def _skip(app: App, post: Post, sites: Sites) -> bool:
     if post.state not in UPLOADABLE:
         hint = " (`steadypost verify` checks it)" if post.state is PostState.UNCONFIRMED else ""
         app.note(f"post {post.post_id} is {post.state.value}: nothing to upload{hint}")
         return True
-    if settings.foreign(post.endpoint):
+    if sites.foreign(post.endpoint):
         app.warn(
             f"post {post.post_id} is for {origin_of(post.endpoint)}, not this profile's site; "
             "skipped so your credentials stay with their site (use --profile for that site)"
         )
         return True
+    if _needs_token(app, post, sites):
+        app.warn(
+            f"post {post.post_id} ({post.platform}) needs an access token and no profile has "
+            f"one for {origin_of(post.endpoint)}: skipped, it waits (`steadypost login "
+            f"--profile {post.platform}` saves one)"
+        )
+        return True
     return False
+
+
+def _needs_token(app: App, post: Post, sites: Sites) -> bool:
+    """A post whose platform needs a token that no profile gives its site (sending it would
+    only fail it for want of our own configuration)."""
+    from steadypost.cli.config import platform_info
+
+    if "token_provider" in app.runtime.uploader_options or sites.has_token(post.endpoint):
+        return False
+    try:
+        return platform_info(post.platform).needs_token
+    except Exception:  # a platform this version does not list: let the upload say so
+        return False
+
+
+def _sites(app: App, **flags: Any) -> Sites:
+    from steadypost.cli.config import ConfigError
+    from steadypost.cli.sites import load_sites
+
+    try:
+        sites = load_sites(app.profile, **flags)
+    except ConfigError as exc:
+        raise CliError(str(exc), ExitCode.USAGE) from None
+    for warning in sites.main.warnings:
+        app.warn(warning)
+    return sites
 
 
 @click.command(epilog=help_text(), short_help="Go on with posts an earlier run left.")
@@ -115,7 +148,7 @@ def resume(
       steadypost resume --no-wait --json          # from cron: never blocks
       steadypost --profile travel resume --all
     """
-    settings = app.settings(headers=headers, chunk_size=chunk_size)
+    sites = _sites(app, headers=headers, chunk_size=chunk_size)
     ride = RideOut.from_options(app, wait_up_to=wait_up_to, no_wait=no_wait)
     if dry_run:
         dryrun.plan_resume(app, *dryrun.due_posts(app, post_ids), as_json=as_json)
@@ -128,11 +161,11 @@ def resume(
 
     def work(post: Post, worker: Worker) -> Post:
         started.append(post)
-        if _skip(app, post, settings):
+        if _skip(app, post, sites):
             return post
-        tracker = display.track(os.path.basename(post.path), post.identity.size)
-        uploader = app.uploader(settings.headers_for(post.endpoint), worker=worker.key)
-        post = worker.ride.upload(uploader, post, chunk_size=settings.chunk_size,
+        tracker = display.track(file_label(post), post.identity.size)
+        uploader = app.uploader(sites.headers_for(post.endpoint), worker=worker.key)
+        post = worker.ride.upload(uploader, post, chunk_size=sites.site(post.endpoint).chunk_size,
                                   tracker=tracker, wait_first=not (post_ids or everything))
         tracker.finish(post)
         joining.busy_elsewhere(app, post, uploader.owner)
@@ -146,14 +179,15 @@ def resume(
         left = len(chosen) - len(started)
         after = f"{left} more post(s) not started; they wait in the journal" if left else ""
         interrupted(app, started, as_json=as_json, after=after,
-                    headers_for=lambda p: settings.headers_for(p.endpoint))  # fmt: skip
+                    headers_for=lambda p: sites.headers_for(p.endpoint))  # fmt: skip
     if not chosen:
         app.note("nothing to resume")
     app.print_posts(results, as_json=as_json)
     if results:
         now = [app.journal.get(p.post_id) for p in results]
         app.note(summary(results, sent=bytes_sent(before, now), seconds=app.now() - start))
-    hints.refused(app, settings, results)
+    for post in results:
+        hints.refused(app, sites.site(post.endpoint), [post])
     raise click.exceptions.Exit(for_posts([*results, *later]))
 
 
@@ -179,21 +213,25 @@ def verify(app: App, everything: bool, headers: tuple[tuple[str, str], ...], as_
       steadypost verify
       steadypost verify --all --json
     """
-    settings = app.settings(headers=headers)
+    sites = _sites(app, headers=headers)
     now = app.now()
     pending = app.journal.list(state=PostState.UNCONFIRMED)
     due = [p for p in pending if everything or (p.next_attempt_ts or now) <= now]
-    foreign = sorted({origin_of(p.endpoint) for p in due if settings.foreign(p.endpoint)})
+    foreign = sorted({origin_of(p.endpoint) for p in due if sites.foreign(p.endpoint)})
     if foreign:
         raise CliError(
-            f"unconfirmed posts at {', '.join(foreign)} are due, but the configured "
-            f"credentials are for {origin_of(settings.endpoint or '')} and must not be sent "
-            "there: use the --profile of that site", ExitCode.ERROR,
+            f"unconfirmed posts at {', '.join(foreign)} are due, but no profile has "
+            "credentials for that site, and others' must not be sent there: use the "
+            "--profile of that site", ExitCode.ERROR,
         )  # fmt: skip
     checked: list[Post] = []
-    if due:
-        site_headers = settings.headers_for(due[0].endpoint)
-        checked = app.uploader(site_headers).verify_due(all=everything)
+    by_site: dict[str, list[str]] = {}
+    for post in due:  # each site's checks with its own credentials
+        by_site.setdefault(origin_of(post.endpoint), []).append(post.post_id)
+    for ids in by_site.values():
+        endpoint = app.journal.get(ids[0]).endpoint
+        uploader = app.uploader(sites.headers_for(endpoint))
+        checked += uploader.verify_due(all=True, post_ids=ids)
     done = {p.post_id for p in checked}
     waiting = [p for p in pending if p.post_id not in done]
     if not checked:
@@ -202,5 +240,6 @@ def verify(app: App, everything: bool, headers: tuple[tuple[str, str], ...], as_
         first = min(p.next_attempt_ts or now for p in waiting)
         app.note(f"{len(waiting)} post(s) not checked yet; the next check is at {when(first, now)}")
     app.print_posts(checked, as_json=as_json)
-    hints.refused(app, settings, checked)
+    for post in checked:
+        hints.refused(app, sites.site(post.endpoint), [post])
     raise click.exceptions.Exit(for_posts([*checked, *waiting]))
