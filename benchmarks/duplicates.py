@@ -1,72 +1,106 @@
-"""Duplicates under injected ambiguous failures: steadypost vs a naive tus + publish client.
+"""Duplicates under injected ambiguous failures, per platform: steadypost vs a naive client.
 
-N posts go to the simulated platform (``steadypost.testing``, in process, no sockets) while
-it fails ambiguously, with a seeded mix of faults per post:
+N posts go to each simulated platform (``steadypost.testing``, in process, no sockets)
+while it fails ambiguously, with a seeded mix of faults per post. One row pair per
+platform, side by side in one table: post-api (steadypost's own convention: tus, then
+``POST /posts`` with an ``Idempotency-Key``), TikTok, Vimeo, YouTube, Instagram, X.
 
-=====================  ===================================================================
-kind                   what the platform does
-=====================  ===================================================================
-processed_500          publishes, then answers 500                 (ProcessedButError)
-processed_500_slow     the same, and the video processes for 20 min - 5 h
-processed_timeout      publishes, then never answers               (ProcessedButTimeout)
-lost_500               answers 500 *without* publishing            (Respond 500, once)
-slow                   accepts; the video processes for 20 min - 5 h (SlowProcessing)
-final_patch_lost       stores the last tus PATCH but never answers, then the next 1-3 HEADs
-                       answer 503                                  (ProcessedButTimeout + Respond)
-publish_busy           answers 503 (not processed) to the next 6 publish requests
-clean                  behaves
-=====================  ===================================================================
+The faults per platform are the ambiguous failures that platform can really show: the
+request that makes the video exist (a publish, a create, or the last chunk where the
+last byte *is* the publish) is done but its answer is a 500 or never comes; beside them
+the same answers *without* the work being done (``*_lost_500``: only a check can tell
+them apart), checks and offset reads failing after a lost answer (``*_down``,
+``final_patch_lost``: 1-3 failing HEADs, status, list or timeline reads), an upload or
+publish refused as busy six times (``*_busy``: not ambiguous, to show what giving up
+costs), an earlier step done but unanswered (``init_timeout`` / ``create_timeout`` /
+``upload_timeout`` / ``finalize_timeout``: harmless, since that step posts nothing; a
+client must neither count it as the post nor stop there), and slow processing:
 
-Every post has its own simulator, so a post's fault rules can only ever hit that post;
-one in-process transport (``PerPostPlatform``) sits in front of them all under a single
-host and routes each request to its post's simulator (by the tus ``post_id`` metadata, the
-upload URL, the ``Idempotency-Key`` or the status URL). Within a run, every simulator,
-journal and client share one ``FakeClock``; the three runs share nothing and run in
+==========  ===================================================  =========================
+platform    kinds (default shares in ``duplicates_platforms``)     why these
+==========  ===================================================  =========================
+post-api    processed_500 (+_slow), processed_timeout, lost_500,  the publish is a separate
+            slow, final_patch_lost, publish_busy, clean           keyed call
+tiktok      last_chunk_500 (+_slow), last_chunk_timeout,          TikTok publishes once the
+            last_chunk_lost_500, status_down, init_timeout,       last chunk lands: no
+            slow, upload_busy, clean                              publish call exists
+vimeo       final_patch_500 (+_slow), final_patch_lost,           the last tus PATCH makes
+            patch_lost_500, check_down, create_timeout, slow,     the video; create only
+            upload_busy, clean                                    reserves one
+youtube     final_chunk_500 (+_slow), final_chunk_timeout,        the chunk that completes
+            final_chunk_lost_500, list_down, init_timeout, slow,  the session is the video
+            upload_busy, clean
+instagram   publish_500, publish_timeout, publish_lost_500,       media_publish of a ready
+            status_down, upload_timeout, slow, publish_busy,      container is the post
+            clean
+x           create_500, create_timeout, create_lost_500,          POST /2/tweets is the post;
+            timeline_down, finalize_timeout, slow, create_busy,   media alone is not
+            clean
+==========  ===================================================  =========================
+
+TikTok and YouTube take this benchmark's small files in one chunk (TikTok sends a file under
+5 MB whole, YouTube's chunks are multiples of 256 KiB): their last chunk is their only one.
+Vimeo's tus PATCHes and X's APPEND segments go in 16 KiB pieces. Slow processing lasts
+20 min - 5 h (post-api, TikTok's moderation, Vimeo's transcoding, YouTube), 5 min - 1 h
+(an Instagram container before it can be published), 1 - 20 min (X's media before it can
+be posted). The simulated YouTube does not reject a second upload
+of the same bytes as ``duplicate`` here: YouTube documents the reason, not that it catches
+every re-upload, and counting on it would hide the naive client's copies
+(``--youtube-rejects-duplicates`` shows the other case).
+
+Every post has its own simulator, so a post's fault rules can only ever hit that post; one
+in-process transport (``PerPostPlatform``) sits in front of them all and routes each
+request to its post's simulator: by its token (each post's adapter has ``account=<post
+id>`` and the uploader's token provider answers ``tok-<account>``), or a URL that simulator
+handed out (upload links), or, for post-api, its key and upload URL. Per-token limits
+(TikTok's 6 inits a minute) are then per post, not per creator. Within a run, every
+simulator, journal and client share one ``FakeClock``; the runs share nothing and run in
 parallel processes (``--jobs``).
 
-Three runs over the same plan (same seed: same kinds, files and rules per post):
+Runs per platform, over the same plan (same seed: same kinds, files and rules per post):
 
-* **steadypost**: ``Uploader.post(..., platform=PostApiPlatform(...))`` for every post, by
-  a fleet of clients: ``--posts-per-client`` posts (default 10) per creator app, each with
-  its own journal, ``Uploader`` and so its own per-host retry budget and circuit breaker
-  (``steadypost.hosts``), as 10,000 posts come from many creators, not one process. Then
-  each client polls like a daemon: it wakes at its journal's next due time (at most once
-  per ``--tick`` seconds) and calls ``verify_due()`` then ``resume_pending()``, until every
-  post is ``confirmed`` or ``failed`` or ``--max-hours`` of simulated time have passed.
-  ``--posts-per-client N`` puts every post in one process (see the report on the retry
-  budget: the work then grows with the square of the backlog).
-* **steadypost, platform ignores keys**: the same on simulators built with
+* **steadypost**: ``Uploader.post(path, endpoint, platform=<the platform's adapter>)`` for
+  every post, by a fleet of clients: ``--posts-per-client`` posts (default 10) per creator
+  app, each with its own journal, ``Uploader`` and so its own per-host retry budget and
+  circuit breaker. Then each client polls like a daemon: it wakes at its journal's next due
+  time (at most once per ``--tick`` seconds) and calls ``verify_due()`` then
+  ``resume_pending()``, until every post is ``confirmed`` or ``failed`` or ``--max-hours``
+  of simulated time have passed.
+* **steadypost, platform ignores keys** (post-api only): the same on simulators built with
   ``ignore_idempotency=True`` (every ``POST /posts`` publishes a new copy).
-* **naive**: what a common tus client plus one publish call does, with plain httpx: create,
-  PATCH the chunks (after an error: HEAD for the offset, then go on), then ``POST /posts``
-  with no idempotency key; any error (5xx, timeout, reset) is retried at once, up to
-  ``--naive-attempts`` attempts per step, then it gives up.
+* **naive** (``naive_clients``): plain httpx, the platform's calls the simplest correct way,
+  and on any error or timeout the whole post again at once (a new upload and publish), up
+  to ``--naive-attempts`` tries; no journal, no verification, no waits but those the
+  protocol asks for (polling a processing video) and those of the platform's own client
+  (PyVimeo's tus retries). post-api keeps its old naive client: a tus client retrying each
+  step, then one unkeyed publish. It is the default google-api-python-client
+  (``num_retries=0``) re-run, not a script built on Google's sample, whose own retry loop
+  probes the session and so survives a lost final answer within one process. The naive
+  client posts one video after another, so its sim hours add up its polling waits.
 
-Everything is counted on the simulators' side: copies of a post = ``len(sim.published)``
-(live or still processing). duplicates = copies beyond the first, summed over posts; lost =
-posts with no copy that the client considers done or gave up on; resolved = posts in a
-terminal state (steadypost: ``confirmed`` / ``failed``; naive: every post, since it never
-waits). requests = every request that reached a simulator. sim hours = fake-clock time from
-the first post until the last post reached its terminal state.
+Everything is counted on the simulators' side: copies of a post = the videos that are (or
+will be, with no further request) live on its simulator. duplicates = copies beyond the
+first, summed over posts; lost = posts with no copy that the client considers done or gave
+up on; resolved = posts in a terminal state (steadypost: ``confirmed`` / ``failed``; naive:
+every post, since it never checks later). requests = every request that reached a
+simulator. sim hours = fake-clock time from the first post until the last reached its
+terminal state (posting is sequential on the one clock, so a foreground wait for processing,
+X's and Instagram's, moves every later post's start too).
 
-The journals and the test videos (8 files of 4-64 KiB, sent in 16 KiB chunks) live in a
-temporary directory on /dev/shm when it exists (tmpfs: the journals' many fsyncs cost
-nothing there); the output says where. steadypost retries with
-``RetryPolicy(max_attempts=3)`` (``--max-attempts``), as the tests do: a client's backoff
-sleeps move the shared fake clock. Exit status 1 if steadypost duplicated, lost or left
-unresolved any post.
+The journals and the test videos (8 files of 4-64 KiB, sent in 16 KiB chunks where the
+platform allows it) live in a temporary directory on /dev/shm when it exists. steadypost
+retries with ``RetryPolicy(max_attempts=3)`` (``--max-attempts``), as the tests do. Exit
+status 1 if steadypost duplicated, lost or left unresolved any post on any platform.
 
-    python benchmarks/duplicates.py --posts 1000
-    python benchmarks/duplicates.py --posts 10000 --seed 7 --json
+    python benchmarks/duplicates.py                       # every platform, 1000 posts each
+    python benchmarks/duplicates.py --posts 2000 --platforms youtube,x
+    python benchmarks/duplicates.py --posts 1000 --seed 7 --json
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import contextlib
 import hashlib
-import heapq
 import json
 import logging
 import multiprocessing
@@ -76,614 +110,145 @@ import shutil
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
+import duplicates_platforms as platforms
 import httpx
+from duplicates_platforms import SPECS, PerPostPlatform, Spec, make_plan
+from duplicates_runs import CHUNK_SIZE, START, KiB, Result, run_naive, run_steadypost
 
-from steadypost import Journal, Post, PostState, RetryPolicy, Uploader
-from steadypost.platforms.http import HeaderPolicy
-from steadypost.platforms.tus.adapters import PostApiPlatform
-from steadypost.testing import (
-    FakeClock,
-    Fault,
-    PlatformSimulator,
-    ProcessedButError,
-    ProcessedButTimeout,
-    Respond,
-    SimTransport,
-    SlowProcessing,
-)
+from steadypost.testing import FakeClock
 
-BASE = "https://platform.test"
-ENDPOINT = f"{BASE}/files/"
-PUBLISH_URL = f"{BASE}/posts"
-STATUS_URL = f"{BASE}/posts/{{post_id}}/status"
-START = 1_800_000_000.0
-KiB = 1024
-MIN, HOUR = 60.0, 3600.0
-CHUNK_SIZE = 16 * KiB
 FILE_SIZES_KIB = (4, 8, 12, 16, 24, 32, 48, 64)
-SLOW_RANGE_S = (20 * MIN, 5 * HOUR)
-BUSY_PUBLISH_ANSWERS = 6
-
-#: kind -> share of the posts (normalised); see the module docstring.
-DEFAULT_MIX: dict[str, float] = {
-    "processed_500": 0.17,
-    "processed_500_slow": 0.05,
-    "processed_timeout": 0.17,
-    "lost_500": 0.13,
-    "slow": 0.13,
-    "final_patch_lost": 0.10,
-    "publish_busy": 0.05,
-    "clean": 0.20,
-}
-
-# --- the plan: one seeded fault scenario per post -------------------------------------
+RUNS = ("steadypost", "nokeys", "naive")
+DEFAULT_POSTS = 1000
 
 
-@dataclass(frozen=True)
-class PlannedPost:
-    index: int
-    post_id: str
-    kind: str
-    file: int
-    slow_s: float = 0.0
-    head_failures: int = 0
-
-    def rules(self) -> list[Fault]:
-        """This post's fault rules (each used up by this post's own requests)."""
-        kind = self.kind
-        rules: list[Fault] = []
-        if kind in ("processed_500", "processed_500_slow"):
-            rules.append(ProcessedButError(status=500, on={"publish"}, times=1))
-        elif kind == "processed_timeout":
-            rules.append(ProcessedButTimeout(on={"publish"}, times=1))
-        elif kind == "lost_500":
-            rules.append(Respond(status=500, path="/posts", methods={"POST"}, times=1))
-        elif kind == "final_patch_lost":
-            rules.append(ProcessedButTimeout(on={"final_patch"}, times=1))
-            rules.append(Respond(status=503, methods={"HEAD"}, times=self.head_failures))
-        elif kind == "publish_busy":
-            rules.append(
-                Respond(status=503, path="/posts", methods={"POST"}, times=BUSY_PUBLISH_ANSWERS)
-            )
-        if self.slow_s:
-            rules.append(SlowProcessing(seconds=self.slow_s, times=1))
-        return rules
+def plan_for(spec: Spec, args: argparse.Namespace) -> list[platforms.PlannedPost]:
+    # post-api keeps the seed's plan of old; the others get their own seeded plans.
+    rng = random.Random(args.seed if spec.name == "post-api" else f"{args.seed}/{spec.name}")
+    mix = args.mix.get(spec.name) or spec.default_mix()
+    return make_plan(args.posts, rng, mix, spec.kinds, [k * KiB for k in FILE_SIZES_KIB],
+                     CHUNK_SIZE, spec.slow_range)  # fmt: skip
 
 
-def make_plan(n: int, seed: int, mix: dict[str, float], sizes: Sequence[int]) -> list[PlannedPost]:
-    rng = random.Random(seed)
-    kinds, weights = list(mix), list(mix.values())
-    multi_chunk = [i for i, size in enumerate(sizes) if size > CHUNK_SIZE]
-    plan = []
-    for index in range(n):
-        kind = rng.choices(kinds, weights)[0]
-        # The lost final PATCH needs a file of more than one chunk (a one-chunk file
-        # travels whole on the creation request).
-        file = rng.choice(multi_chunk) if kind == "final_patch_lost" else rng.randrange(len(sizes))
-        slow = rng.uniform(*SLOW_RANGE_S) if kind in ("slow", "processed_500_slow") else 0.0
-        heads = rng.randint(1, 3) if kind == "final_patch_lost" else 0
-        post_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-        plan.append(PlannedPost(index, post_id, kind, file, slow, heads))
-    return plan
-
-
-# --- one host in front of one simulator per post -----------------------------------
-
-
-def _metadata_value(header: str | None, key: str) -> str | None:
-    for pair in (header or "").split(","):
-        name, _, value = pair.strip().partition(" ")
-        if name == key:
-            return base64.b64decode(value).decode() if value else ""
-    return None
-
-
-class PerPostPlatform(httpx.BaseTransport):
-    """An httpx transport: one platform host, one :class:`PlatformSimulator` per post.
-
-    Requests go to their post's simulator: tus creation by its ``post_id`` metadata,
-    upload URLs by the upload id learned from the creation answer, ``POST /posts`` by its
-    ``Idempotency-Key`` (else by the ``upload_url`` in its body), status by the id in the
-    path. With ``pinned`` set, everything goes to that simulator (the naive client, which
-    finishes one post before the next). ``OPTIONS`` and anything unknown go to ``front``.
-    """
-
-    def __init__(self, clock: FakeClock, *, ignore_idempotency: bool = False) -> None:
-        self.clock = clock
-        self.ignore_idempotency = ignore_idempotency
-        self.front = PlatformSimulator(clock=clock)
-        self.sims: dict[str, PlatformSimulator] = {}
-        self.pinned: PlatformSimulator | None = None
-        self._by_upload: dict[str, PlatformSimulator] = {}
-        self._transports: dict[int, SimTransport] = {}
-
-    def add(self, post_id: str, rules: list[Fault]) -> PlatformSimulator:
-        sim = PlatformSimulator(
-            clock=self.clock, faults=rules, ignore_idempotency=self.ignore_idempotency
-        )
-        self.sims[post_id] = sim
-        self._transports[id(sim)] = sim.transport()
-        return sim
-
-    def all_sims(self) -> Iterator[PlatformSimulator]:
-        yield self.front
-        yield from self.sims.values()
-
-    def _route(self, request: httpx.Request) -> PlatformSimulator:
-        if self.pinned is not None:
-            return self.pinned
-        path = request.url.path
-        if path.startswith("/files/") and path.strip("/") != "files":
-            return self._by_upload.get(path[len("/files/") :].strip("/"), self.front)
-        if path.rstrip("/") == "/files" and request.method == "POST":
-            post_id = _metadata_value(request.headers.get("upload-metadata"), "post_id")
-            return self.sims.get(post_id or "", self.front)
-        if path.startswith("/posts/"):
-            return self.sims.get(path.split("/")[2], self.front)
-        if path.rstrip("/") == "/posts":
-            key = request.headers.get("idempotency-key")
-            if key is not None:
-                return self.sims.get(key, self.front)
-            with contextlib.suppress(ValueError, AttributeError):
-                upload_url = json.loads(request.read())["upload_url"]
-                return self._by_upload.get(httpx.URL(upload_url).path.split("/")[-1], self.front)
-        return self.front
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        sim = self._route(request)
-        transport = self._transports.get(id(sim))
-        if transport is None:
-            transport = self._transports[id(sim)] = sim.transport()
-        response = transport.handle_request(request)
-        if request.method == "POST" and response.status_code == 201:
-            location = response.headers.get("location")
-            if location:
-                self._by_upload[httpx.URL(location).path.rstrip("/").split("/")[-1]] = sim
-        return response
-
-
-# --- results ------------------------------------------------------------------------
-
-
-@dataclass
-class Result:
-    name: str
-    posts: int = 0
-    duplicates: int = 0
-    posts_with_duplicates: int = 0
-    lost: int = 0
-    resolved: int = 0
-    unresolved: int = 0
-    requests: int = 0
-    hours: float = 0.0
-    posting_hours: float = 0.0
-    wall_s: float = 0.0
-    wrong_bytes: int = 0
-    """Published copies whose bytes differ from the file."""
-    gave_up_but_live: int = 0
-    """Posts the client gave up on (failed) that are live anyway: the user re-posts them."""
-    confirmed_but_missing: int = 0
-    unkeyed_copies: int = 0
-    """steadypost only: copies published under another key than the post id (must be 0)."""
-    unfired_rules: int = 0
-    """Fault rules that never fired (expected for the naive client on some kinds)."""
-    unrouted: int = 0
-    """Requests no post's simulator could be found for (OPTIONS aside); must be 0."""
-    rounds: int = 0
-    clients: int = 0
-    upload_runs: int = 0
-    """steadypost: how many times a post was claimed to upload (each run of upload_post)."""
-    checks: Counter[str] = field(default_factory=Counter)
-    """steadypost: the verification checks made, by the platform's answer."""
-    states: Counter[str] = field(default_factory=Counter)
-    by_kind: dict[str, Counter[str]] = field(default_factory=dict)
-
-    def count(self, kind: str, what: str, n: int = 1) -> None:
-        self.by_kind.setdefault(kind, Counter())[what] += n
-
-    def as_dict(self) -> dict[str, Any]:
-        data = dict(self.__dict__)
-        data["states"] = dict(self.states)
-        data["checks"] = dict(self.checks)
-        data["by_kind"] = {k: dict(v) for k, v in sorted(self.by_kind.items())}
-        data["hours"] = round(self.hours, 3)
-        data["posting_hours"] = round(self.posting_hours, 3)
-        data["wall_s"] = round(self.wall_s, 1)
-        return data
-
-
-def _unfired(sim: PlatformSimulator) -> int:
-    faults = sim.faults
-    return sum(
-        1 for rule in faults.rules if rule.times is not None and faults.fired(rule) < rule.times
-    )
-
-
-def tally(
-    result: Result,
-    plan: Sequence[PlannedPost],
-    platform: PerPostPlatform,
-    shas: Sequence[str],
-    *,
-    finished: Callable[[PlannedPost], tuple[bool, bool, bool]],
-) -> None:
-    """Count on the simulators' side. ``finished(p)`` -> (resolved, gave_up, says_done)."""
-    result.posts = len(plan)
-    result.requests = sum(len(sim.requests) for sim in platform.all_sims())
-    result.unrouted = sum(1 for r in platform.front.requests if r.method != "OPTIONS")
-    for p in plan:
-        sim = platform.sims[p.post_id]
-        copies = sim.published
-        resolved, gave_up, says_done = finished(p)
-        extra = max(0, len(copies) - 1)
-        result.duplicates += extra
-        result.posts_with_duplicates += extra > 0
-        result.count(p.kind, "posts")
-        result.count(p.kind, "duplicates", extra)
-        result.wrong_bytes += sum(1 for c in copies if c.sha256 != shas[p.file])
-        result.unfired_rules += _unfired(sim)
-        if resolved:
-            result.resolved += 1
-        else:
-            result.unresolved += 1
-            result.count(p.kind, "unresolved")
-        if not copies and (gave_up or says_done):
-            result.lost += 1
-            result.count(p.kind, "lost")
-        if says_done and not copies:
-            result.confirmed_but_missing += 1
-        if gave_up and copies:
-            result.gave_up_but_live += 1
-            result.count(p.kind, "gave_up_but_live")
-
-
-# --- steadypost ---------------------------------------------------------------------
-
-
-@dataclass
-class Creator:
-    """One creator's app: its own journal (and so its own host guard) and Uploader."""
-
-    journal: Journal
-    uploader: Uploader
-
-
-def run_steadypost(
-    name: str,
-    plan: Sequence[PlannedPost],
-    files: Sequence[Path],
-    shas: Sequence[str],
-    workdir: Path,
-    args: argparse.Namespace,
-    *,
-    ignore_idempotency: bool,
-) -> Result:
-    result = Result(name)
-    started = time.perf_counter()
-    clock = FakeClock(start=START)
-    platform = PerPostPlatform(clock, ignore_idempotency=ignore_idempotency)
-    api = PostApiPlatform(HeaderPolicy(), publish_url=PUBLISH_URL, status_url=STATUS_URL)
-    journals = workdir / f"journals-{'nokeys' if ignore_idempotency else 'keys'}"
-    journals.mkdir()
-    retry = RetryPolicy(max_attempts=args.max_attempts, deadline_s=None)
-    per = args.posts_per_client
-    with contextlib.ExitStack() as stack:
-        client = stack.enter_context(httpx.Client(transport=platform, base_url=BASE))
-        creators: list[Creator] = []
-        for i in range((len(plan) + per - 1) // per):
-            journal = stack.enter_context(
-                Journal(journals / f"creator-{i:05d}.sqlite3", clock=clock.now)
-            )
-            uploader = stack.enter_context(Uploader(
-                client=client, journal=journal, sleep=clock.sleep, clock=clock.now,
-                rng=random.Random(args.seed * 1_000_003 + i), chunk_size=CHUNK_SIZE, retry=retry,
-            ))  # fmt: skip
-            creators.append(Creator(journal, uploader))
-        result.clients = len(creators)
-
-        t0 = clock.now()
-        for p in plan:
-            platform.add(p.post_id, p.rules())
-            creators[p.index // per].uploader.post(  # new: each planned post is its own
-                files[p.file], ENDPOINT, post_id=p.post_id, platform=api,
-                metadata={"caption": f"video {p.index}"}, new=True,
-            )  # fmt: skip
-            progress(name, "posted", p.index + 1, len(plan), started)
-        result.posting_hours = (clock.now() - t0) / HOUR
-
-        # Each creator's app polls like a daemon: it wakes at its journal's next due time,
-        # but at most once per tick, and runs verify_due() then resume_pending().
-        limit = t0 + args.max_hours * HOUR
-        wakeups = [(due, i) for i, c in enumerate(creators)
-                   if (due := c.journal.next_due_at()) is not None]  # fmt: skip
-        heapq.heapify(wakeups)
-        while wakeups:
-            due, i = heapq.heappop(wakeups)
-            if due > limit:
-                break
-            clock.advance_to(due)
-            up = creators[i].uploader
-            up.verify_due()
-            up.resume_pending()
-            result.rounds += 1
-            again = creators[i].journal.next_due_at()
-            if again is not None:
-                heapq.heappush(wakeups, (max(again, clock.now() + args.tick), i))
-            if result.rounds % 2000 == 0:
-                progress(name, f"settling, {len(wakeups)} creators busy, clock "
-                         f"+{(clock.now() - t0) / HOUR:.1f} h", 0, 0, started)  # fmt: skip
-
-        posts: dict[str, Post] = {}
-        evidence: dict[str, list[str]] = {}
-        for c in creators:
-            for post in c.journal.list():
-                posts[post.post_id] = post
-                events = c.journal.events(post.post_id)
-                evidence[post.post_id] = [
-                    str(e.data.get("status", "error")) for e in events if e.kind == "verify"
-                ]
-                result.upload_runs += sum(
-                    1 for e in events if e.kind == "state" and e.data.get("to") == "uploading"
-                )
-        end = max((x.updated_at for x in posts.values() if x.state.finished), default=t0)
-        result.hours = (end - t0) / HOUR
-
-    for post in posts.values():
-        result.states[post.state.value] += 1
-
-    def finished(p: PlannedPost) -> tuple[bool, bool, bool]:
-        state = posts[p.post_id].state
-        return state.finished, state is PostState.FAILED, state is PostState.CONFIRMED
-
-    tally(result, plan, platform, shas, finished=finished)
-    for p in plan:
-        sim = platform.sims[p.post_id]
-        result.unkeyed_copies += len(sim.published) - sim.published_copies(p.post_id)
-        for status in evidence[p.post_id]:
-            result.count(p.kind, f"check:{status}")
-            result.checks[status] += 1
-    result.wall_s = time.perf_counter() - started
-    return result
-
-
-# --- the naive client ---------------------------------------------------------------
-
-
-class NaiveClient:
-    """A common tus client plus one publish call: no journal, no key, instant retries."""
-
-    TUS: ClassVar[dict[str, str]] = {"Tus-Resumable": "1.0.0"}
-
-    def __init__(self, client: httpx.Client, *, attempts: int, chunk_size: int) -> None:
-        self.client = client
-        self.attempts = attempts
-        self.chunk_size = chunk_size
-
-    def _retry(self, send: Callable[[], httpx.Response]) -> httpx.Response | None:
-        """Send; on a 5xx or a transport error send again at once; ``None``: gave up."""
-        for _ in range(self.attempts):
-            try:
-                response = send()
-            except httpx.TransportError:
-                continue
-            if response.status_code < 500:
-                return response
-        return None
-
-    def post(self, path: Path, data: bytes, caption: str) -> bool:
-        """Upload then publish; ``True`` if it believes the video was posted."""
-        name = base64.b64encode(path.name.encode()).decode()
-        created = self._retry(
-            lambda: self.client.post(
-                ENDPOINT,
-                headers={
-                    **self.TUS,
-                    "Upload-Length": str(len(data)),
-                    "Upload-Metadata": f"filename {name}",
-                },
-            )
-        )
-        if created is None or created.status_code != 201:
-            return False
-        url = str(httpx.URL(ENDPOINT).join(created.headers["location"]))
-        offset = 0
-        while offset < len(data):
-            new = self._send_chunk(url, data, offset)
-            if new is None:
-                return False
-            offset = new
-        published = self._retry(
-            lambda: self.client.post(
-                PUBLISH_URL, json={"upload_url": url, "metadata": {"caption": caption}}
-            )
-        )
-        return published is not None and published.status_code < 300
-
-    def _send_chunk(self, url: str, data: bytes, offset: int) -> int | None:
-        """PATCH one chunk; after a failure, HEAD for the offset first (as tus-js-client does)."""
-        for attempt in range(self.attempts):
-            try:
-                if attempt:
-                    head = self.client.head(url, headers=self.TUS)
-                    if head.status_code >= 500:
-                        continue
-                    if head.status_code != 200:
-                        return None
-                    offset = int(head.headers["upload-offset"])
-                    if offset >= len(data):
-                        return offset
-                answer = self.client.patch(
-                    url,
-                    content=data[offset : offset + self.chunk_size],
-                    headers={
-                        **self.TUS,
-                        "Upload-Offset": str(offset),
-                        "Content-Type": "application/offset+octet-stream",
-                    },
-                )
-            except httpx.TransportError:
-                continue
-            if answer.status_code >= 500:
-                continue
-            if answer.status_code != 204:
-                return None
-            return int(answer.headers["upload-offset"])
-        return None
-
-
-def run_naive(
-    plan: Sequence[PlannedPost], files: Sequence[Path], shas: Sequence[str],
-    args: argparse.Namespace,
-) -> Result:  # fmt: skip
-    name = f"naive ({args.naive_attempts} instant tries, no key)"
-    result = Result(name)
-    started = time.perf_counter()
-    clock = FakeClock(start=START)
-    platform = PerPostPlatform(clock)
-    contents = [f.read_bytes() for f in files]
-    believed: dict[str, bool] = {}
-    with httpx.Client(transport=platform, base_url=BASE) as client:
-        naive = NaiveClient(client, attempts=args.naive_attempts, chunk_size=CHUNK_SIZE)
-        for p in plan:
-            platform.pinned = platform.add(p.post_id, p.rules())
-            believed[p.post_id] = naive.post(files[p.file], contents[p.file], f"video {p.index}")
-            progress(name, "posted", p.index + 1, len(plan), started)
-    result.hours = (clock.now() - START) / HOUR
-    result.states.update("posted" if ok else "gave up" for ok in believed.values())
-
-    def finished(p: PlannedPost) -> tuple[bool, bool, bool]:
-        ok = believed[p.post_id]
-        return True, not ok, ok
-
-    tally(result, plan, platform, shas, finished=finished)
-    result.wall_s = time.perf_counter() - started
-    return result
+def _run(platform: str, run: str, files: Sequence[Path], shas: Sequence[str], workdir: Path,
+         args: argparse.Namespace) -> Result:  # fmt: skip
+    platforms.YOUTUBE_OPTIONS["reject_duplicates"] = args.youtube_rejects_duplicates
+    spec = SPECS[platform]
+    plan = plan_for(spec, args)
+    if run == "naive":
+        return run_naive(spec, plan, files, shas, args)
+    nokeys = run == "nokeys"
+    name = "steadypost, platform ignores keys" if nokeys else "steadypost"
+    return run_steadypost(spec, name, plan, files, shas, workdir, args, ignore_idempotency=nokeys)
 
 
 # --- output -------------------------------------------------------------------------
 
-_last_progress = [0.0]
 
-
-def progress(name: str, what: str, done: int, total: int, started: float) -> None:
-    now = time.perf_counter()
-    if total and done != total and now - _last_progress[0] < 10:
-        return
-    _last_progress[0] = now
-    count = f" {done}/{total}" if total else ""
-    print(f"  [{now - started:6.0f} s] {name}: {what}{count}", file=sys.stderr, flush=True)
+def _short(name: str) -> str:
+    return name.split(" (")[0].replace("platform ignores keys", "no keys")
 
 
 def print_table(results: Sequence[Result], meta: dict[str, Any]) -> None:
-    print(f"duplicates under injected ambiguous failures: {meta['posts']} posts, "
+    print(f"duplicates under injected ambiguous failures: {meta['posts']} posts per platform, "
           f"seed {meta['seed']}, wall {meta['wall_s']:.0f} s")  # fmt: skip
-    print(f"journal and videos in {meta['workdir']} ({meta['workdir_note']})")
-    print("mix: " + ", ".join(f"{k} {v:.0%}" for k, v in meta["mix"].items()))
+    print(f"journals and videos in {meta['workdir']} ({meta['workdir_note']})")
     print()
-    head = ("client", "posts", "duplicates", "lost", "resolved", "requests", "sim hours", "wall s")
+    head = ("platform", "client", "posts", "duplicates", "lost", "resolved", "requests",
+            "sim hours", "wall s")  # fmt: skip
     rows = [
-        (r.name, r.posts, r.duplicates, r.lost, r.resolved, r.requests,
+        (r.platform, r.name, r.posts, r.duplicates, r.lost, r.resolved, r.requests,
          f"{r.hours:.2f}", f"{r.wall_s:.0f}")
         for r in results
     ]  # fmt: skip
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=True)]
     for row in (head, *rows):
-        cells = [str(row[0]).ljust(widths[0])]
-        cells += [str(v).rjust(w) for v, w in zip(row[1:], widths[1:], strict=True)]
+        cells = [str(v).ljust(w) for v, w in zip(row[:2], widths[:2], strict=True)]
+        cells += [str(v).rjust(w) for v, w in zip(row[2:], widths[2:], strict=True)]
         print("  ".join(cells))
     print()
     for r in results:
-        print(f"{r.name}: posts with a duplicate {r.posts_with_duplicates}, "
-              f"gave up but live {r.gave_up_but_live}, unresolved {r.unresolved}, "
-              f"copies with wrong bytes {r.wrong_bytes}, states {dict(r.states)}")  # fmt: skip
-        print(f"    unused fault rules {r.unfired_rules}, unrouted requests {r.unrouted}"
-              + (f", copies under another key {r.unkeyed_copies}"
-                 if r.name.startswith("steadypost") else ""))  # fmt: skip
+        print(f"{r.platform} {_short(r.name)}: posts with a duplicate {r.posts_with_duplicates}, "
+              f"gave up but live {r.gave_up_but_live}, unresolved {r.unresolved}, wrong bytes "
+              f"{r.wrong_bytes}, unused fault rules {r.unfired_rules}, unrouted requests "
+              f"{r.unrouted}, states {dict(r.states)}")  # fmt: skip
         if r.rounds:
-            print(f"    {r.clients} clients x {meta['posts_per_client']} posts; {r.rounds} polling "
-                  f"rounds; {r.upload_runs} upload runs ({r.upload_runs / r.posts:.2f} per post); "
-                  f"clock moved {r.posting_hours:.2f} h while posting")  # fmt: skip
-            print(f"    status checks by answer {dict(r.checks)}; re-posted after 'not found': "
-                  + ", ".join(f"{k} {c['check:not_found']}" for k, c in sorted(r.by_kind.items())
-                              if c["check:not_found"]))  # fmt: skip
-    print()
-    kinds = list(meta["mix"])
-    short = [r.name.split(" (")[0].replace("platform ignores keys", "no keys") for r in results]
-    print("duplicates / lost, by kind".ljust(30) + "".join(f"{n:>22}" for n in short))
-    for kind in kinds:
-        n = results[0].by_kind.get(kind, Counter())["posts"]
-        line = f"  {kind} ({n})".ljust(30)
-        for r in results:
-            c = r.by_kind.get(kind, Counter())
-            line += f"{c['duplicates']} / {c['lost']}".rjust(22)
-        print(line)
-
-
-RUNS = ("steadypost", "nokeys", "naive")
+            print(f"    {r.clients} clients; {r.rounds} polling rounds; {r.upload_runs} upload "
+                  f"runs ({r.upload_runs / r.posts:.2f} per post); clock moved "
+                  f"{r.posting_hours:.2f} h while posting; checks by answer {dict(r.checks)}"
+                  + (f"; copies under another key {r.unkeyed_copies}"
+                     if r.platform == "post-api" else ""))  # fmt: skip
+    for platform in dict.fromkeys(r.platform for r in results):
+        group = [r for r in results if r.platform == platform]
+        print()
+        print(f"{platform}: duplicates / lost, by kind".ljust(36)
+              + "".join(f"{_short(r.name):>20}" for r in group))  # fmt: skip
+        for kind in SPECS[platform].kinds:
+            n = group[0].by_kind.get(kind, Counter())["posts"]
+            if not n:
+                continue
+            line = f"  {kind} ({n})".ljust(36)
+            for r in group:
+                c = r.by_kind.get(kind, Counter())
+                line += f"{c['duplicates']} / {c['lost']}".rjust(20)
+            print(line)
 
 
 def self_check() -> None:
     """Fail loudly unless the routing and the copy count work as this benchmark assumes.
 
     Two publishes of one upload under one key: one copy on a simulator that honours
-    idempotency keys, two on one that ignores them.
+    idempotency keys, two on one that ignores them; none reaches the front simulator.
     """
     tus = {"Tus-Resumable": "1.0.0"}
+    endpoint = platforms.POST_API_ENDPOINT
     for ignore, want in ((False, 1), (True, 2)):
-        platform = PerPostPlatform(FakeClock(start=START), ignore_idempotency=ignore)
+        platform = PerPostPlatform(FakeClock(start=START), SPECS["post-api"],
+                                   ignore_idempotency=ignore)  # fmt: skip
         sim = platform.add("self-check", [])
-        with httpx.Client(transport=platform, base_url=BASE) as client:
-            meta = "post_id " + base64.b64encode(b"self-check").decode()
-            created = client.post(ENDPOINT, headers={**tus, "Upload-Length": "3",
+        with httpx.Client(transport=platform) as client:
+            meta = "post_id c2VsZi1jaGVjaw=="  # base64 of "self-check"
+            created = client.post(endpoint, headers={**tus, "Upload-Length": "3",
                                                      "Upload-Metadata": meta})  # fmt: skip
             url = created.headers["location"]
-            client.patch(
-                url,
-                content=b"abc",
-                headers={
-                    **tus,
-                    "Upload-Offset": "0",
-                    "Content-Type": "application/offset+octet-stream",
-                },
-            )
+            client.patch(url, content=b"abc", headers={
+                **tus, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"})
             for _ in range(2):
-                client.post(PUBLISH_URL, json={"upload_url": url},
+                client.post(platforms.PUBLISH_URL, json={"upload_url": url},
                             headers={"Idempotency-Key": "self-check"})  # fmt: skip
         if len(sim.published) != want or platform.front.requests:
             raise SystemExit(f"self-check failed (ignore_idempotency={ignore}): "
                              f"{len(sim.published)} copies, want {want}")  # fmt: skip
 
 
-def _run(
-    run: str, plan: Sequence[PlannedPost], files: Sequence[Path], shas: Sequence[str],
-    workdir: Path, args: argparse.Namespace,
-) -> Result:  # fmt: skip
-    if run == "naive":
-        return run_naive(plan, files, shas, args)
-    nokeys = run == "nokeys"
-    name = "steadypost, platform ignores keys" if nokeys else "steadypost"
-    return run_steadypost(name, plan, files, shas, workdir, args, ignore_idempotency=nokeys)
+# --- the command --------------------------------------------------------------------
 
 
-def parse_mix(text: str) -> dict[str, float]:
-    mix = {}
+def parse_mix(text: str) -> dict[str, dict[str, float]]:
+    """``[platform.]kind=weight,...`` -> {platform: normalised mix} for the platforms named."""
+    weights: dict[str, dict[str, float]] = {}
     for part in text.split(","):
-        kind, _, weight = part.partition("=")
-        if kind.strip() not in DEFAULT_MIX:
-            raise argparse.ArgumentTypeError(f"unknown kind {kind!r}; known: {list(DEFAULT_MIX)}")
-        mix[kind.strip()] = float(weight)
-    total = sum(mix.values())
-    if total <= 0:
-        raise argparse.ArgumentTypeError("the weights must add up to more than 0")
-    return {k: v / total for k, v in mix.items() if v > 0}
+        name, _, weight = part.partition("=")
+        where, _, kind = name.strip().rpartition(".")
+        matched = [s for s in SPECS.values() if kind in s.kinds and where in ("", s.name)]
+        if not matched:
+            known = {s.name: list(s.kinds) for s in SPECS.values()}
+            raise argparse.ArgumentTypeError(f"unknown kind {name.strip()!r}; known: {known}")
+        for spec in matched:
+            weights.setdefault(spec.name, {})[kind] = float(weight)
+    mixes = {}
+    for platform, mix in weights.items():
+        total = sum(mix.values())
+        if total <= 0:
+            raise argparse.ArgumentTypeError(f"{platform}: the weights must add up to more than 0")
+        mixes[platform] = {k: v / total for k, v in mix.items() if v > 0}
+    return mixes
 
 
 def make_workdir() -> tuple[Path, str]:
@@ -705,64 +270,72 @@ def make_files(workdir: Path, seed: int) -> tuple[list[Path], list[str]]:
     return files, shas
 
 
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    add = p.add_argument
+    add("--posts", type=int, default=DEFAULT_POSTS,
+        help=f"posts per platform and run (default {DEFAULT_POSTS})")
+    add("--platforms", default=",".join(SPECS),
+        help=f"which platforms, comma-separated (default: all: {','.join(SPECS)})")
+    add("--seed", type=int, default=1)
+    add("--json", action="store_true", help="print the results as JSON")
+    add("--mix", type=parse_mix, default={},
+        help="[platform.]kind=weight,... (a kind without platform: every platform that has "
+        "it; a platform named keeps only the kinds given); defaults in duplicates_platforms")
+    add("--tick", type=float, default=60.0,
+        help="seconds between polling rounds at least (default 60)")
+    add("--max-hours", type=float, default=200.0,
+        help="simulated hours to settle every post (default 200)")
+    add("--max-attempts", type=int, default=3,
+        help="steadypost RetryPolicy.max_attempts (default 3, as in the tests)")
+    add("--posts-per-client", type=int, default=10,
+        help="posts per steadypost client (one journal, Uploader and host guard each; "
+        "default 10: a creator's app, not one process for all)")
+    add("--naive-attempts", type=int, default=5)
+    add("--runs", default=",".join(RUNS),
+        help=f"which runs (default {','.join(RUNS)}; nokeys exists for post-api only)")
+    add("--youtube-rejects-duplicates", action="store_true",
+        help="let the simulated YouTube reject a re-upload of the same bytes as 'duplicate'")
+    add("--jobs", type=int, default=os.cpu_count() or 1,
+        help="run the runs in this many processes (default: CPUs)")
+    add("--keep", action="store_true", help="keep the temporary directory")
+    return p  # fmt: skip
+
+
+def to_json(results: Sequence[Result], meta: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"posts": meta["posts"]}
+    by = {(r.platform, _short(r.name)): r for r in results}
+    if sp := by.get(("post-api", "steadypost")):  # the figures of old, for post-api
+        out.update(duplicates=sp.duplicates, lost=sp.lost, resolved=sp.resolved,
+                   requests=sp.requests, hours_to_resolve=round(sp.hours, 3))  # fmt: skip
+    if nv := by.get(("post-api", "naive")):
+        out.update(naive_duplicates=nv.duplicates, naive_lost=nv.lost,
+                   naive_requests=nv.requests)  # fmt: skip
+    if nk := by.get(("post-api", "steadypost, no keys")):
+        out.update(ignore_idempotency_duplicates=nk.duplicates,
+                   ignore_idempotency_lost=nk.lost, ignore_idempotency_resolved=nk.resolved,
+                   ignore_idempotency_requests=nk.requests)  # fmt: skip
+    out["by_platform"] = {
+        platform: {_short(r.name): {k: getattr(r, k) for k in (
+            "posts", "duplicates", "lost", "resolved", "unresolved", "requests")}
+            | {"hours": round(r.hours, 3)} for r in results if r.platform == platform}
+        for platform in dict.fromkeys(r.platform for r in results)
+    }  # fmt: skip
+    out.update(meta)
+    out["runs"] = [r.as_dict() for r in results]
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--posts", type=int, default=1000, help="posts per run (default 1000)")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument(
-        "--mix",
-        type=parse_mix,
-        default=None,
-        help="kind=weight,... (default: "
-        + ",".join(f"{k}={v}" for k, v in DEFAULT_MIX.items())
-        + ")",
-    )
-    parser.add_argument(
-        "--tick",
-        type=float,
-        default=60.0,
-        help="seconds between polling rounds at least (default 60)",
-    )
-    parser.add_argument(
-        "--max-hours",
-        type=float,
-        default=200.0,
-        help="simulated hours to settle every post (default 200)",
-    )
-    parser.add_argument(
-        "--max-attempts",
-        type=int,
-        default=3,
-        help="steadypost RetryPolicy.max_attempts (default 3, as in the tests)",
-    )
-    parser.add_argument(
-        "--posts-per-client",
-        type=int,
-        default=10,
-        help="posts per steadypost client (one journal, Uploader and host "
-        "guard each; default 10: a creator's app, not one process for all)",
-    )
-    parser.add_argument("--naive-attempts", type=int, default=5)
-    parser.add_argument(
-        "--runs",
-        default="steadypost,nokeys,naive",
-        help="which runs (default steadypost,nokeys,naive)",
-    )
-    parser.add_argument(
-        "--jobs",
-        type=int,
-        default=min(len(RUNS), os.cpu_count() or 1),
-        help="run the three runs in this many processes (default: CPUs, max 3)",
-    )
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     if args.posts < 1 or args.posts_per_client < 1:
-        parser.error("--posts and --posts-per-client must be at least 1")
-    mix = args.mix or {k: v / sum(DEFAULT_MIX.values()) for k, v in DEFAULT_MIX.items()}
+        parser().error("--posts and --posts-per-client must be at least 1")
+    chosen = [p.strip() for p in args.platforms.split(",") if p.strip()]
     runs = {r.strip() for r in args.runs.split(",")}
+    if not chosen or not set(chosen) <= set(SPECS):
+        parser().error(f"--platforms: choose from {','.join(SPECS)}")
     if not runs <= set(RUNS):
-        parser.error(f"--runs: choose from {','.join(RUNS)}")
+        parser().error(f"--runs: choose from {','.join(RUNS)}")
 
     # Retries are logged as warnings; thousands of them are not this benchmark's output.
     logging.getLogger("steadypost").addHandler(logging.NullHandler())
@@ -773,9 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir, note = make_workdir()
     try:
         files, shas = make_files(workdir, args.seed)
-        plan = make_plan(args.posts, args.seed, mix, [k * KiB for k in FILE_SIZES_KIB])
-        order = [r for r in RUNS if r in runs]
-        todo = [(r, plan, files, shas, workdir, args) for r in order]
+        todo = [(platform, run, files, shas, workdir, args) for platform in chosen
+                for run in RUNS if run in runs and (run != "nokeys" or platform == "post-api")]
         if args.jobs > 1 and len(todo) > 1:
             # The runs share nothing (own clock, simulators and journals): one process each.
             context = multiprocessing.get_context("fork")
@@ -788,33 +360,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
     meta = {"posts": args.posts, "seed": args.seed, "wall_s": time.perf_counter() - started,
-            "workdir": str(workdir), "workdir_note": note, "mix": mix,
+            "workdir": str(workdir), "workdir_note": note, "platforms": chosen,
+            "mix": {p: args.mix.get(p) or SPECS[p].default_mix() for p in chosen},
             "chunk_size": CHUNK_SIZE, "file_sizes_kib": list(FILE_SIZES_KIB),
             "max_attempts": args.max_attempts, "tick_s": args.tick,
-            "posts_per_client": args.posts_per_client}  # fmt: skip
+            "posts_per_client": args.posts_per_client,
+            "youtube_rejects_duplicates": args.youtube_rejects_duplicates}  # fmt: skip
     if args.json:
-        by = {r.name.split(" ")[0].rstrip(","): r for r in results}
-        sp = next((r for r in results if r.name == "steadypost"), None)
-        nk = next((r for r in results if "ignores keys" in r.name), None)
-        nv = by.get("naive")
-        out: dict[str, Any] = {"posts": args.posts}
-        if sp:
-            out.update(duplicates=sp.duplicates, lost=sp.lost, resolved=sp.resolved,
-                       requests=sp.requests, hours_to_resolve=round(sp.hours, 3))  # fmt: skip
-        if nv:
-            out.update(naive_duplicates=nv.duplicates, naive_lost=nv.lost,
-                       naive_requests=nv.requests)  # fmt: skip
-        if nk:
-            out.update(ignore_idempotency_duplicates=nk.duplicates,
-                       ignore_idempotency_lost=nk.lost, ignore_idempotency_resolved=nk.resolved,
-                       ignore_idempotency_requests=nk.requests)  # fmt: skip
-        out.update(meta)
-        out["runs"] = [r.as_dict() for r in results]
+        out = to_json(results, meta)
         print(json.dumps(out, indent=2))
     else:
         print_table(results, meta)
     ok = all(r.duplicates == 0 and r.lost == 0 and r.unresolved == 0
-             for r in results if r.name.startswith("steadypost"))  # fmt: skip
+             for r in results if r.steadypost)  # fmt: skip
     return 0 if ok else 1
 
 

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from platform_support import sha
+from platform_support import settle_by_checks, sha
 from steadypost import AsyncUploader, Journal, Post, PostState, RetryPolicy, Uploader
 from steadypost.platforms.base import TokenRequest
 from steadypost.platforms.tiktok import TikTokPlatform
@@ -17,9 +17,11 @@ from steadypost.testing import (
     FakeClock,
     Outage,
     PlatformSimulator,
+    ProcessedButError,
     ProcessedButTimeout,
     RejectMedia,
     RequestRecord,
+    SlowProcessing,
     TikTokConfig,
     tiktok_fault,
 )
@@ -157,6 +159,24 @@ def test_outage_then_an_ambiguous_last_chunk_is_settled_by_the_status_check(
     waits = [e.data["seconds"] for e in journal.events(post.post_id) if e.kind == "wait"]
     assert waits
     assert min(waits) >= 120  # Retry-After obeyed during the outage
+
+
+def test_a_lost_last_answer_on_a_slow_video_is_not_posted_again_once_the_url_has_expired(
+    video: Path, journal: Journal, clock: FakeClock
+) -> None:
+    # TikTok holds every byte and processes for hours; the upload URL dies after one.
+    sim = PlatformSimulator(clock=clock, faults=[
+        ProcessedButError(on={"final_patch"}), SlowProcessing(seconds=3 * HOUR)])  # fmt: skip
+    with uploader(sim, journal, clock) as up:
+        post = up.post(video, API, platform=tiktok())
+        assert post.state is PostState.UNCONFIRMED  # the last chunk's answer was a 500
+        post = settle_by_checks(up, post, clock)
+        assert up.resume_pending() == []
+    assert post.state is PostState.CONFIRMED, post.last_error
+    assert clock.now() > post.created_at + HOUR  # checked after the URL's end, too
+    assert len(calls(sim, INIT)) == 1
+    [published] = sim.tiktok.published()
+    assert published.sha256 == sha(video)
 
 
 def test_after_a_crash_the_upload_continues_from_the_last_acknowledged_chunk(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import httpx
 import pytest
 
 from platform_support import settle_by_checks, sha, uploader_for
@@ -26,6 +27,7 @@ from steadypost.testing import (
 SEGMENT = 256 * 1024
 TOKEN = "x-user-access-token"
 MEDIA = "/2/media/upload"
+DAY = 24 * 3600.0
 
 
 
@@ -141,6 +143,44 @@ def test_a_lost_create_answer_after_a_timeout_is_verified_then_confirmed(
         post = settle_by_checks(up, post, clock)
     assert post.state is PostState.CONFIRMED
     assert len(sim.x.posts()) == 1
+
+
+class Crash(BaseException):
+    """Stands for the process dying in the middle of a request."""
+
+
+def test_media_that_expired_while_its_finalize_answer_was_lost_is_uploaded_again(
+    video: Path, journal: Journal, clock: FakeClock, sim: PlatformSimulator,
+) -> None:  # fmt: skip
+    # FINALIZE is done but unanswered, and the process dies; it comes back a day later.
+    sim.faults.add(ProcessedButTimeout(on={"final_patch"}))
+    inner = sim.transport()
+
+    def dies_after_finalize(request: httpx.Request) -> httpx.Response:
+        finalize = b"FINALIZE" in request.read()
+        try:
+            return inner.handle_request(request)
+        finally:
+            if finalize:
+                raise Crash
+
+    api = "https://api.x.test"
+    with uploader(journal, clock, client=httpx.Client(
+            transport=httpx.MockTransport(dies_after_finalize))) as up:  # fmt: skip
+        post = up.add(video, api, metadata={"text": "t"}, platform=x())
+        with pytest.raises(Crash):
+            up.upload_post(post.post_id)
+    first = journal.get(post.post_id).extra["x"]
+    assert "finalized" not in first
+    clock.advance(DAY + 60)  # the media's expires_after_secs have passed
+    with uploader(journal, clock, client=httpx.Client(transport=sim.transport())) as again:
+        [done] = again.resume_pending()
+        done = settle_by_checks(again, done, clock)
+    assert done.state is PostState.CONFIRMED, done.last_error
+    [made] = sim.x.posts()  # one post, with new media: the expired one is never used
+    assert made.sha256 == sha(video)
+    assert done.extra["x"]["media_id"] != first["media_id"]
+    assert made.media_keys == (done.extra["x"]["media_key"],)
 
 
 def test_invalid_media_fails_and_slow_processing_waits(

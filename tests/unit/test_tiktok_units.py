@@ -137,6 +137,10 @@ def test_missing_bytes_are_not_processed_only_when_the_journal_lacks_an_acknowle
                          url_alive=True).status is CheckStatus.PROCESSING  # fmt: skip
     assert status_result(unknown, video_size=100, all_acknowledged=False,
                          url_alive=False).status is CheckStatus.NOT_PROCESSED  # fmt: skip
+    # Every byte arrived (only the last answer was lost): processing, whatever the URL's age.
+    held = {"status": "PROCESSING_UPLOAD", "uploaded_bytes": 100}
+    assert status_result(held, video_size=100, all_acknowledged=False,
+                         url_alive=False).status is CheckStatus.PROCESSING  # fmt: skip
 
 
 # --- rate-limit slots -------------------------------------------------------------------

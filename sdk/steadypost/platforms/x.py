@@ -17,7 +17,9 @@ What happens, and what the journal keeps (``post.extra["x"]``):
    0-999) as ``multipart/form-data``; each acknowledged segment is journaled
    (the post's offset). Only a failed segment is sent again, and never within
    ``expiry_margin_s`` of the media's expiry (then a new INIT).
-3. ``FINALIZE``, then ``STATUS`` every ``check_after_secs`` until
+3. ``FINALIZE`` (not within ``expiry_margin_s`` of the expiry either: a run
+   resumed a day after a lost FINALIZE answer makes new media, since no post
+   used the old one), then ``STATUS`` every ``check_after_secs`` until
    ``succeeded`` (``failed`` with ``InvalidMedia`` fails the post); a media
    still processing after ``ready_wait_s`` makes the post wait.
 4. The intent, then ``POST /2/tweets`` with ``{"text", "media": {"media_ids"}}``.
@@ -240,6 +242,8 @@ class XUpload:
                 while self.acknowledged < self.file.size:
                     yield from with_retries(self._append, self.retry)
                 if not self.state.get("finalized"):
+                    if self._expiring():  # e.g. resumed a day after a lost FINALIZE answer
+                        raise UploadGoneError("the X media expires before it is finalized")
                     info = yield from with_retries(lambda: self._command("FINALIZE"), self.retry)
                     self.state["finalized"] = True
                     yield Emit(PlatformState({"x": dict(self.state)}))
@@ -275,9 +279,14 @@ class XUpload:
         self.acknowledged = 0
         yield Emit(UploadCreated(url, expires, 0, extra={"x": dict(self.state)}))
 
+    def _expiring(self) -> bool:
+        """Whether the media expires within ``expiry_margin_s`` (then it is made again)."""
+        expires = self.state.get("expires_at")
+        return expires is not None and self.retry.clock() + self.platform.expiry_margin_s >= expires
+
     def _append(self) -> Flow[None]:
         expires = self.state.get("expires_at")
-        if expires is not None and self.retry.clock() + self.platform.expiry_margin_s >= expires:
+        if self._expiring():
             raise UploadGoneError("the X media expires before its upload can finish")
         index = self.acknowledged // self.chunk
         first = index * self.chunk

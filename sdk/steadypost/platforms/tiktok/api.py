@@ -152,8 +152,10 @@ def status_result(
 
     ``PROCESSING_UPLOAD`` is "not processed" only when the journal does not
     show every chunk acknowledged and TikTok holds fewer bytes than the file,
-    or the upload URL died first: then the post is sent again (resumed, or
-    under a new init). Otherwise it is still processing.
+    or says nothing of its bytes and the upload URL died first: then the post is
+    sent again (resumed, or under a new init). Otherwise it is still processing
+    (a post whose last answer was lost but whose bytes TikTok all holds is never
+    sent again, however long TikTok processes it).
     """
     status = str(data.get("status", ""))
     keys = ("status", "fail_reason", "uploaded_bytes", "publicaly_available_post_id")
@@ -166,12 +168,13 @@ def status_result(
         return CheckResult(CheckStatus.FAILED, reason, retryable=retryable, detail=detail)
     if status not in PROCESSING_STATUSES:
         raise ProtocolError(f"TikTok answered an unknown post status {status!r}")
-    uploaded = data.get("uploaded_bytes")
+    raw = data.get("uploaded_bytes")
+    uploaded = raw if isinstance(raw, int) and not isinstance(raw, bool) else None
     if status == "PROCESSING_UPLOAD" and not all_acknowledged:
-        if isinstance(uploaded, int) and not isinstance(uploaded, bool) and uploaded < video_size:
+        if uploaded is not None and uploaded < video_size:
             why = f"TikTok holds {uploaded:,} of {video_size:,} bytes"
             return CheckResult(CheckStatus.NOT_PROCESSED, why, detail=detail)
-        if not url_alive:
+        if not url_alive and uploaded is None:  # every byte held: the URL's age is moot
             why = "the upload URL expired before every chunk was acknowledged"
             return CheckResult(CheckStatus.NOT_PROCESSED, why, detail=detail)
     return CheckResult(CheckStatus.PROCESSING, status.lower(), detail=detail)
