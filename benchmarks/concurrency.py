@@ -123,8 +123,8 @@ def run_daemon(
         if len(posts) != len(files) or any(p.state is not PostState.CONFIRMED for p in posts):
             states = [(p.path, p.state.value, p.last_error) for p in posts]
             raise tp.BenchmarkError(f"daemon -j {len(files)}: not every post confirmed: {states}")
-        first = min(e.at for p in posts for e in journal.events(p.post_id) if e.kind == "request")
-        last = max(p.updated_at for p in posts)
+        first = min(e.at_ts for p in posts for e in journal.events(p.post_id) if e.kind == "request")
+        last = max(p.updated_ts for p in posts)
         urls = [p.upload_url or "" for p in posts]
     shutil.rmtree(home, ignore_errors=True)
     return Batch("daemon", len(files), last - first, rss, max(cpu - idle, 0.0), 0.0, urls)

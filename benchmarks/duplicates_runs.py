@@ -212,7 +212,7 @@ def run_steadypost(
                 result.upload_runs += sum(
                     1 for e in events if e.kind == "state" and e.data.get("to") == "uploading"
                 )
-        end = max((x.updated_at for x in posts.values() if x.state.finished), default=t0)
+        end = max((x.updated_ts for x in posts.values() if x.state.finished), default=t0)
         result.hours = (end - t0) / HOUR
 
     for post in posts.values():

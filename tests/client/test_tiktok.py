@@ -173,7 +173,7 @@ def test_a_lost_last_answer_on_a_slow_video_is_not_posted_again_once_the_url_has
         post = settle_by_checks(up, post, clock)
         assert up.resume_pending() == []
     assert post.state is PostState.CONFIRMED, post.last_error
-    assert clock.now() > post.created_at + HOUR  # checked after the URL's end, too
+    assert clock.now() > post.created_ts + HOUR  # checked after the URL's end, too
     assert len(calls(sim, INIT)) == 1
     [published] = sim.tiktok.published()
     assert published.sha256 == sha(video)
