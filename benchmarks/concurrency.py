@@ -123,7 +123,9 @@ def run_daemon(
         if len(posts) != len(files) or any(p.state is not PostState.CONFIRMED for p in posts):
             states = [(p.path, p.state.value, p.last_error) for p in posts]
             raise tp.BenchmarkError(f"daemon -j {len(files)}: not every post confirmed: {states}")
-        first = min(e.at_ts for p in posts for e in journal.events(p.post_id) if e.kind == "request")
+        first = min(
+            e.at_ts for p in posts for e in journal.events(p.post_id) if e.kind == "request"
+        )
         last = max(p.updated_ts for p in posts)
         urls = [p.upload_url or "" for p in posts]
     shutil.rmtree(home, ignore_errors=True)
