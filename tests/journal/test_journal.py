@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import platformdirs
 import pytest
 
+from journals import raw_error_types, raw_execute
 from steadypost import paths
 from steadypost.errors import IllegalTransitionError, JournalError, LeaseHeldError
 from steadypost.journal import (
@@ -44,8 +44,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def journal(tmp_path: Path, clock: FakeClock) -> Iterator[Journal]:
-    with Journal(tmp_path / "journal.sqlite3", clock=clock) as j:
+def journal(journal_target: str, clock: FakeClock) -> Iterator[Journal]:
+    with Journal(journal_target, clock=clock) as j:
         yield j
 
 
@@ -503,16 +503,13 @@ def test_record_refuses_other_kinds(journal: Journal, kind: str) -> None:
         journal.record(post.post_id, kind, {})
 
 
-def test_events_are_append_only(journal: Journal) -> None:
+def test_events_are_append_only(journal: Journal, journal_target: str) -> None:
     post = add(journal)
-    raw = sqlite3.connect(journal.path)
-    try:
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            raw.execute("UPDATE events SET kind = 'note'")
-        with pytest.raises(sqlite3.IntegrityError, match="never deleted"):
-            raw.execute("DELETE FROM posts")
-    finally:
-        raw.close()
+    refused = raw_error_types(journal_target)
+    with pytest.raises(refused, match="append-only"):
+        raw_execute(journal_target, "UPDATE events SET kind = 'note'")
+    with pytest.raises(refused, match="never deleted"):
+        raw_execute(journal_target, "DELETE FROM posts")
     assert journal.events(post.post_id)[0].kind == "state"
 
 
@@ -577,13 +574,13 @@ def test_atomic_groups_writes_and_rolls_back_on_error(journal: Journal) -> None:
     assert journal.get_host_state("h", "k") is None
 
 
-def test_nested_atomic_joins_the_outer_transaction(tmp_path: Path, journal: Journal) -> None:
+def test_nested_atomic_joins_the_outer_transaction(journal: Journal, journal_target: str) -> None:
     def add_then_fail() -> None:
         with journal.atomic():
             add(journal, post_id="inner")
             raise RuntimeError("inner fails")
 
-    other = Journal(journal.path)
+    other = Journal(journal_target)
     try:
         with journal.atomic():
             kept = add(journal)

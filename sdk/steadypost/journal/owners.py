@@ -8,6 +8,11 @@ locked until it exits::
 
     journal.sqlite3.owners/<process>.lock
 
+(A PostgreSQL journal has no file: its lock files are in a per-user local
+directory named after the database, see :mod:`steadypost.journal.postgres`,
+and only owners named after this host are looked up there. Owners on other
+machines are taken over when their leases expire.)
+
 The kernel lets go of a ``flock`` when the process ends, however it ends
 (``kill -9``, a crash, a power cut), and never because a pid was reused. So
 for an owner of that form:
@@ -82,9 +87,14 @@ def make_owner() -> str:
     (see :mod:`steadypost.journal.owners`); any other string works as an
     owner too, and is then only ever taken over when its lease expires.
     """
+    return f"{owner_prefix()}.{os.urandom(4).hex()}"
+
+
+def owner_prefix() -> str:
+    """How every owner name :func:`make_owner` makes in this process begins (``host:pid:token``)."""
     with _lock:
         token = _token()
-    return f"{socket.gethostname()}:{os.getpid()}:{token}.{os.urandom(4).hex()}"
+    return f"{socket.gethostname()}:{os.getpid()}:{token}"
 
 
 def owner_pid(owner: str | None) -> int | None:
@@ -154,10 +164,16 @@ def _create_locked(directory: Path, process: str) -> int:
     return fd
 
 
-def gone(journal_path: Path, owner: str | None) -> bool:
-    """True only when ``owner``'s process is known to have ended (see the module docstring)."""
+def gone(journal_path: Path, owner: str | None, *, host_only: bool = False) -> bool:
+    """True only when ``owner``'s process is known to have ended (see the module docstring).
+
+    With ``host_only`` (a journal shared by several machines, whose lock files
+    are in a local directory), only owners named after this host are looked up.
+    """
     process = _process_of(owner)
     if fcntl is None or process is None:
+        return False
+    if host_only and _OWNER.match(owner or "")["host"] != socket.gethostname():  # type: ignore[index]
         return False
     with _lock:
         if process == _token():
