@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -436,6 +437,119 @@ def test_unconfirmed_posts_are_never_claimed(journal: Journal, clock: FakeClock)
     assert journal.claim(owner="z", now=clock.now + 10**9) is None
 
 
+# --- fencing ------------------------------------------------------------------------------------
+
+
+def test_every_claim_bumps_the_fencing_epoch(journal: Journal, clock: FakeClock) -> None:
+    post = add(journal)
+    assert post.lease_epoch == 0
+    first = journal.claim(owner="a", lease_s=10)
+    assert first is not None
+    assert first.lease_epoch == 1
+    again = journal.claim(owner="a", post_id=post.post_id, lease_s=10)  # renewing is a claim too
+    assert again is not None
+    assert again.lease_epoch == 2
+    journal.release(post.post_id, owner="a", epoch=2)
+    clock.advance(1)
+    assert journal.claim(owner="b") is not None
+    assert journal.get(post.post_id).lease_epoch == 3
+    moved = journal.transition(add(journal).post_id, S.UPLOADING, owner="c")  # a claim as well
+    assert moved.lease_epoch == 1
+
+
+def test_a_write_with_a_stale_epoch_changes_nothing_and_says_the_post_was_lost(
+    journal: Journal, clock: FakeClock
+) -> None:
+    post = add(journal)
+    old = journal.claim(owner="w", lease_s=10)
+    assert old is not None
+    journal.checkpoint(post.post_id, owner="w", epoch=old.lease_epoch, upload_url="https://u/1",
+                       offset=10, lease_s=10)  # fmt: skip
+    # The same owner name claims the post again (its own retry, a restarted worker):
+    # writes of the earlier claim must not land on the new one.
+    new = journal.claim(owner="w", post_id=post.post_id, lease_s=10)
+    assert new is not None
+    before, events = journal.get(post.post_id), journal.events(post.post_id)
+    writes = [
+        lambda: journal.checkpoint(post.post_id, owner="w", epoch=old.lease_epoch, offset=20),
+        lambda: journal.renew(post.post_id, owner="w", epoch=old.lease_epoch),
+        lambda: journal.transition(post.post_id, S.CONFIRMED, owner="w", epoch=old.lease_epoch),
+        lambda: journal.release(post.post_id, owner="w", epoch=old.lease_epoch),
+        lambda: journal.record(post.post_id, "note", {"m": 1}, owner="w", epoch=old.lease_epoch),
+    ]
+    for write in writes:
+        with pytest.raises(LeaseHeldError, match="lost the post"):
+            write()
+    assert journal.get(post.post_id) == before
+    assert journal.events(post.post_id) == events
+    # The current claim writes on.
+    done = journal.transition(post.post_id, S.CONFIRMED, owner="w", epoch=new.lease_epoch)
+    assert done.state is S.CONFIRMED
+
+
+def test_a_worker_whose_post_was_taken_over_writes_nothing_more(
+    journal: Journal, clock: FakeClock
+) -> None:
+    post = add(journal)
+    frozen = journal.claim(owner="frozen", lease_s=30)
+    assert frozen is not None
+    clock.advance(31)  # frozen (SIGSTOP) past its lease; another worker takes the post
+    other = journal.claim(owner="other", lease_s=30)
+    assert other is not None
+    assert other.lease_epoch == frozen.lease_epoch + 1
+    events = journal.events(post.post_id)
+    with pytest.raises(LeaseHeldError):
+        journal.checkpoint(post.post_id, owner="frozen", epoch=frozen.lease_epoch, offset=5)
+    with pytest.raises(LeaseHeldError):
+        journal.record(post.post_id, "request", {"method": "PATCH"}, owner="frozen")
+    assert journal.events(post.post_id) == events
+    assert journal.get(post.post_id).lease_owner == "other"
+
+
+def test_a_frozen_worker_nobody_took_over_goes_on(journal: Journal, clock: FakeClock) -> None:
+    post = add(journal)
+    claimed = journal.claim(owner="w", lease_s=30)
+    assert claimed is not None
+    clock.advance(300)  # its lease ran out, but no one claimed the post meanwhile
+    renewed = journal.renew(post.post_id, owner="w", epoch=claimed.lease_epoch, lease_s=30)
+    assert renewed.lease_expires_at == clock.now + 30
+
+
+def test_renew_all_is_a_heartbeat_for_the_leases_still_held(
+    journal: Journal, clock: FakeClock
+) -> None:
+    a, b, c = add(journal), add(journal), add(journal)
+    for post, owner in ((a, "w1"), (b, "w2"), (c, "w3")):
+        journal.claim(owner=owner, post_id=post.post_id, lease_s=30)
+    journal.release(c.post_id, owner="w3")
+    clock.advance(20)
+    held = journal.renew_all([(a.post_id, "w1"), (b.post_id, "not-me"), (c.post_id, "w3")],
+                             lease_s=30)  # fmt: skip
+    assert held == {a.post_id}
+    assert journal.get(a.post_id).lease_expires_at == clock.now + 30
+    assert journal.get(b.post_id).lease_expires_at == T0 + 30
+    assert journal.get(c.post_id).state is S.WAITING
+
+
+def test_claim_passes_over_the_posts_it_is_told_to_skip(journal: Journal) -> None:
+    first, second = add(journal), add(journal)
+    got = journal.claim(owner="a", skip={first.post_id})
+    assert got is not None
+    assert got.post_id == second.post_id
+    assert journal.claim(owner="a", skip={first.post_id}) is None
+    assert journal.claim(owner="a", skip=()) is not None
+
+
+def test_due_can_be_asked_for_some_states_only(journal: Journal, clock: FakeClock) -> None:
+    queued = add(journal)
+    unconfirmed = post_in(journal, S.UNCONFIRMED)
+    journal.transition(unconfirmed.post_id, S.UNCONFIRMED, next_attempt_at=T0)
+    assert {p.post_id for p in journal.due()} == {queued.post_id, unconfirmed.post_id}
+    assert [p.post_id for p in journal.due(state=S.UNCONFIRMED)] == [unconfirmed.post_id]
+    assert [p.post_id for p in journal.due(state=[S.QUEUED, S.WAITING])] == [queued.post_id]
+    assert journal.due(state=[]) == []
+
+
 # --- scheduling ---------------------------------------------------------------------------------
 
 
@@ -556,6 +670,34 @@ def test_update_host_state_is_read_modify_write(journal: Journal) -> None:
     for _ in range(3):
         journal.update_host_state("h", "budget", bump)
     assert journal.get_host_state("h", "budget") == {"tokens": 3}
+
+
+def test_host_state_updates_from_many_workers_at_once_lose_nothing(journal_target: str) -> None:
+    """Each worker's read-modify-write sees the others' (the row is locked meanwhile)."""
+    Journal(journal_target).close()
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def bump(state: dict[str, Any] | None) -> dict[str, Any]:
+        return {"n": (state or {"n": 0})["n"] + 1}
+
+    def worker() -> None:
+        try:
+            with Journal(journal_target) as j:
+                barrier.wait()
+                for _ in range(25):
+                    j.update_host_state("api.example", "breaker", bump)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with Journal(journal_target) as j:
+        assert j.get_host_state("api.example", "breaker") == {"n": 100}
 
 
 # --- transactions -------------------------------------------------------------------------------
