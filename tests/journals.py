@@ -32,3 +32,16 @@ def raw_error_types(target: str) -> tuple[type[BaseException], ...]:
 
         return (psycopg.Error,)
     return (sqlite3.Error,)
+
+
+def child_env() -> dict[str, str]:
+    """The environment for a child Python process: this checkout's SDK first on its path."""
+    import os
+    from pathlib import Path
+
+    import steadypost
+
+    sdk = str(Path(steadypost.__file__).resolve().parents[1])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [sdk, env.get("PYTHONPATH")]))
+    return env

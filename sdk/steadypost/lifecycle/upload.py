@@ -188,7 +188,10 @@ def _post_flow(up: Wiring, run: PostRun, upload: PlatformUpload) -> Flow[Post]:
     attempts = iter([first])
 
     def publish() -> Flow[CheckResult]:
-        flow = next(attempts, None) or platform.publish(run.post, result.upload_url)
+        flow = next(attempts, None)
+        if flow is None:  # a retry: only while this run still holds the post
+            run.fence()
+            flow = platform.publish(run.post, result.upload_url)
         assert flow is not None
         return flow
 
