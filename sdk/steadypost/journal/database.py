@@ -20,6 +20,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from steadypost.journal import owners
 from steadypost.journal.backends import open_engine
 from steadypost.journal.engine import Engine
 from steadypost.journal.hoststate import HostTable
@@ -357,6 +358,10 @@ class Journal:
         :meth:`due`, it ends the leases of owners whose process is gone first.
         """
         return self._leases.next_due_at()
+
+    def owner_gone(self, owner: str | None) -> bool:
+        """Whether the process behind a lease owner name is known to be gone (see ``owners``)."""
+        return owners.gone(self.path, owner, host_only=self.shared)
 
     def register_worker(
         self, name: str, *, process: str, lease_s: float, data: Mapping[str, Any] = _EMPTY

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import builtins
 import os
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -51,11 +50,6 @@ class Worker:
     def owns(self, owner: str | None) -> bool:
         """Whether a lease owner name is one of this worker's."""
         return bool(owner) and str(owner).startswith(self.process + ".")
-
-
-def default_name() -> str:
-    """``host-pid``: unique on one journal while the process lives."""
-    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 class WorkerTable:
