@@ -9,6 +9,7 @@ obj=Runtime(...))``; it is not a command-line option.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,12 +27,13 @@ from steadypost.cli.config import (
     Settings,
     load_config,
     resolve,
+    select_profile,
 )
 from steadypost.cli.exitcodes import ExitCode
 from steadypost.cli.output import make_console, print_posts
 from steadypost.cli.progress import Display
 from steadypost.errors import JournalError
-from steadypost.journal import PostNotFoundError
+from steadypost.journal import JOURNAL_ENV, PostNotFoundError
 from steadypost.platforms import platform_for
 from steadypost.platforms.base import Platform
 
@@ -41,8 +43,9 @@ class Runtime:
     """The clock, journal location and uploader options the commands use."""
 
     clock: Callable[[], float] = time.time
-    journal_path: Path | None = None
-    """``None``: the default journal (``$STEADYPOST_HOME`` or the user data dir)."""
+    journal_path: Path | str | None = None
+    """``None``: ``--journal``, ``$STEADYPOST_JOURNAL``, the profile's ``journal``, or the
+    default file (in ``$STEADYPOST_HOME`` or the user data dir)."""
     uploader_options: Mapping[str, Any] = field(default_factory=dict)
     """Extra ``Uploader(...)`` keyword arguments, e.g. ``client``, ``sleep``, ``retry``."""
     sleep: Callable[[float], None] | None = None
@@ -75,6 +78,8 @@ class App:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.profile: str | None = None
+        self.journal_target: str | None = None
+        """``--journal``: a path or URL."""
         self.debug = False
         self.out = make_console(stderr=False)
         self.err = make_console(stderr=True)
@@ -153,8 +158,17 @@ class App:
     @property
     def journal(self) -> Journal:
         if self._journal is None:
-            self._journal = Journal(self.runtime.journal_path, clock=self.runtime.clock)
+            target = (self.runtime.journal_path or self.journal_target
+                      or os.environ.get(JOURNAL_ENV) or self._profile_journal())  # fmt: skip
+            self._journal = Journal(target, clock=self.runtime.clock)
         return self._journal
+
+    def _profile_journal(self) -> str | None:
+        try:
+            profile = select_profile(self.config(), self.profile, os.environ)
+        except ConfigError as exc:
+            raise CliError(str(exc), ExitCode.USAGE) from None
+        return profile.journal if profile is not None else None
 
     def uploader(self, headers: Mapping[str, str]) -> Uploader:
         """An uploader sending ``headers`` (one per distinct set, closed with the app)."""
@@ -178,7 +192,7 @@ class App:
         if len(matches) == 1 and wanted:
             return matches[0]
         if not matches or not wanted:
-            where = self.journal.path
+            where = self.journal.location
             raise CliError(f"no post {ref!r} in {where} (`steadypost list` shows them)",
                            ExitCode.USAGE)  # fmt: skip
         raise CliError(f"{ref!r} starts {len(matches)} post ids; give more of it", ExitCode.USAGE)

@@ -12,6 +12,7 @@ The file is ``steadypost.paths.config_dir() / "config.toml"`` (on Linux
     chunk_size = "16MiB"
     headers = { "X-Channel" = "travel" }
     metadata = { "playlist" = "summer" }
+    # journal = "postgresql://me@db.example.com/posts"  # a fleet's journal (default: a file)
 
     [profiles.tiktok]
     platform = "tiktok"                 # tus (the default), post-api, tiktok, vimeo
@@ -61,10 +62,8 @@ ENV_CHUNK_SIZE = "STEADYPOST_CHUNK_SIZE"
 ENV_PLATFORM = "STEADYPOST_PLATFORM"
 DEFAULT_PLATFORM = "tus"
 
-_PROFILE_KEYS = frozenset({
-    "endpoint", "token", "token_env", "chunk_size", "headers", "metadata",
-    "platform", "platform_options",
-})  # fmt: skip
+_PROFILE_KEYS = frozenset({"endpoint", "token", "token_env", "chunk_size", "headers", "metadata",
+                           "platform", "platform_options", "journal"})  # fmt: skip
 _TOP_KEYS = frozenset({"default_profile", "profiles"})
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
@@ -191,6 +190,7 @@ class Profile:
     metadata: Mapping[str, str] = field(default_factory=_empty)
     platform: str | None = None
     platform_options: Mapping[str, str] = field(default_factory=_empty)
+    journal: str | None = None  # a file, or a postgresql:// URL shared by a fleet
 
 
 @dataclass(frozen=True)
@@ -252,7 +252,7 @@ def _profile(name: str, table: Any, path: Path) -> Profile:
         headers=MappingProxyType(headers),
         metadata=_strings(f"{where} metadata", table.get("metadata", {})),
         platform=info.name if platform is not None else None,
-        platform_options=options,
+        platform_options=options, journal=_optional_str(f"{where} journal", table.get("journal")),
     )  # fmt: skip
 
 

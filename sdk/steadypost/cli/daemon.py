@@ -26,11 +26,19 @@ from steadypost.cli.config import (
     resolve,
 )
 from steadypost.cli.exitcodes import ExitCode, for_posts
-from steadypost.cli.options import common_options, json_option, pass_app, post_options
-from steadypost.cli.output import iso, print_json, size, when
+from steadypost.cli.options import (
+    DURATION,
+    common_options,
+    json_option,
+    pass_app,
+    post_options,
+)
+from steadypost.cli.output import iso, print_json, seconds, size, when
 from steadypost.daemon import Daemon, DaemonOptions, DaemonRunningError, Status, read_status
+from steadypost.daemon.heartbeat import DEFAULT_HEARTBEAT_S, DEFAULT_LEASE_S
 from steadypost.daemon.logs import make_handler
 from steadypost.daemon.schedule import DEFAULT_CONCURRENCY, DEFAULT_POLL_S
+from steadypost.daemon.status import WorkerStatus
 from steadypost.daemon.watch import DEFAULT_SETTLE_S
 from steadypost.origins import origin_of
 
@@ -43,12 +51,14 @@ Signals:
   SIGHUP                    reload the profile (endpoint, token, chunk size)
 \b
 Run it as a service: examples/steadypost.service (systemd, Linux) and
-examples/com.steadypost.daemon.plist (launchd, macOS). `steadypost status`
-shows whether it runs and what it is doing.
+examples/com.steadypost.daemon.plist (launchd, macOS); for a fleet on one
+PostgreSQL journal, examples/steadypost-worker@.service (N workers a host).
+`steadypost status` shows the workers and what they are doing.
 \b
 Exit codes: 0 when stopped by a signal. With --once, how the posts it worked
 on ended: 0 confirmed, 3 some unconfirmed, 4 some waiting, 5 some failed.
-1 when another daemon already runs on this journal (its pid is named).
+1 when another daemon already runs on this SQLite journal (its pid is named),
+or a live worker of this --name on this PostgreSQL one.
 """
 
 
@@ -137,12 +147,22 @@ def _setup_logging(app: App, log_json: bool) -> None:
               show_default=True, metavar="SECONDS",
               help="A watched file is complete once unchanged for this long.")
 @click.option("--log-json", is_flag=True, help="Log one JSON object per line on stderr.")
+@click.option("--name", metavar="NAME", default=None,
+              help="This worker's name on the journal, for `steadypost status` (default: "
+              "HOST-PID). Live workers of one journal have different names.")
+@click.option("--lease", type=DURATION, default=f"{DEFAULT_LEASE_S:g}s", show_default=True,
+              metavar="DURATION", help="A post this worker claimed is another's once it has not "
+              "heard from this one for this long (a worker on another host died or froze).")
+@click.option("--heartbeat", type=DURATION, default=f"{DEFAULT_HEARTBEAT_S:g}s",
+              show_default=True, metavar="DURATION",
+              help="How often the worker renews its leases and says it is alive.")
 @common_options
 @pass_app
 def daemon(
     app: App, once: bool, watch: tuple[Path, ...], concurrency: int, endpoint: str | None,
     headers: tuple[tuple[str, str], ...], metadata: tuple[tuple[str, str], ...],
     chunk_size: int | None, poll_interval: float, settle: float, log_json: bool,
+    name: str | None, lease: float, heartbeat: float,
 ) -> None:  # fmt: skip
     """Upload queued posts in the background, check unconfirmed ones on time.
 
@@ -150,7 +170,10 @@ def daemon(
     within a few seconds and uploaded when their time comes; waiting posts
     are tried again when the server said to; unconfirmed posts are checked
     at their time. Stop it any time: it goes on where it left off, even
-    after kill -9 or a reboot. One daemon runs per journal.
+    after kill -9 or a reboot. One daemon runs per SQLite journal; a
+    PostgreSQL journal (--journal postgresql://...) takes any number, on
+    any hosts, each uploading the posts whose files it can read (see the
+    README, "When one machine is not enough").
 
     With --watch, a video copied or exported into the folder is posted once
     it is complete (unchanged for --settle seconds); hidden files, .part,
@@ -174,6 +197,7 @@ def daemon(
       steadypost --profile travel daemon --watch ~/Videos/ToPost
       steadypost daemon --once            # from cron: do what is due, exit
       steadypost daemon -j 4 --log-json
+      steadypost daemon --journal postgresql://me@db/posts --name web-1 -j 4
       kill -HUP <pid>                     # after editing config.toml
     """
     _setup_logging(app, log_json)
@@ -196,8 +220,12 @@ def daemon(
     if watch and settings.endpoint is None:
         raise CliError("--watch needs an endpoint for the new posts: pass --endpoint URL, set "
                        "STEADYPOST_ENDPOINT, or put endpoint in your profile", ExitCode.USAGE)
+    if not 0 < heartbeat < lease:
+        raise CliError(f"--heartbeat ({heartbeat:g} s) must be shorter than --lease "
+                       f"({lease:g} s): leases are renewed by the heartbeat", ExitCode.USAGE)
     options = DaemonOptions(concurrency=concurrency, poll_s=poll_interval, watch=watch,
-                            settle_s=settle, once=once)  # fmt: skip
+                            settle_s=settle, once=once, name=name, lease_s=lease,
+                            heartbeat_s=heartbeat)  # fmt: skip
     first = [settings]  # the daemon's first call gets these; each reload reads the files again
     runner = Daemon(app.journal, lambda: first.pop() if first else load(), options=options,
                     clock=app.runtime.clock, uploader_options=app.runtime.uploader_options)
@@ -219,10 +247,13 @@ def _status_record(status: Status) -> dict[str, Any]:
 
     d = status.daemon
     error = status.last_error
+    running = bool(d) or any(w.alive for w in status.workers)
     return {
         "daemon": {"running": True, "pid": d.pid or None, "since": iso(d.started_at or None),
-                   "host": d.host or None} if d else {"running": False},
+                   "host": d.host or None} if d else {"running": running},
         "journal": status.journal,
+        "shared": status.shared,
+        "workers": [_worker_record(w, status.now) for w in status.workers],
         "counts": {state.value: n for state, n in status.counts.items()},
         "uploading": [{"post_id": p.post_id, "file": os.path.basename(p.path), "offset": p.offset,
                        "bytes": p.identity.size} for p in status.uploading],
@@ -234,10 +265,42 @@ def _status_record(status: Status) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _worker_record(view: WorkerStatus, now: float) -> dict[str, Any]:
+    w = view.worker
+    state = "stopped" if w.stopped_at is not None else "alive" if view.alive else "silent"
+    return {
+        "name": w.name, "host": w.host, "pid": w.pid, "state": state,
+        "started_at": iso(w.started_at), "heartbeat_at": iso(w.heartbeat_at),
+        "silent_s": round(w.silent_for(now), 1), "lease_s": w.lease_s,
+        "concurrency": w.data.get("concurrency"),
+        "uploading": [{"post_id": p.post_id, "file": os.path.basename(p.path), "offset": p.offset,
+                       "bytes": p.identity.size} for p in view.uploading],
+    }  # fmt: skip
+
+
+def _worker_line(view: WorkerStatus, now: float) -> str:
+    w = view.worker
+    if w.stopped_at is not None:
+        state = f"stopped at {when(w.stopped_at, now)}"
+    elif view.alive:
+        state = f"alive, heartbeat {seconds(w.silent_for(now))} ago"
+    else:
+        state = (f"SILENT for {seconds(w.silent_for(now))} (killed, frozen or cut off? its "
+                 "posts go to other workers as their leases end)")
+    busy = ", ".join(f"{os.path.basename(p.path)} {p.offset * 100 // max(p.identity.size, 1)}%"
+                     for p in view.uploading)  # fmt: skip
+    return f"{w.name} on {w.host} (pid {w.pid}): {state}" + (f"; uploading {busy}" if busy else "")
+
+
 def _print_status(app: App, status: Status) -> None:
     now = status.now
     d = status.daemon
-    if d is None:
+    alive = sum(w.alive for w in status.workers)
+    if status.shared:
+        hosts = len({view.worker.host for view in status.workers if view.alive})
+        daemon_line = (f"{alive} worker(s) alive on {hosts} host(s)" if alive
+                       else "no worker alive (`steadypost daemon --journal URL` starts one)")
+    elif d is None:
         daemon_line = "not running (`steadypost daemon` starts it)"
     elif not d.pid:
         daemon_line = "starting"
@@ -245,6 +308,8 @@ def _print_status(app: App, status: Status) -> None:
         daemon_line = f"running, pid {d.pid}, since {when(d.started_at, now)}"
     counts = ", ".join(f"{n} {state.value}" for state, n in status.counts.items())
     rows = [("daemon", daemon_line), ("journal", status.journal), ("posts", counts)]
+    if status.shared:
+        rows += [("worker", _worker_line(view, now)) for view in status.workers]
     for busy in status.uploading:
         share = busy.offset * 100 // max(busy.identity.size, 1)
         rows.append(("uploading", f"{os.path.basename(busy.path)}: {share}% "
@@ -273,10 +338,16 @@ def _print_status(app: App, status: Status) -> None:
 def status(app: App, as_json: bool) -> None:
     """Show whether the daemon runs, how many posts are in each state, and what is next.
 
+    On a journal shared by a fleet (PostgreSQL), one line per worker: its
+    name and host, its last heartbeat, and what it is uploading. A worker
+    not heard from within its lease is SILENT: killed, frozen or cut off
+    from the database; its posts go to other workers as their leases end.
+
     \b
     Examples:
       steadypost status
       steadypost status --json | jq .daemon.pid
+      steadypost --journal postgresql://me@db/posts status --json | jq '.workers[].name'
     """
     info = read_status(app.journal, now=app.now())
     if as_json:
