@@ -61,7 +61,9 @@ def _free_port() -> int:
 class PostgresServer:
     """One PostgreSQL cluster for a test session (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        self.durable = durable
+        """fsync as a real server does (for benchmarks); the tests leave it off."""
         self.external = os.environ.get(EXTERNAL_ENV) or None
         self.port = 0
         self.base: Path | None = None
@@ -92,8 +94,9 @@ class PostgresServer:
                   "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions")  # fmt: skip
         self.port = _free_port()
         options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories='' "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
                    "-c max_connections=300 -c shared_buffers=64MB")  # fmt: skip
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(str(self.bindir / "pg_ctl"), "-D", str(data), "-l", str(self.base / "log"),
                   "-o", options, "-w", "-t", "60", "start")  # fmt: skip
         self.url = f"postgresql://steadypost@127.0.0.1:{self.port}/postgres"

@@ -327,7 +327,7 @@ class PostRun(EventRecorder):
 
     def publishing(self, sha256: str | None) -> None:
         """Every byte is up; journal the intent to publish before the request."""
-        extra = {**self.post.extra, "publish_started_at": self.clock()}
+        extra = {**self.post.extra, outcome.PUBLISH_SENT: self.clock()}
         self.post = self._checkpoint(offset=self.post.identity.size, sha256=sha256, extra=extra)
         self.last_byte_sent = True  # from here on, a lost answer is ambiguous
 
@@ -336,6 +336,10 @@ class PostRun(EventRecorder):
         if isinstance(exc, JournalError):
             raise exc
         return self.apply(outcome.publish_failed(self.post, exc, ctx=self._ctx()))
+
+    def publish_unknown(self) -> Post:
+        """An earlier run sent the publish and its answer was lost: verify, never resend."""
+        return self.apply(outcome.publish_unknown(self.post, ctx=self._ctx()))
 
     def published(self, result: CheckResult) -> Post:
         """The platform answered the publish request."""

@@ -184,6 +184,9 @@ def _post_flow(up: Wiring, run: PostRun, upload: PlatformUpload) -> Flow[Post]:
     first = platform.publish(run.post, result.upload_url)
     if first is None:  # no publish step: the upload is the post
         return run.succeeded(result.sha256)
+    if outcome.PUBLISH_SENT in run.post.extra:  # an earlier run died after sending it
+        first.close()
+        return run.publish_unknown()
     run.publishing(result.sha256)
     attempts = iter([first])
 
