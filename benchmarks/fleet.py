@@ -71,7 +71,6 @@ sys.path.insert(0, str(ROOT / "sdk"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from pgserver import PostgresServer  # noqa: E402
-
 from steadypost import Journal, PostState  # noqa: E402
 from steadypost.drivers.files import snapshot_file  # noqa: E402
 from steadypost.platforms.http import HeaderPolicy  # noqa: E402
@@ -244,7 +243,8 @@ def run_row(name: str, args: argparse.Namespace, workdir: Path, pg: PostgresServ
                 final = {p.post_id: p for p in journal.list()}
                 copies: dict[str, int] = {}
                 for info in sim.published:
-                    copies[info.idempotency_key or ""] = copies.get(info.idempotency_key or "", 0) + 1
+                    key = info.idempotency_key or ""
+                    copies[key] = copies.get(key, 0) + 1
                 twice = {k: [(e.at, e.kind, dict(e.data)) for e in journal.events(k)]
                          for k, n in copies.items() if n > 1 and k in final}  # fmt: skip
                 if twice:  # the evidence, for whoever looks into it

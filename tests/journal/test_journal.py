@@ -540,6 +540,33 @@ def test_claim_passes_over_the_posts_it_is_told_to_skip(journal: Journal) -> Non
     assert journal.claim(owner="a", skip=()) is not None
 
 
+def test_a_due_check_is_reserved_for_one_worker_at_a_time(
+    journal: Journal, clock: FakeClock
+) -> None:
+    first, second = post_in(journal, S.UNCONFIRMED), post_in(journal, S.UNCONFIRMED)
+    for post in (first, second):
+        journal.transition(post.post_id, S.UNCONFIRMED, next_attempt_at=T0)
+    before = journal.get(first.post_id)
+    mine = journal.claim_check(owner="a", lease_s=30)
+    theirs = journal.claim_check(owner="b", lease_s=30)
+    assert mine is not None
+    assert theirs is not None
+    assert {mine.post_id, theirs.post_id} == {first.post_id, second.post_id}
+    assert journal.claim_check(owner="c", lease_s=30) is None  # both are being checked
+    assert journal.due(state=S.UNCONFIRMED) == []
+    reserved = journal.get(first.post_id)
+    assert (reserved.state, reserved.updated_at) == (S.UNCONFIRMED, before.updated_at)
+    # A check's outcome ends the reservation; an abandoned one ends with its lease.
+    journal.transition(mine.post_id, S.CONFIRMED)
+    assert journal.get(mine.post_id).lease_owner is None
+    clock.advance(31)
+    assert [p.post_id for p in journal.due(state=S.UNCONFIRMED)] == [theirs.post_id]
+    again = journal.claim_check(owner="c", lease_s=30, skip={mine.post_id})
+    assert again is not None
+    assert again.post_id == theirs.post_id
+    assert journal.claim_check(owner="d", skip={theirs.post_id}) is None
+
+
 def test_due_can_be_asked_for_some_states_only(journal: Journal, clock: FakeClock) -> None:
     queued = add(journal)
     unconfirmed = post_in(journal, S.UNCONFIRMED)

@@ -367,6 +367,22 @@ def test_an_answer_on_a_healthy_host_writes_nothing(tmp_path: Path) -> None:
         assert writes == [BUDGET_KIND, BREAKER_KIND]
 
 
+def test_that_a_host_answered_is_written_once_per_process(tmp_path: Path) -> None:
+    writes = []
+
+    class Spy(Journal):
+        def update_host_state(self, host, kind, update):  # type: ignore[no-untyped-def]
+            writes.append(kind)
+            return super().update_host_state(host, kind, update)
+
+    with Spy(tmp_path / "j.sqlite3", clock=lambda: T0) as journal:
+        guard = HostRegistry(rng=random.Random(1)).guard(journal)
+        for n in range(50):  # every answer of a healthy platform says so
+            guard.mark_answered(URL, T0 + n)
+        assert writes == ["answered"]
+        assert HostRegistry().guard(journal).answered(URL)  # another process reads it
+
+
 def test_the_retry_budget_is_shared_through_the_journal(journal_target: str) -> None:
     """Ten failures from full empty the host's budget for every process on the journal."""
     with Journal(journal_target, clock=lambda: T0) as a_journal, \

@@ -50,19 +50,26 @@ class Intake:
         self.foreign.clear()
 
     def claim(
-        self, slots: int, *, skip: Collection[str], settings: SiteSettings
+        self, slots: int, *, skip: Collection[str], settings: SiteSettings, checks: bool = False
     ) -> list[tuple[Post, str]]:
-        """Claim up to ``slots`` posts (not in ``skip``); each with the owner that holds it."""
+        """Claim up to ``slots`` posts to upload (or, with ``checks``, to check), not in ``skip``.
+
+        Each comes with the owner that holds it. A check is reserved
+        (:meth:`~steadypost.journal.Journal.claim_check`), so two daemons never
+        ask the platform about the same post at once.
+        """
         skipped = set(skip) | self.foreign
         claimed: list[tuple[Post, str]] = []
+        take = self.journal.claim_check if checks else self.journal.claim
         while len(claimed) < slots:
             owner = make_owner()
-            post = self.journal.claim(owner=owner, lease_s=self.lease_s, skip=skipped)
+            post = take(owner=owner, lease_s=self.lease_s, skip=skipped)
             if post is None:
                 break
             skipped.add(post.post_id)
             if self.is_foreign(post, settings):  # beyond the due posts looked at: give it back
-                self.journal.release(post.post_id, owner=owner, epoch=post.lease_epoch)
+                if not checks:
+                    self.journal.release(post.post_id, owner=owner, epoch=post.lease_epoch)
                 continue
             claimed.append((post, owner))
         return claimed

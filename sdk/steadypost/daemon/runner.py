@@ -186,8 +186,7 @@ class Daemon:
         return list(self.results.values())
 
     def _leases(self) -> list[tuple[str, str]]:
-        return [(job.post.post_id, job.uploader.owner)
-                for job in list(self._running.values()) if job.kind == "upload"]  # fmt: skip
+        return [(job.post.post_id, job.uploader.owner) for job in list(self._running.values())]
 
     def _info(self) -> dict[str, Any]:
         jobs = list(self._running.values())
@@ -257,12 +256,19 @@ class Daemon:
                 self._taking_over(before)
             self._start("upload", post.post_id, post=post, owner=owner)
             started.append(post.post_id)
-        for post_id in plan.checks:
-            self._start("check", post_id)
+        skip = set(self._running) | self.scheduler.held("check", now)
+        if self.options.once:
+            skip |= {post_id for kind, post_id in self._attempted if kind == "check"}
+        checking = []
+        for post, owner in self.intake.claim(len(plan.checks), skip=skip,
+                                             settings=self._settings, checks=True):  # fmt: skip
+            self._start("check", post.post_id, post=post, owner=owner)
+            checking.append(post.post_id)
         wake_at = plan.wake_at
-        if len(started) < len(plan.uploads):  # due posts this worker cannot take (now)
-            wake_at = max(wake_at, now + min(self.options.poll_s, 1.0))
-        return replace(plan, uploads=tuple(started), wake_at=wake_at, idle=not self._running)
+        if len(started) < len(plan.uploads) or len(checking) < len(plan.checks):
+            wake_at = max(wake_at, now + min(self.options.poll_s, 1.0))  # taken by others
+        return replace(plan, uploads=tuple(started), checks=tuple(checking), wake_at=wake_at,
+                       idle=not self._running)
 
     def wait_for_jobs(self, timeout: float = 30.0) -> None:
         """Handle messages until no job runs (for tests driving :meth:`tick`)."""

@@ -234,11 +234,17 @@ class HostGuard:
         return known
 
     def mark_answered(self, origin: str, now: float) -> None:
-        """Remember that ``origin`` answered like the platform (shared through the journal)."""
+        """Remember that ``origin`` answered like the platform (shared through the journal).
+
+        Written once per process and origin: after that (or once read from the
+        journal) the registry knows it, and every answer of a healthy host
+        costs no journal write.
+        """
         origin = origin_of(origin)
         with self.registry._lock:
+            known = origin in self.registry._answered
             self.registry._answered.add(origin)
-        if self.store is not None:
+        if self.store is not None and not known:
             try:
                 self.store.update_host_state(origin, ANSWERED_KIND, lambda old: old or {"at": now})
             except JournalError as exc:

@@ -294,6 +294,20 @@ class Journal:
         return self._leases.claim(owner=owner, lease_s=lease_s, post_id=post_id, now=now,
                                   skip=skip)  # fmt: skip
 
+    def claim_check(
+        self, *, owner: str, lease_s: float = DEFAULT_LEASE_S, now: float | None = None,
+        skip: Collection[str] = (),
+    ) -> Post | None:  # fmt: skip
+        """Reserve the most overdue ``unconfirmed`` post whose check is due, for ``owner``.
+
+        So that workers checking at the same moment check different posts
+        (``FOR UPDATE SKIP LOCKED`` on PostgreSQL). The post stays
+        ``unconfirmed`` and is not due for others until the reservation's lease
+        ends (``lease_s``) or its check moves it (which ends the reservation);
+        nothing else of it changes. Returns ``None`` when no check is due.
+        """
+        return self._leases.claim_check(owner=owner, lease_s=lease_s, now=now, skip=skip)
+
     def end_orphaned_leases(self, now: float | None = None) -> builtins.list[Post]:
         """End now the live leases whose owner's process is gone; returns those posts.
 

@@ -27,20 +27,23 @@ DEFAULT_RETENTION_S = 30 * 24 * 3600.0
 """How long finished posts are kept before ``Journal.purge`` may delete them (30 days)."""
 
 _FINISHED = "(" + ", ".join(f"'{s.value}'" for s in PostState if s.finished) + ")"
-# When a post next needs a worker: at once when queued, at lease expiry when
-# uploading (a dead worker), else at next_attempt_at (NULL: at once).
-_DUE_AT = """(CASE state WHEN 'queued' THEN updated_at
-    WHEN 'uploading' THEN COALESCE(lease_expires_at, updated_at)
-    ELSE COALESCE(next_attempt_at, updated_at) END)"""
-_IS_DUE = f"(state = 'queued' OR {_DUE_AT} <= :now)"
-_BY_DUE = f" ORDER BY {_DUE_AT}, created_at, post_id"
-_CLAIMABLE = f" WHERE state IN ('queued', 'waiting', 'uploading') AND {_IS_DUE}"
 _ACTIVE = "state IN ('queued', 'waiting', 'uploading', 'unconfirmed')"
-_NEXT_DUE = f"SELECT MIN({_DUE_AT}) FROM posts WHERE {_ACTIVE}"  # noqa: S608
 _OWNER_GONE = "its owner's process is gone"
-_LIVE_LEASES = " WHERE state = 'uploading' AND lease_expires_at > :now"
-_RENEW = ("UPDATE posts SET lease_expires_at = :until WHERE post_id = :post_id"
-          " AND lease_owner = :owner AND state = 'uploading'")  # fmt: skip
+_LEASED = "state IN ('uploading', 'unconfirmed')"
+_LIVE_LEASES = f" WHERE {_LEASED} AND lease_expires_at > :now"
+_RENEW = ("UPDATE posts SET lease_expires_at = :until WHERE post_id = :post_id"  # noqa: S608
+          " AND lease_owner = :owner AND " + _LEASED)
+
+
+def _due_at(greatest: str) -> str:
+    """When a post next needs a worker (SQL): at once when queued, at lease expiry when
+    uploading (a dead worker), else at next_attempt_at (NULL: at once), and for an
+    unconfirmed post being checked, once the check's lease has ended too."""
+    return f"""(CASE state WHEN 'queued' THEN updated_at
+    WHEN 'uploading' THEN COALESCE(lease_expires_at, updated_at)
+    WHEN 'unconfirmed' THEN {greatest}(COALESCE(next_attempt_at, updated_at),
+                                       COALESCE(lease_expires_at, 0))
+    ELSE COALESCE(next_attempt_at, updated_at) END)"""
 
 
 class Leases:
@@ -49,6 +52,11 @@ class Leases:
     def __init__(self, posts: PostTable) -> None:
         self.posts = posts
         self.engine = posts.engine
+        due_at = _due_at(self.engine.dialect.greatest)
+        self._is_due = f"(state = 'queued' OR {due_at} <= :now)"
+        self._by_due = f" ORDER BY {due_at}, created_at, post_id"
+        self._claimable = f" WHERE state IN ('queued', 'waiting', 'uploading') AND {self._is_due}"
+        self._next_due = f"SELECT MIN({due_at}) FROM posts WHERE {_ACTIVE}"  # noqa: S608
 
     def _placed_here(self, params: dict[str, Any]) -> str:
         """The SQL condition "this worker can read the post's file" (always true on SQLite)."""
@@ -84,12 +92,12 @@ class Leases:
             self.end_orphaned_leases(now)
             if post_id is None:
                 params: dict[str, Any] = {"now": now}
-                where = _CLAIMABLE + self._placed_here(params)
+                where = self._claimable + self._placed_here(params)
                 if skip:
                     marks, names = placeholders("skip", sorted(skip))
                     where += f" AND post_id NOT IN ({marks})"
                     params.update(names)
-                sql = codec.SELECT_POSTS + where + _BY_DUE + " LIMIT 1"
+                sql = codec.SELECT_POSTS + where + self._by_due + " LIMIT 1"
                 rows = self.engine.rows(sql + self.engine.dialect.skip_locked, params)
                 if not rows:
                     return None
@@ -119,12 +127,37 @@ class Leases:
                 self.posts.event(post.post_id, now, "state", data)
             return self.posts.load(post.post_id)
 
+    def claim_check(
+        self, *, owner: str, lease_s: float, now: float | None, skip: Collection[str]
+    ) -> Post | None:
+        lease_s = check_lease_s(lease_s)
+        with self.engine.atomic():
+            now = self.posts.clock() if now is None else now
+            self.posts.take_part(owner)
+            params: dict[str, Any] = {"now": now}
+            where = f" WHERE state = 'unconfirmed' AND {self._is_due}"
+            if skip:
+                marks, names = placeholders("skip", sorted(skip))
+                where += f" AND post_id NOT IN ({marks})"
+                params.update(names)
+            sql = codec.SELECT_POSTS + where + self._by_due + " LIMIT 1"
+            rows = self.engine.rows(sql + self.engine.dialect.skip_locked, params)
+            if not rows:
+                return None
+            post = codec.post_from_row(rows[0])
+            # The post is not changed otherwise (its updated_at neither): a check that
+            # finds it changed since leaves it alone.
+            self.posts.write(post, {"lease_owner": owner, "lease_expires_at": now + lease_s,
+                                    "lease_epoch": post.lease_epoch + 1})  # fmt: skip
+            return self.posts.load(post.post_id)
+
     # --- who holds a lease: the one place that decides -----------------------------------
 
     @staticmethod
     def live_holder(post: Post, now: float) -> str | None:
         """The owner whose lease on ``post`` is live at ``now`` (``None``: it may be taken)."""
-        if post.state is not PostState.UPLOADING or (post.lease_expires_at or 0.0) <= now:
+        leased = post.state in (PostState.UPLOADING, PostState.UNCONFIRMED)
+        if not leased or (post.lease_expires_at or 0.0) <= now:
             return None
         return post.lease_owner
 
@@ -175,13 +208,13 @@ class Leases:
     ) -> builtins.list[Post]:  # fmt: skip
         params: dict[str, Any] = {"now": self.posts.clock() if now is None else now}
         self.end_orphaned_leases(params["now"])
-        sql = codec.SELECT_POSTS + f" WHERE {_ACTIVE} AND {_IS_DUE}"
+        sql = codec.SELECT_POSTS + f" WHERE {_ACTIVE} AND {self._is_due}"
         if state is not None:
             wanted = [state] if isinstance(state, str) else builtins.list(state)
             marks, names = placeholders("state", [PostState(s).value for s in wanted])
             sql += f" AND state IN ({marks})"
             params.update(names)
-        sql += _BY_DUE
+        sql += self._by_due
         if limit is not None:
             sql += " LIMIT :limit"
             params["limit"] = codec.non_negative("limit", limit)
@@ -189,7 +222,7 @@ class Leases:
 
     def next_due_at(self) -> float | None:
         self.end_orphaned_leases(self.posts.clock())
-        value = self.engine.rows(_NEXT_DUE)[0][0]
+        value = self.engine.rows(self._next_due)[0][0]
         return None if value is None else float(value)
 
     def purge(self, *, older_than_s: float) -> int:

@@ -298,8 +298,8 @@ class PostTable:
             else:
                 if owner is not None:
                     require_lease(post, owner, epoch)
-                if post.state is _UPLOADING and to is not _UPLOADING:
-                    values.update(lease_owner=None, lease_expires_at=None)
+                if post.lease_owner is not None and to is not _UPLOADING:
+                    values.update(lease_owner=None, lease_expires_at=None)  # (or a check's)
             values.update(state=to.value, updated_at=now)
             self.write(post, values)
             data = {**(event or {}), "from": post.state.value, "to": to.value}
