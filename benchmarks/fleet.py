@@ -37,6 +37,10 @@ Columns:
     99th percentile of the time one ``Journal.claim`` call takes (in the daemons).
 ``outage reqs``
     requests that reached the platform during the outage.
+``CPU/post``
+    CPU time per post of the daemons, PostgreSQL and the simulator together; ``busy`` is
+    how busy the machine's CPUs were during the run (other programs included). A row that
+    keeps every CPU busy cannot go faster with more daemons.
 
 PostgreSQL is started in a temporary directory (``tests/pgserver.py``: ``initdb`` +
 ``pg_ctl``, durable: fsync on) unless ``--postgres URL`` names a server whose user may
@@ -50,6 +54,7 @@ tmpfs), the same for both engines. Exit status 1 if a row duplicated or lost a p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -69,6 +74,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "sdk"))
 sys.path.insert(0, str(ROOT / "tests"))
+
+import psutil  # noqa: E402
 
 from pgserver import PostgresServer  # noqa: E402
 from steadypost import Journal, PostState  # noqa: E402
@@ -121,9 +128,16 @@ uploader = {"hosts": hosts, "retry": RetryPolicy(cap_s=20.0),
                                         recheck_base_s=1.0, recheck_cap_s=4.0)}
 options = DaemonOptions(concurrency=args["concurrency"], poll_s=0.2, name=args["name"],
                         lease_s=args["lease_s"], heartbeat_s=args["heartbeat_s"])
-with Journal(args["journal"]) as journal:
-    Daemon(journal, lambda: Site(endpoint=args["endpoint"]), options=options,
-           uploader_options=uploader).run()
+def run():
+    with Journal(args["journal"]) as journal:
+        Daemon(journal, lambda: Site(endpoint=args["endpoint"]), options=options,
+               uploader_options=uploader).run()
+
+if args.get("profile"):  # --profile: where a daemon's time goes (cProfile, on a clean stop)
+    import cProfile
+    cProfile.run("run()", args["profile"])
+else:
+    run()
 """
 
 
@@ -149,6 +163,9 @@ class Result:
     requests: int
     kills: int
     settled: bool
+    cpu_ms_per_post: float
+    machine_busy: float
+    """Of the machine's CPU time during the run, the share that was busy (0-1)."""
 
 
 class FaultFeeder:
@@ -179,6 +196,42 @@ class FaultFeeder:
                 patches += 40
                 self.sim.faults.add(ProcessedButError(status=500, on={"final_patch"}))
                 self.injected += 1
+
+
+class CpuMeter:
+    """CPU seconds used by the daemons (reaped children), PostgreSQL and this process."""
+
+    def __init__(self, pg: PostgresServer | None) -> None:
+        self.children = 0.0
+        pid = pg.postmaster_pid() if pg is not None else None
+        self._pg = psutil.Process(pid) if pid else None
+        self._start = self._ours()
+        self._machine = psutil.cpu_times()
+
+    def _ours(self) -> float:
+        total = sum(psutil.Process().cpu_times()[:2])
+        if self._pg is not None:
+            with contextlib.suppress(psutil.Error):
+                for proc in [self._pg, *self._pg.children(recursive=True)]:
+                    with contextlib.suppress(psutil.Error):
+                        total += sum(proc.cpu_times()[:2])
+        return total
+
+    def reap(self, proc: subprocess.Popen[bytes]) -> None:
+        """Wait for a daemon that was killed or told to stop; count its CPU time."""
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except ChildProcessError:
+            return
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        self.children += usage.ru_utime + usage.ru_stime
+
+    def used(self) -> tuple[float, float]:
+        """CPU seconds used by the fleet so far, and how busy the machine was (0-1)."""
+        now = psutil.cpu_times()
+        busy = sum(now) - now.idle - (sum(self._machine) - self._machine.idle)
+        whole = sum(now) - sum(self._machine)
+        return self.children + self._ours() - self._start, busy / whole if whole else 0.0
 
 
 def make_files(folder: Path, n: int, seed: int) -> list[Path]:
@@ -213,11 +266,14 @@ def run_row(name: str, args: argparse.Namespace, workdir: Path, pg: PostgresServ
         def start(i: int) -> subprocess.Popen[bytes]:
             spec = {"journal": target, "name": f"{name}-{i}", "concurrency": args.jobs,
                     "endpoint": f"{server.url}/files/", "claims_log": str(claims_log),
-                    "lease_s": 10.0, "heartbeat_s": 2.0}  # fmt: skip
+                    "lease_s": 10.0, "heartbeat_s": 2.0,
+                    "profile": str(rowdir / f"daemon-{i}.prof") if args.profile else None,
+                    }  # fmt: skip
             log = open(rowdir / f"daemon-{i}.log", "ab")  # noqa: SIM115 - the child owns it
             return subprocess.Popen([sys.executable, "-c", _DAEMON, json.dumps(spec)], env=env,
                                     stdout=subprocess.DEVNULL, stderr=log)  # fmt: skip
 
+        meter = CpuMeter(pg if backend == "postgresql" else None)
         t0 = time.time()
         outage = Outage(t0 + args.outage_at, t0 + args.outage_at + args.outage_for, mode="503")
         sim.faults.add(outage)
@@ -235,7 +291,7 @@ def run_row(name: str, args: argparse.Namespace, workdir: Path, pg: PostgresServ
                     if time.monotonic() >= next_kill:
                         victim = rng.randrange(len(procs))
                         procs[victim].kill()
-                        procs[victim].wait()
+                        meter.reap(procs[victim])
                         procs[victim] = start(victim)
                         kills += 1
                         next_kill += args.kill_every
@@ -255,11 +311,17 @@ def run_row(name: str, args: argparse.Namespace, workdir: Path, pg: PostgresServ
                 proc.send_signal(signal.SIGTERM)
             for proc in procs:
                 try:
-                    proc.wait(timeout=20)
+                    proc.wait(timeout=20)  # (then reaped below: its CPU time counted)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+                meter.reap(proc)
+            cpu, busy = meter.used()
         elapsed = elapsed or time.time() - t0
         requests = sim.requests
+        if args.keep:  # what reached the platform during the outage, for whoever looks
+            during = [(round(r.at - outage.start, 3), r.method, r.path, r.status)
+                      for r in requests if outage.start <= r.at < outage.end]  # fmt: skip
+            (rowdir / "outage-requests.json").write_text(json.dumps(during, indent=0))
     by_key: dict[str, int] = {}
     for info in sim.published:
         by_key[info.idempotency_key or ""] = by_key.get(info.idempotency_key or "", 0) + 1
@@ -283,6 +345,7 @@ def run_row(name: str, args: argparse.Namespace, workdir: Path, pg: PostgresServ
         p99_claim_ms=round(p99 * 1000, 2),
         outage_requests=sum(outage.start <= r.at < outage.end for r in requests),
         requests=len(requests), kills=kills, settled=settled,
+        cpu_ms_per_post=round(cpu * 1000 / args.posts, 1), machine_busy=round(busy, 2),
     )  # fmt: skip
 
 
@@ -291,14 +354,16 @@ def print_table(results: Sequence[Result], meta: dict[str, Any]) -> None:
           f"{meta['outage_at']:g}-{meta['outage_at'] + meta['outage_for']:g} s, kill -9 every "
           f"{meta['kill_every']:g} s; {meta['cpus']} CPU(s)")
     header = (f"{'journal':<12}{'daemons':>8}{'posts/s':>9}{'seconds':>9}{'duplicates':>11}"
-              f"{'lost':>6}{'p99 claim':>11}{'outage reqs':>13}{'requests':>10}{'kills':>7}")
+              f"{'lost':>6}{'p99 claim':>11}{'outage reqs':>13}{'requests':>10}{'kills':>7}"
+              f"{'CPU/post':>10}{'busy':>6}")
     print(header)
     print("-" * len(header))
     for r in results:
         journal = "SQLite" if r.backend == "sqlite" else "PostgreSQL"
         print(f"{journal:<12}{r.daemons:>8}{r.posts_per_s:>9.1f}{r.seconds:>9.1f}"
               f"{r.duplicates:>11}{r.lost:>6}{r.p99_claim_ms:>9.1f}ms{r.outage_requests:>13}"
-              f"{r.requests:>10}{r.kills:>7}" + ("" if r.settled else "  (timed out)"))
+              f"{r.requests:>10}{r.kills:>7}{r.cpu_ms_per_post:>8.1f}ms{r.machine_busy:>6.0%}"
+              + ("" if r.settled else "  (timed out)"))
     by_row = {r.row: r for r in results}
     if "pg1" in by_row and "pg4" in by_row:
         one, four = by_row["pg1"], by_row["pg4"]
@@ -320,6 +385,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--postgres", default=None, help="an existing server's URL")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the journals and logs")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile each daemon (daemon-N.prof in the kept directory)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]

@@ -102,6 +102,14 @@ class PostgresServer:
         self.url = f"postgresql://steadypost@127.0.0.1:{self.port}/postgres"
         return self
 
+    def postmaster_pid(self) -> int | None:
+        """The server's main process (``None`` for an external server)."""
+        if self.base is None:
+            return None
+        with contextlib.suppress(OSError, ValueError):
+            return int((self.base / "data" / "postmaster.pid").read_text().split()[0])
+        return None
+
     def log_text(self) -> str:
         if self.base is None:
             return ""

@@ -13,7 +13,7 @@ whose file it can read.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection
 
 from steadypost.daemon.sites import SiteSettings
 from steadypost.journal import Journal, make_owner
@@ -75,6 +75,6 @@ class Intake:
         return claimed
 
 
-def window(concurrency: int, *known: Collection[object] | Mapping[str, object]) -> int:
-    """How many due posts the loop looks at: enough to fill every slot past those it skips."""
-    return 4 * concurrency + 16 + sum(len(k) for k in known)
+def window(slots: int, skipped: Collection[object]) -> int:
+    """How many due posts the loop looks at: enough for the free slots past those it skips."""
+    return 2 * slots + 4 + len(skipped)

@@ -185,6 +185,13 @@ class Daemon:
                 self.lock.release()
         return list(self.results.values())
 
+    def _free(self, kind: str) -> int:
+        """How many more jobs of ``kind`` may start now."""
+        if self._stopping:
+            return 0
+        limit = self.options.concurrency if kind == "upload" else self.scheduler.check_slots
+        return max(0, limit - sum(job.kind == kind for job in self._running.values()))
+
     def _leases(self) -> list[tuple[str, str]]:
         return [(job.post.post_id, job.uploader.owner) for job in list(self._running.values())]
 
@@ -226,17 +233,18 @@ class Daemon:
         uploads: list[str] = []
         checks: list[str] = []
         seen: dict[str, Post] = {}
-        size = window(self.options.concurrency, self._running, self.intake.foreign,
-                      self._attempted)  # fmt: skip
-        due = (self.journal.due(now=now, limit=size, state=UPLOADABLE)  # (orphans at once)
-               + self.journal.due(now=now, limit=size, state=PostState.UNCONFIRMED))
-        for post in due:
-            kind = "check" if post.state is PostState.UNCONFIRMED else "upload"
-            if self.options.once and (kind, post.post_id) in self._attempted:
-                continue  # what is due now was done; its next try belongs to the next run
-            if not self.intake.is_foreign(post, self._settings):
-                seen[post.post_id] = post
-                (checks if kind == "check" else uploads).append(post.post_id)
+        for kind, state, slots in (("upload", UPLOADABLE, self._free("upload")),
+                                   ("check", PostState.UNCONFIRMED, self._free("check"))):
+            if not slots:
+                continue  # every slot busy: what is due does not matter now
+            passed = {p for k, p in self._attempted if k == kind} if self.options.once else set()
+            passed |= self.intake.foreign | self.scheduler.held(kind, now)
+            for post in self.journal.due(now=now, limit=window(slots, passed), state=state):
+                if post.post_id in passed and post.post_id not in self.intake.foreign:
+                    continue  # (with once: done in this run; its next try is the next run's)
+                if not self.intake.is_foreign(post, self._settings):
+                    seen[post.post_id] = post
+                    (checks if kind == "check" else uploads).append(post.post_id)
         snap = Snapshot(
             now=now, due_uploads=uploads, due_checks=checks,
             next_due_at=self.journal.next_due_at(),

@@ -31,6 +31,7 @@ _ACTIVE = "state IN ('queued', 'waiting', 'uploading', 'unconfirmed')"
 _OWNER_GONE = "its owner's process is gone"
 _LEASED = "state IN ('uploading', 'unconfirmed')"
 _LIVE_LEASES = f" WHERE {_LEASED} AND lease_expires_at > :now"
+_LIVE_OWNERS = "SELECT post_id, lease_owner FROM posts" + _LIVE_LEASES  # noqa: S608
 _RENEW = ("UPDATE posts SET lease_expires_at = :until WHERE post_id = :post_id"  # noqa: S608
           " AND lease_owner = :owner AND " + _LEASED)
 
@@ -171,24 +172,26 @@ class Leases:
 
     def end_orphaned_leases(self, now: float | None = None) -> builtins.list[Post]:
         now = self.posts.clock() if now is None else now
-        rows = self.engine.rows(codec.SELECT_POSTS + _LIVE_LEASES, {"now": now})
+        # (Only the owners are read to tell: this runs before every claim and look at what
+        # is due, and the owners are nearly always alive.)
+        rows = self.engine.rows(_LIVE_OWNERS, {"now": now})
         local = self.engine.dialect.many_hosts
-        orphans = [p for p in map(codec.post_from_row, rows)
-                   if owners.gone(self.engine.path, p.lease_owner, host_only=local)]  # fmt: skip
+        orphans = sorted((post_id, owner) for post_id, owner in rows
+                         if owners.gone(self.engine.path, owner, host_only=local))  # fmt: skip
         if not orphans:
             return []
         ended = []
         with self.engine.atomic():
-            for post in sorted(orphans, key=lambda p: p.post_id):  # one order: no deadlocks
-                current = self.posts.load(post.post_id)
-                if self.live_holder(current, now) != post.lease_owner:
+            for post_id, owner in orphans:  # one order: no deadlocks
+                current = self.posts.load(post_id)
+                if self.live_holder(current, now) != owner:
                     continue  # renewed by a new owner, or released, meanwhile
                 self.posts.write(current, {"lease_expires_at": now})
-                who = owners.describe_owner(post.lease_owner)
+                who = owners.describe_owner(owner)
                 message = f"the lease ends now: its owner ({who}) is gone"
-                self.posts.event(post.post_id, now, "note", {"message": message, "owner":
-                                 post.lease_owner, "lease_ended": _OWNER_GONE})  # fmt: skip
-                ended.append(self.posts.load(post.post_id))
+                self.posts.event(post_id, now, "note", {"message": message, "owner": owner,
+                                                        "lease_ended": _OWNER_GONE})  # fmt: skip
+                ended.append(self.posts.load(post_id))
         return ended
 
     def renew_all(self, leases: Iterable[tuple[str, str]], *, lease_s: float) -> set[str]:
