@@ -14,8 +14,11 @@ on a real PostgreSQL, uploading to the simulator on a real socket:
 
 from __future__ import annotations
 
+import configparser
 import json
+import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -204,3 +207,20 @@ def test_live_workers_cannot_share_a_name_and_a_killed_ones_name_is_free(
     assert [w["pid"] for w in status(pg_url)["workers"]] == [again.pid]  # type: ignore[attr-defined, index]
     again.signal(signal.SIGTERM)
     assert again.wait() == 0
+
+
+def test_the_systemd_template_runs_named_workers_on_the_fleet_journal(pg_url: str) -> None:
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.read(Path(__file__).resolve().parents[2] / "examples" / "steadypost-worker@.service")
+    service = unit["Service"]
+    assert "-HUP" in service["ExecReload"]
+    assert service["EnvironmentFile"] == "/etc/steadypost/fleet.env"
+    host = socket.gethostname()
+    argv = service["ExecStart"].replace("%H", host).replace("%i", "3").split()
+    assert argv[0].endswith("/steadypost")
+    env = dict(os.environ, STEADYPOST_JOURNAL=pg_url)  # as fleet.env sets it
+    run = subprocess.run(steadypost(*argv[1:], "--once"), env=env, capture_output=True,
+                         text=True, timeout=60)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    [worker] = status(pg_url)["workers"]  # type: ignore[misc]
+    assert (worker["name"], worker["host"], worker["concurrency"]) == (f"{host}-3", host, 4)  # type: ignore[index]

@@ -137,6 +137,7 @@ class Daemon:
         self._next_scan_at = 0.0
         self._scans = 0
         self._attempted: set[tuple[str, str]] = set()  # with ``once``: each at most once
+        self._server_info: dict[str, Any] = {}
         self.intake = Intake(journal, lease_s=self.options.lease_s, warn_once=self._warn_once)
 
     # -- control (thread-safe) --
@@ -313,6 +314,9 @@ class Daemon:
                    **self._uploader_options}  # fmt: skip
         options.update(journal=self.journal, headers=self._settings.headers_for(endpoint))
         uploader = Uploader(**options)
+        # What the tus servers advertised (OPTIONS) is known for the whole process: an
+        # uploader per post must not ask again for every post.
+        uploader._info_cache = self._server_info
         if owner is not None:
             uploader.owner = owner  # the claim's owner: the upload goes on under its lease
         return uploader
