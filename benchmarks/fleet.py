@@ -378,9 +378,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", "-j", type=int, default=4, help="uploads at once per daemon")
     parser.add_argument("--rows", default="sqlite,pg1,pg2,pg4",
                         help=f"which runs, of {','.join(ROWS)}")  # fmt: skip
-    parser.add_argument("--outage-at", type=float, default=4.0)
-    parser.add_argument("--outage-for", type=float, default=20.0)
-    parser.add_argument("--kill-every", type=float, default=4.0)
+    parser.add_argument("--outage-at", type=float, default=5.0)
+    parser.add_argument("--outage-for", type=float, default=60.0,
+                        help="seconds (60: 15 minutes at the hosts' 15-fold time)")
+    parser.add_argument("--kill-every", type=float, default=5.0)
     parser.add_argument("--timeout", type=float, default=900.0, help="per run, seconds")
     parser.add_argument("--postgres", default=None, help="an existing server's URL")
     parser.add_argument("--seed", type=int, default=1)
@@ -388,6 +389,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="profile each daemon (daemon-N.prof in the kept directory)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--json-out", type=Path, default=None, metavar="FILE",
+                        help="also write the results as JSON to FILE")
     args = parser.parse_args(argv)
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     unknown = set(rows) - set(ROWS)
@@ -414,8 +417,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta = {"posts": args.posts, "jobs": args.jobs, "outage_at": args.outage_at,
             "outage_for": args.outage_for, "kill_every": args.kill_every,
             "cpus": os.cpu_count(), "seed": args.seed}  # fmt: skip
+    document = json.dumps({"meta": meta, "results": [asdict(r) for r in results]}, indent=2)
+    if args.json_out is not None:
+        args.json_out.write_text(document + "\n")
     if args.json:
-        print(json.dumps({"meta": meta, "results": [asdict(r) for r in results]}, indent=2))
+        print(document)
     else:
         print_table(results, meta)
     return 1 if any(r.duplicates or r.lost or not r.settled for r in results) else 0

@@ -9,13 +9,15 @@ target names its backend.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from journals import raw_execute
+from journals import child_env, raw_execute
 from steadypost.errors import JournalError, LeaseHeldError, PostNotFoundError
 from steadypost.journal import Journal
 from steadypost.models import FileIdentity, PostState
@@ -174,3 +176,25 @@ def test_the_journal_comes_from_the_environment_when_none_is_given(
     monkeypatch.setenv("STEADYPOST_JOURNAL", pg_url)
     with Journal() as j:
         assert (j.backend, j.location) == ("postgresql", pg_url)
+
+
+def test_psycopg_is_imported_only_for_a_postgresql_journal(tmp_path: Path) -> None:
+    """It is an optional extra: an SQLite journal (and the daemon, the CLI) never loads it."""
+    code = (
+        "import sys\n"
+        "from steadypost import Journal\n"
+        "import steadypost.daemon, steadypost.cli.main\n"
+        f"Journal({str(tmp_path / 'j.sqlite3')!r}).close()\n"
+        "print('psycopg' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=child_env())  # fmt: skip
+    assert out.stdout.split() == ["False"]
+
+
+def test_without_psycopg_a_postgresql_journal_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if the extra were not installed
+    with pytest.raises(JournalError, match=r"pip install 'steadypost\[postgres\]'"):
+        Journal("postgresql://me@db.example/steadypost")
