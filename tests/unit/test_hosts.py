@@ -401,6 +401,24 @@ def test_the_retry_budget_is_shared_through_the_journal(journal_target: str) -> 
         assert b.check(URL, T0 + 20) is None
 
 
+def test_late_answers_from_before_the_breaker_opened_do_not_close_it(journal_target: str) -> None:
+    """Sixteen workers' requests were in flight as the outage began: some answers come late."""
+    with Journal(journal_target, clock=lambda: T0) as journal:
+        guards = [HostRegistry(rng=random.Random(n)).guard(journal) for n in range(4)]
+        for n in range(5):
+            guards[n % 4].record(URL, answer(503), None, T0 + n / 100)
+        assert guards[0].registry.state(URL).phase is BreakerPhase.OPEN
+        for g in guards:  # answered before the outage, recorded after: says nothing now
+            g.record(URL, answer(204), None, T0 + 0.1)
+        opened = BreakerState.from_json(journal.get_host_state(HOST, BREAKER_KIND))
+        assert opened.phase is BreakerPhase.OPEN
+        assert all(g.admit(URL, T0 + 0.2) is not None for g in guards)
+        # The probe's answer does close it.
+        assert guards[2].admit(URL, opened.open_until) is None
+        guards[2].record(URL, answer(204), None, opened.open_until + 0.1)
+        assert guards[1].admit(URL, opened.open_until + 0.2) is None
+
+
 def test_a_fleet_takes_one_probe_per_breaker_period(journal_target: str) -> None:
     """Eight processes' guards on one journal, all asking at the moment the breaker half-opens."""
     journals = [Journal(journal_target, clock=lambda: T0) for _ in range(8)]

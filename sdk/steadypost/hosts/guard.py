@@ -40,6 +40,7 @@ from steadypost.hosts.breaker import (
     ALLOWED,
     Admission,
     BreakerOptions,
+    BreakerPhase,
     BreakerState,
     CircuitBreaker,
 )
@@ -359,10 +360,16 @@ class HostGuard:
         assert failed is not None
         self._account(origin, now, failed=failed, timeout=timeout)
         breaker = self.registry.breaker
-        self._apply(
-            origin,
-            lambda s: (None, breaker.record(s, now, failed=failed, retry_after=retry_after)),
-        )
+
+        def step(state: BreakerState) -> tuple[None, BreakerState]:
+            if not failed and state.phase is BreakerPhase.OPEN:
+                # The answer to a request sent before the breaker opened (its probe has not
+                # gone yet): it says nothing about the host now. A fleet's late answers would
+                # otherwise close the breaker again and again as the outage begins.
+                return None, state
+            return None, breaker.record(state, now, failed=failed, retry_after=retry_after)
+
+        self._apply(origin, step)
 
 
 # --- the process-wide default -----------------------------------------------------------
