@@ -5,11 +5,15 @@
   journal in the test's tmp dir, on that clock).
 * ``tus_server`` / ``tus_server_session`` / ``make_tus_server``: the reference tus server
   (``@tus/server`` + ``@tus/file-store``) on 127.0.0.1, see ``tests/tusd.py``.
+* ``postgres_server`` (one per session), ``pg_url`` (a fresh database per test) and
+  ``journal_target`` (each journal backend in turn: an SQLite file, then a PostgreSQL
+  database): a real PostgreSQL on 127.0.0.1, see ``tests/pgserver.py``.
 
-Tests that use a tus server fixture are marked ``integration`` automatically. The server
-fixtures never skip: without ``tests/node_modules`` they fail and say to run
-``npm ci --prefix tests``. With ``STEADYPOST_REQUIRE_INTEGRATION=1`` (set by ``.ci/run``), a
-skipped ``integration`` test counts as a failure too.
+Tests that use a tus server fixture are marked ``integration`` automatically, and tests that
+use PostgreSQL ``postgres``. The server fixtures never skip: without ``tests/node_modules``
+(or PostgreSQL's binaries) they fail and say what to install. With
+``STEADYPOST_REQUIRE_INTEGRATION=1`` (set by ``.ci/run``), a skipped ``integration`` or
+``postgres`` test counts as a failure too.
 """
 
 from __future__ import annotations
@@ -26,11 +30,14 @@ _TESTS_DIR = str(Path(__file__).resolve().parent)
 if _TESTS_DIR not in sys.path:  # also importable if tests/ ever becomes a package
     sys.path.insert(0, _TESTS_DIR)
 
+from pgserver import PostgresServer, PostgresServerError  # noqa: E402
 from steadypost import Journal  # noqa: E402
 from steadypost.testing import FakeClock  # noqa: E402
 from tusd import TusServer, TusServerError  # noqa: E402
 
 TUS_SERVER_FIXTURES = frozenset({"tus_server", "tus_server_session", "make_tus_server"})
+POSTGRES_FIXTURES = frozenset({"postgres_server", "pg_url"})
+BACKENDS = ("sqlite", "postgresql")
 REQUIRE_INTEGRATION_ENV = "STEADYPOST_REQUIRE_INTEGRATION"
 
 
@@ -147,6 +154,37 @@ def tus_server_session(
     server.stop()
 
 
+# ------------------------------------------------------------------------- PostgreSQL
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Generator[PostgresServer, None, None]:
+    """One real PostgreSQL for the session (started on first use, on 127.0.0.1)."""
+    server = PostgresServer()
+    try:
+        server.start()
+    except PostgresServerError as exc:
+        pytest.fail(f"cannot start PostgreSQL for the tests: {exc}", pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """The URL of a new, empty database (dropped after the test)."""
+    url = postgres_server.new_database()
+    yield url
+    postgres_server.drop_database(url)
+
+
+@pytest.fixture(params=BACKENDS)
+def journal_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """What ``Journal(...)`` is given: an SQLite file, then (the second run) a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "journal.sqlite3")
+    return str(request.getfixturevalue("pg_url"))
+
+
 # ----------------------------------------------------------------------------- hooks
 
 
@@ -155,12 +193,18 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "integration: runs against the real @tus/server started on 127.0.0.1"
     )
+    config.addinivalue_line("markers", "postgres: runs against a real PostgreSQL on 127.0.0.1")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if TUS_SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        names = getattr(item, "fixturenames", ())
+        if TUS_SERVER_FIXTURES.intersection(names):
             item.add_marker(pytest.mark.integration)
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("journal_target") if callspec is not None else None
+        if POSTGRES_FIXTURES.intersection(names) or backend == "postgresql":
+            item.add_marker(pytest.mark.postgres)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -171,13 +215,19 @@ def pytest_runtest_makereport(
     if (
         report.skipped
         and os.environ.get(REQUIRE_INTEGRATION_ENV) == "1"
-        and item.get_closest_marker("integration") is not None
+        and (item.get_closest_marker("integration") is not None
+             or item.get_closest_marker("postgres") is not None)
         and not hasattr(report, "wasxfail")
     ):
         report.outcome = "failed"
         report.longrepr = (
             f"integration test skipped while {REQUIRE_INTEGRATION_ENV}=1: {report.longrepr}"
         )
+    if report.failed and item.get_closest_marker("postgres") is not None:
+        server = getattr(item, "funcargs", {}).get("postgres_server")
+        log = server.log_text() if isinstance(server, PostgresServer) else ""
+        if log:
+            report.sections.append(("PostgreSQL log", log[-20000:]))
     if report.failed:
         servers: dict[int, TusServer] = {}
         funcargs: dict[str, Any] = getattr(item, "funcargs", {})

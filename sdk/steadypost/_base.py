@@ -25,7 +25,7 @@ from steadypost.flow import Drive, Flow, RetryContext
 from steadypost.hosts import HostGuard, HostRegistry, default_registry
 from steadypost.hosts.ratelimit import SharedRateLimiter
 from steadypost.hosts.statuspage import StatusPages
-from steadypost.journal import AddResult, Journal, make_owner
+from steadypost.journal import JOURNAL_ENV, AddResult, Journal, make_owner
 from steadypost.lifecycle import upload as post_flows
 from steadypost.lifecycle.group import (
     GROUP_KEY,
@@ -82,9 +82,12 @@ class BaseUploader(Generic[ClientT, SleepT]):
     ``block_size``
         Bytes read from the file at a time.
     ``journal``
-        The :class:`~steadypost.Journal`; by default the one in the
-        platformdirs data dir (or ``$STEADYPOST_HOME``) that the CLI and the
-        daemon use too. Pass ``Journal(path)`` to keep yours apart.
+        The :class:`~steadypost.Journal`, or what to open one from: a file
+        path, or a ``postgresql://`` URL for a journal shared by a fleet of
+        daemons (``pip install 'steadypost[postgres]'``). By default
+        ``$STEADYPOST_JOURNAL``, else the file in the platformdirs data dir (or
+        ``$STEADYPOST_HOME``) that the CLI and the daemon use too. Pass
+        ``Journal(path)`` to keep yours apart.
     ``post_options``
         :class:`~steadypost.PostOptions`: lease, verification window, ...
     ``clock``, ``rng``
@@ -120,7 +123,7 @@ class BaseUploader(Generic[ClientT, SleepT]):
         timeouts: Timeouts | None = None,
         checksum: bool = True,
         block_size: int = DEFAULT_BLOCK_SIZE,
-        journal: Journal | None = None,
+        journal: Journal | str | os.PathLike[str] | None = None,
         post_options: PostOptions | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
@@ -139,8 +142,9 @@ class BaseUploader(Generic[ClientT, SleepT]):
         self.clock = clock
         self.rng = rng or random.Random()
         self.owner = make_owner()
-        self._journal = journal
-        self._owns_journal = journal is None
+        self._journal = journal if isinstance(journal, Journal) else None
+        self._journal_target = None if isinstance(journal, Journal) else journal
+        self._owns_journal = not isinstance(journal, Journal)
         self._info_cache: dict[str, ServerInfo] = {}
         self._cancel = threading.Event()
         self._hosts = hosts
@@ -168,7 +172,7 @@ class BaseUploader(Generic[ClientT, SleepT]):
     def journal(self) -> Journal:
         """The journal of posts (opened at the default location on first use)."""
         if self._journal is None:
-            self._journal = Journal(clock=self.clock)
+            self._journal = Journal(self._journal_target, clock=self.clock)
         return self._journal
 
     @property
@@ -185,6 +189,8 @@ class BaseUploader(Generic[ClientT, SleepT]):
     def hosts(self) -> HostRegistry:
         """The per-host circuit breakers and retry budgets these uploads share."""
         if self._hosts is None:
+            if self._journal is None and (self._journal_target or os.environ.get(JOURNAL_ENV)):
+                self.journal  # noqa: B018 - a named journal is opened to know its registry
             path = self._journal.path if self._journal is not None else default_journal_path()
             self._hosts = default_registry(path, self.clock)
         return self._hosts

@@ -233,6 +233,13 @@ class Post:
     intent before each request), bounded by ``RetryPolicy.wire_factor``."""
     sent_to: int | None = None
     """The furthest byte of the current upload any request carried (``None``: unknown)."""
+    lease_epoch: int = 0
+    """Bumped at every claim: the fencing token of the current lease (see ``Journal.claim``)."""
+    upload_host: str | None = None
+    """The host whose worker may upload it, in a journal shared by several machines
+    (``None``: any worker that can read the file)."""
+    shared_prefix: str | None = None
+    """The shared folder (mounted by every worker) that holds the file, if any."""
 
     def __post_init__(self) -> None:
         _set_times(self, _POST_TIMES)

@@ -4,6 +4,7 @@ TikTok and Vimeo simulators (CliRunner with ``obj=Runtime(...)``, a fake clock, 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from collections.abc import Iterator
@@ -213,14 +214,20 @@ def test_bad_platform_options_are_usage_errors(app: Cli, video: Path) -> None:
     assert app.sim.requests == []
 
 
-def test_the_daemon_does_not_watch_folders_for_a_platform_it_cannot_add_to(
+def test_the_daemon_posts_watched_files_with_the_profiles_platform(
     app: Cli, tmp_path: Path
 ) -> None:
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    clip = folder / "clip.mp4"
+    clip.write_bytes(random.Random(5).randbytes(SIZE))
     result = app.run(
-        "daemon",
-        "--once",
-        "--watch",
-        str(tmp_path),
+        "daemon", "--once", "--watch", str(folder), "--settle", "0",
         env={"STEADYPOST_PLATFORM": "tiktok", "STEADYPOST_TOKEN": TIKTOK_TOKEN},
-    )
-    usage_error(result, "--watch", "tiktok")
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    [post] = app.posts()
+    assert (post.platform, post.state) == ("tiktok", PostState.CONFIRMED)
+    assert post.endpoint == TIKTOK_API  # the platform's own API, not a tus server
+    [published] = app.sim.tiktok.published()
+    assert published.sha256 == hashlib.sha256(clip.read_bytes()).hexdigest()

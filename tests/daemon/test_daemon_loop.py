@@ -19,6 +19,7 @@ import pytest
 
 from steadypost import FileIdentity, Journal, Post, PostState, RetryPolicy, Uploader
 from steadypost.daemon import Daemon, DaemonOptions, FolderWatcher, Site
+from steadypost.daemon.watch import Sidecar
 from steadypost.platforms.http import HeaderPolicy
 from steadypost.platforms.tus.adapters import PostApiPlatform
 from steadypost.testing import (
@@ -191,8 +192,8 @@ def test_each_watched_file_is_posted_once_also_after_a_restart(
     folder.mkdir()
     uploader = Uploader(journal=journal, clock=clock.now)
 
-    def add(path: Path, metadata: object) -> Post:
-        return uploader.add(path, ENDPOINT, metadata=dict(metadata))  # type: ignore[call-overload]
+    def add(path: Path, sidecar: Sidecar) -> list[Post]:
+        return [uploader.add(path, ENDPOINT, metadata=sidecar.metadata)]
 
     clip = folder / "clip.mp4"
     clip.write_bytes(b"a" * 5000)
@@ -203,8 +204,7 @@ def test_each_watched_file_is_posted_once_also_after_a_restart(
     assert watcher.scan(T0) == []
     [ready] = watcher.scan(T0 + 2)
     assert ready.path == clip
-    post = watcher.post(ready, add)
-    assert post is not None
+    [post] = watcher.post(ready, add) or ()
     assert post.metadata["caption"] == "Day one"
     assert watcher.scan(T0 + 4) == []
 
@@ -218,8 +218,7 @@ def test_each_watched_file_is_posted_once_also_after_a_restart(
     os.utime(clip, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
     restarted.scan(T0 + 20)
     [again] = restarted.scan(T0 + 22)
-    second = restarted.post(again, add)
-    assert second is not None
+    [second] = restarted.post(again, add) or ()
     assert second.post_id != post.post_id
     assert len(journal.list()) == 2
     uploader.close()
@@ -233,7 +232,7 @@ def test_a_crash_while_adding_a_watched_file_keeps_nothing(
     (folder / "clip.mp4").write_bytes(b"a" * 5000)
     uploader = Uploader(journal=journal, clock=clock.now)
 
-    def add_then_fail(path: Path, metadata: object) -> Post:
+    def add_then_fail(path: Path, sidecar: Sidecar) -> list[Post]:
         uploader.add(path, ENDPOINT)
         raise RuntimeError("power cut")
 
@@ -244,7 +243,7 @@ def test_a_crash_while_adding_a_watched_file_keeps_nothing(
         watcher.post(ready, add_then_fail)
     assert journal.list() == []  # the post and the memory of the file go together
     [still] = watcher.scan(T0 + 1)
-    assert watcher.post(still, lambda p, m: uploader.add(p, ENDPOINT)) is not None
+    assert watcher.post(still, lambda p, m: [uploader.add(p, ENDPOINT)]) is not None
     uploader.close()
 
 

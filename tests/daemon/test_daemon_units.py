@@ -26,8 +26,10 @@ from steadypost.daemon import (
     running_daemon,
 )
 from steadypost.daemon.logs import JsonFormatter, PlainFormatter, under_journald
-from steadypost.daemon.sites import outcome_line
-from steadypost.daemon.watch import SidecarError, sidecar_for
+from steadypost.daemon.sites import Site, outcome_line
+from steadypost.daemon.watch import SidecarError, read_sidecar_file, sidecar_for
+from steadypost.lifecycle.group import Target
+from steadypost.platforms import platform_for
 from steadypost.testing import FakeClock
 
 T0 = 1_800_000_000.0
@@ -145,6 +147,34 @@ def test_sidecar_metadata(tmp_path: Path) -> None:
         exact.write_text(bad)
         with pytest.raises(SidecarError):
             read_sidecar(exact)
+
+
+
+def test_a_sidecar_names_the_platforms_of_its_video(tmp_path: Path) -> None:
+    side = tmp_path / "clip.json"
+    side.write_text('{"platforms": ["youtube", "tiktok", "youtube"], "caption": "Hi"}')
+    sidecar = read_sidecar_file(side)
+    assert sidecar.platforms == ("youtube", "tiktok")  # each once, in order
+    assert dict(sidecar.metadata) == {"caption": "Hi"}  # not metadata itself
+    side.write_text('{"platforms": "youtube, tiktok"}')
+    assert read_sidecar_file(side).platforms == ("youtube", "tiktok")
+    for bad in ('{"platforms": [1]}', '{"platforms": [""]}', '{"platforms": {"a": 1}}'):
+        side.write_text(bad)
+        with pytest.raises(SidecarError, match="platforms"):
+            read_sidecar_file(side)
+
+
+def test_site_targets_the_endpoint_or_its_destinations() -> None:
+    assert Site().targets() == ()
+    [tus] = Site(endpoint="http://127.0.0.1:1/files/").targets()
+    assert (tus.name, tus.endpoint) == ("tus", "http://127.0.0.1:1/files/")
+    youtube = Target(platform_for("youtube", {}, clock=lambda: T0), "http://127.0.0.1:2/")
+    tiktok = Target(platform_for("tiktok", {}, clock=lambda: T0), "http://127.0.0.1:3/")
+    site = Site(endpoint="http://127.0.0.1:1/files/", to=(youtube, tiktok))
+    assert site.targets() == (youtube, tiktok)
+    assert site.targets(["tiktok"]) == [tiktok]
+    with pytest.raises(ValueError, match="no destination named vimeo"):
+        site.targets(["vimeo"])
 
 
 # --- the lock ------------------------------------------------------------------------------

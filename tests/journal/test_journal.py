@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-import sqlite3
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -12,6 +12,7 @@ from typing import Any
 import platformdirs
 import pytest
 
+from journals import raw_error_types, raw_execute
 from steadypost import paths
 from steadypost.errors import IllegalTransitionError, JournalError, LeaseHeldError
 from steadypost.journal import (
@@ -45,8 +46,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def journal(tmp_path: Path, clock: FakeClock) -> Iterator[Journal]:
-    with Journal(tmp_path / "journal.sqlite3", clock=clock) as j:
+def journal(journal_target: str, clock: FakeClock) -> Iterator[Journal]:
+    with Journal(journal_target, clock=clock) as j:
         yield j
 
 
@@ -440,6 +441,146 @@ def test_unconfirmed_posts_are_never_claimed(journal: Journal, clock: FakeClock)
     assert journal.claim(owner="z", now=clock.now + 10**9) is None
 
 
+# --- fencing ------------------------------------------------------------------------------------
+
+
+def test_every_claim_bumps_the_fencing_epoch(journal: Journal, clock: FakeClock) -> None:
+    post = add(journal)
+    assert post.lease_epoch == 0
+    first = journal.claim(owner="a", lease_s=10)
+    assert first is not None
+    assert first.lease_epoch == 1
+    again = journal.claim(owner="a", post_id=post.post_id, lease_s=10)  # renewing is a claim too
+    assert again is not None
+    assert again.lease_epoch == 2
+    journal.release(post.post_id, owner="a", epoch=2)
+    clock.advance(1)
+    assert journal.claim(owner="b") is not None
+    assert journal.get(post.post_id).lease_epoch == 3
+    moved = journal.transition(add(journal).post_id, S.UPLOADING, owner="c")  # a claim as well
+    assert moved.lease_epoch == 1
+
+
+def test_a_write_with_a_stale_epoch_changes_nothing_and_says_the_post_was_lost(
+    journal: Journal, clock: FakeClock
+) -> None:
+    post = add(journal)
+    old = journal.claim(owner="w", lease_s=10)
+    assert old is not None
+    journal.checkpoint(post.post_id, owner="w", epoch=old.lease_epoch, upload_url="https://u/1",
+                       offset=10, lease_s=10)  # fmt: skip
+    # The same owner name claims the post again (its own retry, a restarted worker):
+    # writes of the earlier claim must not land on the new one.
+    new = journal.claim(owner="w", post_id=post.post_id, lease_s=10)
+    assert new is not None
+    before, events = journal.get(post.post_id), journal.events(post.post_id)
+    writes = [
+        lambda: journal.checkpoint(post.post_id, owner="w", epoch=old.lease_epoch, offset=20),
+        lambda: journal.renew(post.post_id, owner="w", epoch=old.lease_epoch),
+        lambda: journal.transition(post.post_id, S.CONFIRMED, owner="w", epoch=old.lease_epoch),
+        lambda: journal.release(post.post_id, owner="w", epoch=old.lease_epoch),
+        lambda: journal.record(post.post_id, "note", {"m": 1}, owner="w", epoch=old.lease_epoch),
+    ]
+    for write in writes:
+        with pytest.raises(LeaseHeldError, match="lost the post"):
+            write()
+    assert journal.get(post.post_id) == before
+    assert journal.events(post.post_id) == events
+    # The current claim writes on.
+    done = journal.transition(post.post_id, S.CONFIRMED, owner="w", epoch=new.lease_epoch)
+    assert done.state is S.CONFIRMED
+
+
+def test_a_worker_whose_post_was_taken_over_writes_nothing_more(
+    journal: Journal, clock: FakeClock
+) -> None:
+    post = add(journal)
+    frozen = journal.claim(owner="frozen", lease_s=30)
+    assert frozen is not None
+    clock.advance(31)  # frozen (SIGSTOP) past its lease; another worker takes the post
+    other = journal.claim(owner="other", lease_s=30)
+    assert other is not None
+    assert other.lease_epoch == frozen.lease_epoch + 1
+    events = journal.events(post.post_id)
+    with pytest.raises(LeaseHeldError):
+        journal.checkpoint(post.post_id, owner="frozen", epoch=frozen.lease_epoch, offset=5)
+    with pytest.raises(LeaseHeldError):
+        journal.record(post.post_id, "request", {"method": "PATCH"}, owner="frozen")
+    assert journal.events(post.post_id) == events
+    assert journal.get(post.post_id).lease_owner == "other"
+
+
+def test_a_frozen_worker_nobody_took_over_goes_on(journal: Journal, clock: FakeClock) -> None:
+    post = add(journal)
+    claimed = journal.claim(owner="w", lease_s=30)
+    assert claimed is not None
+    clock.advance(300)  # its lease ran out, but no one claimed the post meanwhile
+    renewed = journal.renew(post.post_id, owner="w", epoch=claimed.lease_epoch, lease_s=30)
+    assert renewed.lease_expires_ts == clock.now + 30
+
+
+def test_renew_all_is_a_heartbeat_for_the_leases_still_held(
+    journal: Journal, clock: FakeClock
+) -> None:
+    a, b, c = add(journal), add(journal), add(journal)
+    for post, owner in ((a, "w1"), (b, "w2"), (c, "w3")):
+        journal.claim(owner=owner, post_id=post.post_id, lease_s=30)
+    journal.release(c.post_id, owner="w3")
+    clock.advance(20)
+    held = journal.renew_all([(a.post_id, "w1"), (b.post_id, "not-me"), (c.post_id, "w3")],
+                             lease_s=30)  # fmt: skip
+    assert held == {a.post_id}
+    assert journal.get(a.post_id).lease_expires_ts == clock.now + 30
+    assert journal.get(b.post_id).lease_expires_ts == T0 + 30
+    assert journal.get(c.post_id).state is S.WAITING
+
+
+def test_claim_passes_over_the_posts_it_is_told_to_skip(journal: Journal) -> None:
+    first, second = add(journal), add(journal)
+    got = journal.claim(owner="a", skip={first.post_id})
+    assert got is not None
+    assert got.post_id == second.post_id
+    assert journal.claim(owner="a", skip={first.post_id}) is None
+    assert journal.claim(owner="a", skip=()) is not None
+
+
+def test_a_due_check_is_reserved_for_one_worker_at_a_time(
+    journal: Journal, clock: FakeClock
+) -> None:
+    first, second = post_in(journal, S.UNCONFIRMED), post_in(journal, S.UNCONFIRMED)
+    for post in (first, second):
+        journal.transition(post.post_id, S.UNCONFIRMED, next_attempt_at=T0)
+    before = journal.get(first.post_id)
+    mine = journal.claim_check(owner="a", lease_s=30)
+    theirs = journal.claim_check(owner="b", lease_s=30)
+    assert mine is not None
+    assert theirs is not None
+    assert {mine.post_id, theirs.post_id} == {first.post_id, second.post_id}
+    assert journal.claim_check(owner="c", lease_s=30) is None  # both are being checked
+    assert journal.due(state=S.UNCONFIRMED) == []
+    reserved = journal.get(first.post_id)
+    assert (reserved.state, reserved.updated_at) == (S.UNCONFIRMED, before.updated_at)
+    # A check's outcome ends the reservation; an abandoned one ends with its lease.
+    journal.transition(mine.post_id, S.CONFIRMED)
+    assert journal.get(mine.post_id).lease_owner is None
+    clock.advance(31)
+    assert [p.post_id for p in journal.due(state=S.UNCONFIRMED)] == [theirs.post_id]
+    again = journal.claim_check(owner="c", lease_s=30, skip={mine.post_id})
+    assert again is not None
+    assert again.post_id == theirs.post_id
+    assert journal.claim_check(owner="d", skip={theirs.post_id}) is None
+
+
+def test_due_can_be_asked_for_some_states_only(journal: Journal, clock: FakeClock) -> None:
+    queued = add(journal)
+    unconfirmed = post_in(journal, S.UNCONFIRMED)
+    journal.transition(unconfirmed.post_id, S.UNCONFIRMED, next_attempt_at=T0)
+    assert {p.post_id for p in journal.due()} == {queued.post_id, unconfirmed.post_id}
+    assert [p.post_id for p in journal.due(state=S.UNCONFIRMED)] == [unconfirmed.post_id]
+    assert [p.post_id for p in journal.due(state=[S.QUEUED, S.WAITING])] == [queued.post_id]
+    assert journal.due(state=[]) == []
+
+
 # --- scheduling ---------------------------------------------------------------------------------
 
 
@@ -507,16 +648,13 @@ def test_record_refuses_other_kinds(journal: Journal, kind: str) -> None:
         journal.record(post.post_id, kind, {})
 
 
-def test_events_are_append_only(journal: Journal) -> None:
+def test_events_are_append_only(journal: Journal, journal_target: str) -> None:
     post = add(journal)
-    raw = sqlite3.connect(journal.path)
-    try:
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            raw.execute("UPDATE events SET kind = 'note'")
-        with pytest.raises(sqlite3.IntegrityError, match="never deleted"):
-            raw.execute("DELETE FROM posts")
-    finally:
-        raw.close()
+    refused = raw_error_types(journal_target)
+    with pytest.raises(refused, match="append-only"):
+        raw_execute(journal_target, "UPDATE events SET kind = 'note'")
+    with pytest.raises(refused, match="never deleted"):
+        raw_execute(journal_target, "DELETE FROM posts")
     assert journal.events(post.post_id)[0].kind == "state"
 
 
@@ -565,6 +703,34 @@ def test_update_host_state_is_read_modify_write(journal: Journal) -> None:
     assert journal.get_host_state("h", "budget") == {"tokens": 3}
 
 
+def test_host_state_updates_from_many_workers_at_once_lose_nothing(journal_target: str) -> None:
+    """Each worker's read-modify-write sees the others' (the row is locked meanwhile)."""
+    Journal(journal_target).close()
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def bump(state: dict[str, Any] | None) -> dict[str, Any]:
+        return {"n": (state or {"n": 0})["n"] + 1}
+
+    def worker() -> None:
+        try:
+            with Journal(journal_target) as j:
+                barrier.wait()
+                for _ in range(25):
+                    j.update_host_state("api.example", "breaker", bump)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with Journal(journal_target) as j:
+        assert j.get_host_state("api.example", "breaker") == {"n": 100}
+
+
 # --- transactions -------------------------------------------------------------------------------
 
 
@@ -581,13 +747,13 @@ def test_atomic_groups_writes_and_rolls_back_on_error(journal: Journal) -> None:
     assert journal.get_host_state("h", "k") is None
 
 
-def test_nested_atomic_joins_the_outer_transaction(tmp_path: Path, journal: Journal) -> None:
+def test_nested_atomic_joins_the_outer_transaction(journal: Journal, journal_target: str) -> None:
     def add_then_fail() -> None:
         with journal.atomic():
             add(journal, post_id="inner")
             raise RuntimeError("inner fails")
 
-    other = Journal(journal.path)
+    other = Journal(journal_target)
     try:
         with journal.atomic():
             kept = add(journal)

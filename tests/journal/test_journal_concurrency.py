@@ -18,7 +18,7 @@ from steadypost.models import FileIdentity, PostState
 N_POSTS = 60
 
 
-def fill(path: Path, n: int = N_POSTS) -> set[str]:
+def fill(path: str | Path, n: int = N_POSTS) -> set[str]:
     with Journal(path) as j:
         return {
             j.add(path=f"v{i}.mp4", endpoint="https://e/", identity=FileIdentity(10, i)).post_id
@@ -26,7 +26,7 @@ def fill(path: Path, n: int = N_POSTS) -> set[str]:
         }
 
 
-def assert_each_claimed_once(path: Path, expected: set[str], claims: list[str]) -> None:
+def assert_each_claimed_once(path: str | Path, expected: set[str], claims: list[str]) -> None:
     assert Counter(claims).most_common(1)[0][1] == 1, "a post was claimed twice"
     assert set(claims) == expected
     with Journal(path) as j:
@@ -44,8 +44,8 @@ def work(journal: Journal, owner: str, out: list[str]) -> None:
 
 
 @pytest.mark.parametrize("shared", [True, False], ids=["one-journal", "journal-per-thread"])
-def test_threads_claim_each_post_once(tmp_path: Path, shared: bool) -> None:
-    path = tmp_path / "journal.sqlite3"
+def test_threads_claim_each_post_once(journal_target: str, shared: bool) -> None:
+    path = journal_target
     expected = fill(path)
     one = Journal(path) if shared else None
     claims: list[list[str]] = [[] for _ in range(4)]
@@ -122,8 +122,8 @@ def run_at_once(n: int, script: str, *args: str, timeout: float = 120) -> list[s
     return [out for out, _ in outputs]
 
 
-def test_processes_claim_each_post_once(tmp_path: Path) -> None:
-    path = tmp_path / "journal.sqlite3"
+def test_processes_claim_each_post_once(journal_target: str) -> None:
+    path = journal_target
     expected = fill(path)
     outputs = run_at_once(3, _WORKER, str(path))
     claims = [line for out in outputs for line in out.split()]

@@ -171,7 +171,7 @@ def test_journal_under_a_regular_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 _OPEN_AS_SOMEONE_ELSE = """
-import json, os, sys
+import json, os, socket, sys  # socket: loaded lazily, and nobody may not read the stdlib's home
 from steadypost.journal import Journal
 if os.geteuid() == 0:  # chmod does not stop root: become nobody once imports are done
     os.setgid(65534)
@@ -247,11 +247,11 @@ while True:
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 @pytest.mark.parametrize("kill_after", [1, 17, 60])
-def test_sigkill_mid_write_loses_nothing_committed(tmp_path: Path, kill_after: int) -> None:
-    path = tmp_path / "journal.sqlite3"
+def test_sigkill_mid_write_loses_nothing_committed(journal_target: str, kill_after: int) -> None:
+    path = journal_target
     Journal(path).close()  # created up front, so the child only writes
     proc = subprocess.Popen(
-        [sys.executable, "-c", _WRITE_FOREVER, str(path)],
+        [sys.executable, "-c", _WRITE_FOREVER, path],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
     )
     assert proc.stdout is not None
@@ -310,3 +310,15 @@ def test_a_writer_that_waits_too_long_gets_a_clear_error(tmp_path: Path) -> None
             assert impatient.get(kept).state is PostState.QUEUED  # readers never wait
         assert [p.post_id for p in impatient.list()] == [kept]
         add(impatient)  # and it works again once the lock is free
+
+
+def test_a_write_waiting_too_long_for_a_post_gets_a_clear_error(journal_target: str) -> None:
+    with Journal(journal_target) as holder, \
+            Journal(journal_target, busy_timeout_s=0.05) as impatient:  # fmt: skip
+        kept = add(holder)
+        with holder.atomic():  # another worker in the middle of changing this post
+            holder.get(kept)
+            with pytest.raises(JournalError, match="locked"):
+                impatient.transition(kept, PostState.CANCELLED)
+            assert impatient.get(kept).state is PostState.QUEUED  # readers never wait
+        assert impatient.transition(kept, PostState.CANCELLED).state is PostState.CANCELLED

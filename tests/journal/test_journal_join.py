@@ -18,6 +18,7 @@ import pytest
 from test_journal_concurrency import run_at_once
 
 import steadypost
+from journals import raw_error_types, raw_execute
 from steadypost.drivers.files import snapshot_file
 from steadypost.journal import AddResult, Journal
 from steadypost.journal.migrations import migrate
@@ -30,8 +31,8 @@ SDK_DIR = str(Path(steadypost.__file__).resolve().parents[1])
 
 
 @pytest.fixture
-def journal(tmp_path: Path) -> Iterator[Journal]:
-    with Journal(tmp_path / "journal.sqlite3", clock=lambda: T0) as j:
+def journal(journal_target: str) -> Iterator[Journal]:
+    with Journal(journal_target, clock=lambda: T0) as j:
         yield j
 
 
@@ -154,19 +155,18 @@ def test_only_the_account_label_of_the_platform_settings_counts(journal: Journal
     assert with_other_settings.post.post_id == first.post.post_id
 
 
-def test_no_code_path_can_insert_a_twin(journal: Journal, video: Path) -> None:
+def test_no_code_path_can_insert_a_twin(
+    journal: Journal, video: Path, journal_target: str
+) -> None:
     post = add(journal, video).post
-    conn = sqlite3.connect(journal.path, isolation_level=None)
-    try:
-        (key,) = conn.execute("SELECT file_key FROM posts WHERE post_id = ?",
-                              (post.post_id,)).fetchone()  # fmt: skip
-        twin = ("INSERT INTO posts (post_id, platform, endpoint, path, size, mtime_ns, state,"
-                " created_at, updated_at, file_key) VALUES (?, 'tus', 'x', 'x', 1, 1, ?, 0, 0, ?)")
-        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
-            conn.execute(twin, ("twin", "queued", key))
-        conn.execute(twin, ("failed-one", "failed", key))  # a failed one never blocks
-    finally:
-        conn.close()
+    [(key,)] = raw_execute(journal_target, f"SELECT file_key FROM posts WHERE post_id = "
+                                           f"'{post.post_id}'")  # fmt: skip
+    twin = ("INSERT INTO posts (post_id, platform, endpoint, path, size, mtime_ns, state,"
+            " created_at, updated_at, file_key) VALUES ('{}', 'tus', 'x', 'x', 1, 1, '{}', 0, 0,"
+            f" '{key}')")  # fmt: skip
+    with pytest.raises(raw_error_types(journal_target), match=r"(?i)unique|duplicate key"):
+        raw_execute(journal_target, twin.format("twin", "queued"))
+    raw_execute(journal_target, twin.format("failed-one", "failed"))  # a failed one never blocks
 
 
 def test_migration_4_gives_older_posts_their_keys(tmp_path: Path, video: Path) -> None:
@@ -208,8 +208,10 @@ journal.close()
 """
 
 
-def test_processes_adding_the_same_file_at_once_get_one_post(tmp_path: Path, video: Path) -> None:
-    path = tmp_path / "journal.sqlite3"
+def test_processes_adding_the_same_file_at_once_get_one_post(
+    journal_target: str, video: Path
+) -> None:
+    path = journal_target
     Journal(path).close()
     answers = [out.split() for out in run_at_once(6, _ADDER, str(path), str(video), SITE)]
     assert len({post_id for post_id, _ in answers}) == 1, answers

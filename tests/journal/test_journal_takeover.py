@@ -16,7 +16,6 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from test_journal_durability import child_env
@@ -39,14 +38,15 @@ sys.stdin.readline()  # holds its lease until told to go, killed or stopped
 
 
 @pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "journal.sqlite3"
+def path(journal_target: str) -> str:
+    """The journal (on each backend: on PostgreSQL the lock files are in a local directory)."""
+    return journal_target
 
 
 class Claimer:
     """A child process that claims one post and holds it."""
 
-    def __init__(self, path: Path, post_id: str) -> None:
+    def __init__(self, path: str, post_id: str) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _CLAIMER, str(path), post_id], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
@@ -67,27 +67,27 @@ class Claimer:
 
 
 @pytest.fixture
-def claimers(path: Path) -> Iterator[list[Claimer]]:
+def claimers(path: str) -> Iterator[list[Claimer]]:
     started: list[Claimer] = []
     yield started
     for claimer in started:
         claimer.close()
 
 
-def add_posts(path: Path, n: int) -> list[str]:
+def add_posts(path: str, n: int) -> list[str]:
     with Journal(path) as j:
         return [j.add(path=f"/v/{i}.mp4", endpoint="https://e/",
                       identity=FileIdentity(1000, i)).post_id for i in range(n)]  # fmt: skip
 
 
-def claimed_by(path: Path, post_id: str, claimers: list[Claimer]) -> Claimer:
+def claimed_by(path: str, post_id: str, claimers: list[Claimer]) -> Claimer:
     claimer = Claimer(path, post_id)
     claimers.append(claimer)
     return claimer
 
 
 def test_the_post_of_a_killed_process_is_taken_over_at_once(
-    path: Path, claimers: list[Claimer]
+    path: str, claimers: list[Claimer]
 ) -> None:
     [post_id] = add_posts(path, 1)
     dead = claimed_by(path, post_id, claimers)
@@ -112,7 +112,7 @@ def test_the_post_of_a_killed_process_is_taken_over_at_once(
             j.checkpoint(post_id, owner=dead.owner, offset=800)
 
 
-def test_claim_by_id_takes_over_from_a_killed_process(path: Path, claimers: list[Claimer]) -> None:
+def test_claim_by_id_takes_over_from_a_killed_process(path: str, claimers: list[Claimer]) -> None:
     [post_id] = add_posts(path, 1)
     dead = claimed_by(path, post_id, claimers)
     with Journal(path) as j:
@@ -126,7 +126,7 @@ def test_claim_by_id_takes_over_from_a_killed_process(path: Path, claimers: list
 
 
 def test_a_stopped_process_keeps_its_lease_until_it_expires(
-    path: Path, claimers: list[Claimer]
+    path: str, claimers: list[Claimer]
 ) -> None:
     [post_id] = add_posts(path, 1)
     stopped = claimed_by(path, post_id, claimers)
@@ -144,7 +144,7 @@ def test_a_stopped_process_keeps_its_lease_until_it_expires(
         assert j.events(post_id)[-1].data["reason"] == "lease expired"
 
 
-def test_owner_names_of_other_forms_wait_for_their_lease(path: Path) -> None:
+def test_owner_names_of_other_forms_wait_for_their_lease(path: str) -> None:
     """steadypost 0.1's ``host:pid:random`` and a caller's own names: lease expiry only."""
     ids = add_posts(path, 2)
     gone_pid = 2**22 + 17  # above any pid_max: certainly no such process
@@ -159,7 +159,7 @@ def test_owner_names_of_other_forms_wait_for_their_lease(path: Path) -> None:
         assert {j.claim(owner="next") is not None for _ in ids} == {True}
 
 
-def test_a_live_process_in_this_process_is_never_gone(path: Path) -> None:
+def test_a_live_process_in_this_process_is_never_gone(path: str) -> None:
     [post_id] = add_posts(path, 1)
     with Journal(path) as j:
         j.claim(owner=make_owner(), post_id=post_id)  # another worker of this process
@@ -167,12 +167,13 @@ def test_a_live_process_in_this_process_is_never_gone(path: Path) -> None:
 
 
 def test_lock_files_of_gone_processes_are_tidied_once_no_lease_names_them(
-    path: Path, claimers: list[Claimer]
+    path: str, claimers: list[Claimer]
 ) -> None:
     first, second, third = add_posts(path, 3)
     a = claimed_by(path, first, claimers)
     b = claimed_by(path, second, claimers)
-    owners = path.with_name(path.name + ".owners")
+    with Journal(path) as j:
+        owners = j.path.with_name(j.path.name + ".owners")
     assert stat.S_IMODE(owners.stat().st_mode) == 0o700
 
     def files() -> set[str]:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from steadypost.errors import JournalError
-from steadypost.journal import Journal, SchemaTooNewError, migrations
+from journals import is_postgres, raw_execute
+from steadypost.errors import JournalCorruptError, JournalError
+from steadypost.journal import Journal, SchemaTooNewError, migrations, postgres
 from steadypost.journal.migrations import (
     LATEST_VERSION,
     MIGRATIONS,
@@ -185,3 +186,108 @@ def test_many_openers_of_a_new_journal_migrate_it_once(tmp_path: Path) -> None:
         assert [v for v, _ in ledger(c)] == [m.version for m in MIGRATIONS]
     finally:
         c.close()
+
+
+# --- PostgreSQL: the same numbered migrations, recorded in the database -----------------------
+
+
+def pg_tables(url: str) -> set[str]:
+    rows = raw_execute(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    return {name for (name,) in rows}
+
+
+def columns(target: str, table: str) -> list[str]:
+    if is_postgres(target):
+        sql = ("SELECT column_name FROM information_schema.columns WHERE"
+               f" table_name = '{table}' ORDER BY ordinal_position")
+        rows = raw_execute(target, sql)
+        return [name for (name,) in rows]
+    return [row[1] for row in raw_execute(target, f"PRAGMA table_info({table})")]
+
+
+def test_a_new_postgres_journal_gets_every_migration_recorded(pg_url: str) -> None:
+    with Journal(pg_url, clock=lambda: T0) as j:
+        assert j.schema_version == LATEST_VERSION
+        assert (j.backend, j.shared) == ("postgresql", True)
+        assert j.location == pg_url  # (no password in it to hide)
+    assert {"posts", "events", "hosts", "workers", "schema_migrations"} <= pg_tables(pg_url)
+    rows = raw_execute(pg_url, "SELECT version, applied_at FROM schema_migrations ORDER BY 1")
+    assert [tuple(r) for r in rows] == [(m.version, T0) for m in MIGRATIONS]
+    [(mark,)] = raw_execute(pg_url, "SELECT obj_description('schema_migrations'::regclass)")
+    assert mark == "steadypost journal"
+    with Journal(pg_url, clock=lambda: T0 + 5):  # opening again migrates nothing
+        pass
+    assert len(raw_execute(pg_url, "SELECT 1 FROM schema_migrations")) == len(MIGRATIONS)
+
+
+def test_both_backends_have_the_same_tables_and_columns(tmp_path: Path, pg_url: str) -> None:
+    sqlite_path = str(tmp_path / "j.sqlite3")
+    Journal(sqlite_path).close()
+    Journal(pg_url).close()
+    for table in ("posts", "events", "hosts", "workers", "schema_migrations"):
+        assert columns(pg_url, table) == columns(sqlite_path, table), table
+
+
+def test_postgres_types_hold_64_bit_numbers_and_exact_times(pg_url: str) -> None:
+    with Journal(pg_url, clock=lambda: 1_900_000_000.123456) as j:
+        identity = FileIdentity(size=5 * 2**40, mtime_ns=1_900_000_000_123_456_789,
+                                dev=2**64 - 1, inode=2**63 + 5, ctime_ns=-(2**62))  # fmt: skip
+        post = j.add(path="/big.mp4", endpoint="https://e/", identity=identity)
+        assert j.get(post.post_id).identity == identity
+        assert j.get(post.post_id).created_ts == 1_900_000_000.123456
+
+
+def test_postgres_tables_of_another_application_are_refused_and_left_alone(pg_url: str) -> None:
+    raw_execute(pg_url, "CREATE TABLE posts (id INTEGER PRIMARY KEY, body TEXT)")
+    raw_execute(pg_url, "INSERT INTO posts VALUES (1, 'theirs')")
+    with pytest.raises(JournalCorruptError, match="another application") as info:
+        Journal(pg_url)
+    assert isinstance(info.value, JournalError)
+    assert raw_execute(pg_url, "SELECT * FROM posts") == [(1, "theirs")]
+    assert "schema_migrations" not in pg_tables(pg_url)
+
+
+def test_a_newer_postgres_journal_is_refused_and_left_alone(pg_url: str) -> None:
+    Journal(pg_url).close()
+    raw_execute(pg_url, "INSERT INTO schema_migrations VALUES "
+                        f"({LATEST_VERSION + 1}, 'from the future', 0)")  # fmt: skip
+    with pytest.raises(SchemaTooNewError, match="upgrade steadypost"):
+        Journal(pg_url)
+    assert len(raw_execute(pg_url, "SELECT 1 FROM schema_migrations")) == LATEST_VERSION + 1
+
+
+def test_a_failing_postgres_migration_rolls_back_completely(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Journal(pg_url).close()
+    broken = (*MIGRATIONS, Migration(
+        LATEST_VERSION + 1, "broken", ("CREATE TABLE half_done (x INTEGER)", "THIS IS NOT SQL")
+    ))
+    monkeypatch.setattr(postgres, "MIGRATIONS", broken)
+    monkeypatch.setattr(postgres, "LATEST_VERSION", LATEST_VERSION + 1)
+    with pytest.raises(JournalError, match="syntax error"):
+        Journal(pg_url)
+    assert "half_done" not in pg_tables(pg_url)
+    versions = raw_execute(pg_url, "SELECT version FROM schema_migrations ORDER BY 1")
+    assert [v for (v,) in versions] == [m.version for m in MIGRATIONS]
+
+
+def test_many_openers_of_a_new_postgres_journal_migrate_it_once(pg_url: str) -> None:
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            barrier.wait()
+            Journal(pg_url).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    versions = raw_execute(pg_url, "SELECT version FROM schema_migrations ORDER BY 1")
+    assert [v for (v,) in versions] == [m.version for m in MIGRATIONS]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 from pathlib import Path
 from types import MappingProxyType
 
@@ -25,12 +26,14 @@ from steadypost.hosts import (
     BreakerState,
     BudgetOptions,
     CircuitBreaker,
+    HostGuard,
     HostOptions,
     HostRegistry,
     TokenBucket,
     default_registry,
     origin_of,
 )
+from steadypost.hosts.guard import BUDGET_KIND
 from steadypost.policy import is_transient, retry_delay
 
 HOST = "https://uploads.example.com:443"
@@ -320,8 +323,8 @@ def test_host_unavailable_is_never_retried_by_a_flow_and_sets_the_post_time() ->
 # --- persistence: the journal's host table ---------------------------------------------------
 
 
-def test_breaker_state_is_shared_through_the_journal(tmp_path: Path) -> None:
-    path = tmp_path / "j.sqlite3"
+def test_breaker_state_is_shared_through_the_journal(journal_target: str) -> None:
+    path = journal_target
     with Journal(path, clock=lambda: T0) as daemon_journal, Journal(
         path, clock=lambda: T0
     ) as cli_journal:
@@ -361,7 +364,90 @@ def test_an_answer_on_a_healthy_host_writes_nothing(tmp_path: Path) -> None:
             guard.record(URL, answer(204), None, T0 + n)
         assert writes == []
         guard.record(URL, answer(503), None, T0 + 30)
-        assert writes == [BREAKER_KIND]
+        assert writes == [BUDGET_KIND, BREAKER_KIND]
+
+
+def test_that_a_host_answered_is_written_once_per_process(tmp_path: Path) -> None:
+    writes = []
+
+    class Spy(Journal):
+        def update_host_state(self, host, kind, update):  # type: ignore[no-untyped-def]
+            writes.append(kind)
+            return super().update_host_state(host, kind, update)
+
+    with Spy(tmp_path / "j.sqlite3", clock=lambda: T0) as journal:
+        guard = HostRegistry(rng=random.Random(1)).guard(journal)
+        for n in range(50):  # every answer of a healthy platform says so
+            guard.mark_answered(URL, T0 + n)
+        assert writes == ["answered"]
+        assert HostRegistry().guard(journal).answered(URL)  # another process reads it
+
+
+def test_the_retry_budget_is_shared_through_the_journal(journal_target: str) -> None:
+    """Ten failures from full empty the host's budget for every process on the journal."""
+    with Journal(journal_target, clock=lambda: T0) as a_journal, \
+            Journal(journal_target, clock=lambda: T0) as b_journal:  # fmt: skip
+        patient = HostOptions(breaker=BreakerOptions(failure_threshold=100))  # the budget alone
+        a = HostRegistry(patient, rng=random.Random(1)).guard(a_journal)
+        b = HostRegistry(patient, rng=random.Random(2)).guard(b_journal)  # another process
+        for n in range(10):  # alternately, so neither process's own count would be enough
+            (a if n % 2 else b).record(URL, None, ConnectFailedError("refused"), T0)
+        refusal = b.check("https://uploads.example.com/other", T0)
+        assert refusal is not None
+        assert "retry budget spent" in str(refusal)
+        assert a.registry.bucket(URL).level(T0) == b.registry.bucket(URL).level(T0) == 10.0
+        # time refills it for both
+        assert a.check(URL, T0 + 20) is None
+        assert b.check(URL, T0 + 20) is None
+
+
+def test_late_answers_from_before_the_breaker_opened_do_not_close_it(journal_target: str) -> None:
+    """Sixteen workers' requests were in flight as the outage began: some answers come late."""
+    with Journal(journal_target, clock=lambda: T0) as journal:
+        guards = [HostRegistry(rng=random.Random(n)).guard(journal) for n in range(4)]
+        for n in range(5):
+            guards[n % 4].record(URL, answer(503), None, T0 + n / 100)
+        assert guards[0].registry.state(URL).phase is BreakerPhase.OPEN
+        for g in guards:  # answered before the outage, recorded after: says nothing now
+            g.record(URL, answer(204), None, T0 + 0.1)
+        opened = BreakerState.from_json(journal.get_host_state(HOST, BREAKER_KIND))
+        assert opened.phase is BreakerPhase.OPEN
+        assert all(g.admit(URL, T0 + 0.2) is not None for g in guards)
+        # The probe's answer does close it.
+        assert guards[2].admit(URL, opened.open_until) is None
+        guards[2].record(URL, answer(204), None, opened.open_until + 0.1)
+        assert guards[1].admit(URL, opened.open_until + 0.2) is None
+
+
+def test_a_fleet_takes_one_probe_per_breaker_period(journal_target: str) -> None:
+    """Eight processes' guards on one journal, all asking at the moment the breaker half-opens."""
+    journals = [Journal(journal_target, clock=lambda: T0) for _ in range(8)]
+    try:
+        guards = [HostRegistry(rng=random.Random(n)).guard(j) for n, j in enumerate(journals)]
+        for _ in range(5):
+            guards[0].record(URL, answer(503), None, T0)
+        opened = BreakerState.from_json(journals[0].get_host_state(HOST, BREAKER_KIND))
+        barrier = threading.Barrier(len(guards))
+        admitted: list[object] = []
+
+        def ask(guard: HostGuard) -> None:
+            barrier.wait()
+            admitted.append(guard.admit(URL, opened.open_until))
+
+        threads = [threading.Thread(target=ask, args=(g,)) for g in guards]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sum(a is None for a in admitted) == 1  # one probe for the whole fleet
+        guards[3].record(URL, answer(503), None, opened.open_until + 1)  # someone's probe failed
+        reopened = BreakerState.from_json(journals[5].get_host_state(HOST, BREAKER_KIND))
+        assert reopened.phase is BreakerPhase.OPEN
+        assert reopened.opens == opened.opens + 1  # a longer period, for everybody
+        assert all(g.admit(URL, opened.open_until + 2) is not None for g in guards)
+    finally:
+        for j in journals:
+            j.close()
 
 
 def test_a_closed_journal_falls_back_to_memory(tmp_path: Path) -> None:

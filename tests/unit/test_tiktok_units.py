@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import threading
 
 import pytest
 
@@ -169,8 +169,8 @@ def test_local_limiter_keeps_tokens_apart() -> None:
     assert limiter.acquire(_acquire(1.0, key="tiktok-rate:other")) == 0.0
 
 
-def test_shared_limiter_is_shared_by_two_journal_connections(tmp_path: Path) -> None:
-    path = tmp_path / "j.sqlite3"
+def test_shared_limiter_is_shared_by_two_journal_connections(journal_target: str) -> None:
+    path = journal_target
     with Journal(path) as cli, Journal(path) as daemon:
         first, second = SharedRateLimiter(lambda: cli), SharedRateLimiter(lambda: daemon)
         waits = [(first if i % 2 else second).acquire(_acquire(10.0 + i)) for i in range(6)]
@@ -179,6 +179,29 @@ def test_shared_limiter_is_shared_by_two_journal_connections(tmp_path: Path) -> 
         stored = cli.get_host_state("open.tiktokapis.com", "tiktok-rate:abc")
     assert stored is not None
     assert len(stored["init"]) == 6
+
+
+def test_a_fleet_asking_at_once_gets_no_more_slots_than_the_limit(journal_target: str) -> None:
+    """Ten processes' limiters, one journal, the same instant: six grants (6 a minute), no more."""
+    journals = [Journal(journal_target) for _ in range(10)]
+    try:
+        barrier = threading.Barrier(len(journals))
+        waits: list[float] = []
+
+        def ask(journal: Journal) -> None:
+            barrier.wait()
+            waits.append(SharedRateLimiter(lambda: journal).acquire(_acquire(10.0)))
+
+        threads = [threading.Thread(target=ask, args=(j,)) for j in journals]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(waits)[:6] == [0.0] * 6
+        assert all(w > 59.0 for w in sorted(waits)[6:])
+    finally:
+        for j in journals:
+            j.close()
 
 
 def test_rate_keys_hash_the_token() -> None:

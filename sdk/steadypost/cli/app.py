@@ -9,6 +9,7 @@ obj=Runtime(...))``; it is not a command-line option.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -35,8 +36,9 @@ class Runtime:
     """The clock, journal location and uploader options the commands use."""
 
     clock: Callable[[], float] = time.time
-    journal_path: Path | None = None
-    """``None``: the default journal (``$STEADYPOST_HOME`` or the user data dir)."""
+    journal_path: Path | str | None = None
+    """``None``: ``--journal``, ``$STEADYPOST_JOURNAL``, the profile's ``journal``, or the
+    default file (in ``$STEADYPOST_HOME`` or the user data dir)."""
     uploader_options: Mapping[str, Any] = field(default_factory=dict)
     """Extra ``Uploader(...)`` keyword arguments, e.g. ``client``, ``sleep``, ``retry``."""
     sleep: Callable[[float], None] | None = None
@@ -69,6 +71,8 @@ class App:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.profile: str | None = None
+        self.journal_target: str | None = None
+        """``--journal``: a path or URL."""
         self.debug = False
         self.verbosity = 0
         """``-q``: -1 (results and errors only), ``-v``: 1, ``-vv``: 2 (``--debug`` also 2)."""
@@ -209,10 +213,26 @@ class App:
     def journal(self) -> Journal:
         with self._lock:
             if self._journal is None:
-                from steadypost.journal import Journal
+                from steadypost.journal import JOURNAL_ENV, Journal
 
-                self._journal = Journal(self.runtime.journal_path, clock=self.runtime.clock)
+                target = (self.runtime.journal_path or self.journal_target
+                          or os.environ.get(JOURNAL_ENV) or self._profile_journal())  # fmt: skip
+                self._journal = Journal(target, clock=self.runtime.clock)
             return self._journal
+
+    def _profile_journal(self) -> str | None:
+        """The profile's ``journal`` key, if config.toml has one."""
+        from steadypost.paths import config_dir
+
+        if self._config is None and not (config_dir() / "config.toml").exists():
+            return None  # no config file: `steadypost list` starts without the config code
+        from steadypost.cli.config import ConfigError, select_profile
+
+        try:
+            profile = select_profile(self.config(), self.profile, os.environ)
+        except ConfigError as exc:
+            raise CliError(str(exc), ExitCode.USAGE) from None
+        return profile.journal if profile is not None else None
 
     def uploader(self, headers: Mapping[str, str], *, worker: object = None) -> Uploader:
         """An uploader sending ``headers`` (one per distinct set and worker, closed with the app).
@@ -248,7 +268,7 @@ class App:
         if len(matches) == 1 and wanted:
             return matches[0]
         if not matches or not wanted:
-            where = self.journal.path
+            where = self.journal.location
             raise CliError(f"no post {ref!r} in {where} (`steadypost list` shows them)",
                            ExitCode.USAGE)  # fmt: skip
         raise CliError(f"{ref!r} starts {len(matches)} post ids; give more of it", ExitCode.USAGE)

@@ -13,6 +13,7 @@ The file is ``steadypost.paths.config_dir() / "config.toml"`` (on Linux
     chunk_size = "16MiB"
     headers = { "X-Channel" = "travel" }
     metadata = { "playlist" = "summer" }
+    # journal = "postgresql://me@db.example.com/posts"  # a fleet's journal (default: a file)
 
     [profiles.tiktok]
     platform = "tiktok"                 # tus (the default), post-api, tiktok, vimeo
@@ -74,7 +75,7 @@ DEFAULT_PLATFORM = "tus"
 
 _PROFILE_KEYS = frozenset({
     "endpoint", "token", "token_env", "token_keyring", "chunk_size", "headers", "metadata",
-    "platform", "platform_options",
+    "platform", "platform_options", "journal",
 })  # fmt: skip
 _TOP_KEYS = frozenset({"default_profile", "profiles"})
 _EMPTY: Mapping[str, str] = MappingProxyType({})
@@ -103,6 +104,7 @@ class Profile:
     metadata: Mapping[str, str] = field(default_factory=_empty)
     platform: str | None = None
     platform_options: Mapping[str, str] = field(default_factory=_empty)
+    journal: str | None = None  # a file, or a postgresql:// URL shared by a fleet
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,7 @@ def _profile(name: str, table: Any, path: Path) -> Profile:
         headers=MappingProxyType(headers),
         metadata=_strings(f"{where} metadata", table.get("metadata", {})),
         platform=info.name if platform is not None else None,
-        platform_options=options,
+        platform_options=options, journal=_optional_str(f"{where} journal", table.get("journal")),
     )  # fmt: skip
 
 

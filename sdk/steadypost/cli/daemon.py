@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,17 +14,26 @@ import click
 
 from steadypost.cli.app import App, CliError
 from steadypost.cli.exitcodes import ExitCode, for_posts
-from steadypost.cli.options import common_options, json_option, pass_app, post_options
-from steadypost.cli.output import iso, print_json, size, when
+from steadypost.cli.options import (
+    DURATION,
+    common_options,
+    json_option,
+    pass_app,
+    post_options,
+    to_option,
+)
+from steadypost.cli.output import iso, print_json, seconds, size, when
 from steadypost.cli.sites import Sites, load_sites
+from steadypost.daemon.heartbeat import DEFAULT_HEARTBEAT_S, DEFAULT_LEASE_S
 from steadypost.daemon.lock import DaemonRunningError
 from steadypost.daemon.logs import make_handler
 from steadypost.daemon.schedule import DEFAULT_CONCURRENCY, DEFAULT_POLL_S
-from steadypost.daemon.status import Status, read_status
+from steadypost.daemon.status import Status, WorkerStatus, read_status
 from steadypost.daemon.watch import DEFAULT_SETTLE_S
 
 if TYPE_CHECKING:  # the daemon command imports config when it runs: `status` starts without it
-    pass
+    from steadypost.cli import targets
+    from steadypost.lifecycle.group import Target
 
 log = logging.getLogger("steadypost.daemon")
 
@@ -33,12 +44,14 @@ Signals:
   SIGHUP                    reload the profile (endpoint, token, chunk size)
 \b
 Run it as a service: examples/steadypost.service (systemd, Linux) and
-examples/com.steadypost.daemon.plist (launchd, macOS). `steadypost status`
-shows whether it runs and what it is doing.
+examples/com.steadypost.daemon.plist (launchd, macOS); for a fleet on one
+PostgreSQL journal, examples/steadypost-worker@.service (N workers a host).
+`steadypost status` shows the workers and what they are doing.
 \b
 Exit codes: 0 when stopped by a signal. With --once, how the posts it worked
 on ended: 0 confirmed, 3 some unconfirmed, 4 some waiting, 5 some failed.
-1 when another daemon already runs on this journal (its pid is named).
+1 when another daemon already runs on this SQLite journal (its pid is named),
+or a live worker of this --name on this PostgreSQL one.
 """
 
 
@@ -60,6 +73,7 @@ def _setup_logging(app: App, log_json: bool) -> None:
 @click.option("--concurrency", "-j", type=click.IntRange(1, 16), default=DEFAULT_CONCURRENCY,
               show_default=True, help="Uploads at once.")
 @post_options
+@to_option
 @click.option("--poll-interval", type=click.FloatRange(min=0.05), default=DEFAULT_POLL_S,
               show_default=True, metavar="SECONDS",
               help="Look for new posts and files at least this often.")
@@ -67,12 +81,22 @@ def _setup_logging(app: App, log_json: bool) -> None:
               show_default=True, metavar="SECONDS",
               help="A watched file is complete once unchanged for this long.")
 @click.option("--log-json", is_flag=True, help="Log one JSON object per line on stderr.")
+@click.option("--name", metavar="NAME", default=None,
+              help="This worker's name on the journal, for `steadypost status` (default: "
+              "HOST-PID). Live workers of one journal have different names.")
+@click.option("--lease", type=DURATION, default=f"{DEFAULT_LEASE_S:g}s", show_default=True,
+              metavar="DURATION", help="A post this worker claimed is another's once it has not "
+              "heard from this one for this long (a worker on another host died or froze).")
+@click.option("--heartbeat", type=DURATION, default=f"{DEFAULT_HEARTBEAT_S:g}s",
+              show_default=True, metavar="DURATION",
+              help="How often the worker renews its leases and says it is alive.")
 @common_options
 @pass_app
 def daemon(
     app: App, once: bool, watch: tuple[Path, ...], concurrency: int, endpoint: str | None,
     headers: tuple[tuple[str, str], ...], metadata: tuple[tuple[str, str], ...],
-    chunk_size: int | None, poll_interval: float, settle: float, log_json: bool,
+    chunk_size: int | None, to: tuple[str, ...], poll_interval: float, settle: float,
+    log_json: bool, name: str | None, lease: float, heartbeat: float,
 ) -> None:  # fmt: skip
     """Upload queued posts in the background, check unconfirmed ones on time.
 
@@ -80,7 +104,10 @@ def daemon(
     within a few seconds and uploaded when their time comes; waiting posts
     are tried again when the server said to; unconfirmed posts are checked
     at their time. Stop it any time: it goes on where it left off, even
-    after kill -9 or a reboot. One daemon runs per journal.
+    after kill -9 or a reboot. One daemon runs per SQLite journal; a
+    PostgreSQL journal (--journal postgresql://...) takes any number, on
+    any hosts, each uploading the posts whose files it can read (see the
+    README, "When one machine is not enough").
 
     With --watch, a video copied or exported into the folder is posted once
     it is complete (unchanged for --settle seconds); hidden files, .part,
@@ -89,7 +116,10 @@ def daemon(
 
     The token and endpoint come from your profile or $STEADYPOST_TOKEN /
     $STEADYPOST_ENDPOINT, as for `steadypost upload`; watched files are
-    posted to that endpoint (a tus server). Posts of any platform
+    posted there, with the profile's platform. With --to tiktok,youtube each
+    watched video gets one post per destination, grouped, each with the
+    token of its own profile; a sidecar's "platforms": ["youtube"] names
+    the destinations of its one video instead. Posts of any platform
     (`steadypost add --platform tiktok ...`) are resumed and checked with
     the platform they were added with; a profile with `platform = "tiktok"`
     gives the token for TikTok's API. The token goes only to its site; a queued post
@@ -102,37 +132,45 @@ def daemon(
     Examples:
       steadypost daemon
       steadypost --profile travel daemon --watch ~/Videos/ToPost
+      steadypost daemon --watch ~/Videos/ToPost --to tiktok,youtube,instagram
       steadypost daemon --once            # from cron: do what is due, exit
       steadypost daemon -j 4 --log-json
+      steadypost daemon --journal postgresql://me@db/posts --name web-1 -j 4
       kill -HUP <pid>                     # after editing config.toml
     """
-    from steadypost.cli.config import DEFAULT_PLATFORM, ConfigError
+    from steadypost.cli import targets
+    from steadypost.cli.config import ConfigError
 
     _setup_logging(app, log_json)
 
+    if to:
+        one_site = [flag for flag, given in (("--endpoint", endpoint), ("--header", headers))
+                    if given]  # fmt: skip
+        if one_site:
+            raise CliError(f"{', '.join(one_site)} name one site; with --to each destination "
+                           "takes them from its profile in config.toml", ExitCode.USAGE)
+    wanted = targets.names(to)
+
     def load() -> Sites:
-        sites = load_sites(app.profile, endpoint=endpoint, headers=headers, metadata=metadata,
-                           chunk_size=chunk_size)  # fmt: skip
-        if watch and sites.main.platform != DEFAULT_PLATFORM:
-            # The daemon adds watched files as plain tus posts; never send them to another API.
-            raise ConfigError(
-                f"--watch posts to tus servers only for now, and the profile's platform is "
-                f"{sites.main.platform}: use a profile (or $STEADYPOST_PLATFORM) for a tus "
-                "server, or `steadypost add --platform ...` for single files"
-            )
-        return sites
+        return _watch_sites(app, wanted, endpoint=endpoint, headers=headers, metadata=metadata,
+                            chunk_size=chunk_size)  # fmt: skip
 
     try:
         settings = load()
     except ConfigError as exc:
         raise CliError(str(exc), ExitCode.USAGE) from None
-    if watch and settings.endpoint is None:
-        raise CliError("--watch needs an endpoint for the new posts: pass --endpoint URL, set "
-                       "STEADYPOST_ENDPOINT, or put endpoint in your profile", ExitCode.USAGE)
+    if watch and not settings.to:
+        raise CliError("--watch needs somewhere to post new files: pass --endpoint URL or "
+                       "--to NAMES, set STEADYPOST_ENDPOINT, or put endpoint in your profile",
+                       ExitCode.USAGE)  # fmt: skip
+    if not 0 < heartbeat < lease:
+        raise CliError(f"--heartbeat ({heartbeat:g} s) must be shorter than --lease "
+                       f"({lease:g} s): leases are renewed by the heartbeat", ExitCode.USAGE)
     from steadypost.daemon import Daemon, DaemonOptions  # here: `status` starts without them
 
     options = DaemonOptions(concurrency=concurrency, poll_s=poll_interval, watch=watch,
-                            settle_s=settle, once=once)  # fmt: skip
+                            settle_s=settle, once=once, name=name, lease_s=lease,
+                            heartbeat_s=heartbeat)  # fmt: skip
     first = [settings]  # the daemon's first call gets these; each reload reads the files again
     runner = Daemon(app.journal, lambda: first.pop() if first else load(), options=options,
                     clock=app.runtime.clock, uploader_options=app.runtime.uploader_options)
@@ -141,6 +179,46 @@ def daemon(
     except DaemonRunningError as exc:
         raise CliError(str(exc), ExitCode.ERROR) from None
     raise click.exceptions.Exit(for_posts(results) if once else ExitCode.OK)
+
+
+def _watch_sites(
+    app: App, wanted: Sequence[str], *, endpoint: str | None,
+    headers: tuple[tuple[str, str], ...], metadata: tuple[tuple[str, str], ...],
+    chunk_size: int | None,
+) -> Sites:  # fmt: skip
+    """The sites the daemon serves, and where its watched files go (``--to`` or the profile)."""
+    from steadypost.cli import targets
+    from steadypost.lifecycle.group import Target
+
+    sites = load_sites(app.profile, endpoint=endpoint, headers=headers, metadata=metadata,
+                       chunk_size=chunk_size)  # fmt: skip
+
+    def resolve(names: Sequence[str]) -> list[targets.Destination]:
+        dests = targets.resolve_all(app, names, metadata=metadata, chunk_size=chunk_size)
+        for dest in dests:
+            missing = targets.token_missing(dest, several=True)
+            if missing:
+                raise CliError(missing, ExitCode.USAGE)
+        return dests
+
+    if wanted:
+        dests = resolve(wanted)
+    elif sites.main.endpoint:
+        dests = [targets.single(app, sites.main, sites.main.endpoint)]
+    else:
+        dests = []
+
+    def by_names(names: Sequence[str]) -> list[Target]:
+        try:
+            return [Target(d.adapter, d.url) for d in resolve(names)]
+        except CliError as exc:
+            raise ValueError(str(exc)) from None
+
+    known = {id(s) for s in (sites.main, *sites.others)}
+    extra = tuple(d.settings for d in dests if d.headers and id(d.settings) not in known)
+    return replace(sites, others=sites.others + extra,
+                   to=tuple(Target(d.adapter, d.url) for d in dests),
+                   resolve_names=by_names)  # fmt: skip
 
 
 # --- status ------------------------------------------------------------------------------
@@ -154,10 +232,13 @@ def _status_record(status: Status) -> dict[str, Any]:
 
     d = status.daemon
     error = status.last_error
+    running = bool(d) or any(w.alive for w in status.workers)
     return {
         "daemon": {"running": True, "pid": d.pid or None, "since": iso(d.started_at or None),
-                   "host": d.host or None} if d else {"running": False},
+                   "host": d.host or None} if d else {"running": running},
         "journal": status.journal,
+        "shared": status.shared,
+        "workers": [_worker_record(w, status.now) for w in status.workers],
         "counts": {state.value: n for state, n in status.counts.items()},
         "uploading": [{"post_id": p.post_id, "file": os.path.basename(p.path), "offset": p.offset,
                        "bytes": p.identity.size} for p in status.uploading],
@@ -169,10 +250,42 @@ def _status_record(status: Status) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _worker_record(view: WorkerStatus, now: float) -> dict[str, Any]:
+    w = view.worker
+    state = "stopped" if w.stopped_at is not None else "alive" if view.alive else "silent"
+    return {
+        "name": w.name, "host": w.host, "pid": w.pid, "state": state,
+        "started_at": iso(w.started_at), "heartbeat_at": iso(w.heartbeat_at),
+        "silent_s": round(w.silent_for(now), 1), "lease_s": w.lease_s,
+        "concurrency": w.data.get("concurrency"),
+        "uploading": [{"post_id": p.post_id, "file": os.path.basename(p.path), "offset": p.offset,
+                       "bytes": p.identity.size} for p in view.uploading],
+    }  # fmt: skip
+
+
+def _worker_line(view: WorkerStatus, now: float) -> str:
+    w = view.worker
+    if w.stopped_at is not None:
+        state = f"stopped at {when(w.stopped_at, now)}"
+    elif view.alive:
+        state = f"alive, heartbeat {seconds(w.silent_for(now))} ago"
+    else:
+        state = (f"SILENT for {seconds(w.silent_for(now))} (killed, frozen or cut off? its "
+                 "posts go to other workers as their leases end)")
+    busy = ", ".join(f"{os.path.basename(p.path)} {p.offset * 100 // max(p.identity.size, 1)}%"
+                     for p in view.uploading)  # fmt: skip
+    return f"{w.name} on {w.host} (pid {w.pid}): {state}" + (f"; uploading {busy}" if busy else "")
+
+
 def _print_status(app: App, status: Status) -> None:
     now = status.now
     d = status.daemon
-    if d is None:
+    alive = sum(w.alive for w in status.workers)
+    if status.shared:
+        hosts = len({view.worker.host for view in status.workers if view.alive})
+        daemon_line = (f"{alive} worker(s) alive on {hosts} host(s)" if alive
+                       else "no worker alive (`steadypost daemon --journal URL` starts one)")
+    elif d is None:
         daemon_line = "not running (`steadypost daemon` starts it)"
     elif not d.pid:
         daemon_line = "starting"
@@ -180,6 +293,8 @@ def _print_status(app: App, status: Status) -> None:
         daemon_line = f"running, pid {d.pid}, since {when(d.started_at, now)}"
     counts = ", ".join(f"{n} {state.value}" for state, n in status.counts.items())
     rows = [("daemon", daemon_line), ("journal", status.journal), ("posts", counts)]
+    if status.shared:
+        rows += [("worker", _worker_line(view, now)) for view in status.workers]
     for busy in status.uploading:
         share = busy.offset * 100 // max(busy.identity.size, 1)
         rows.append(("uploading", f"{os.path.basename(busy.path)}: {share}% "
@@ -208,10 +323,19 @@ def _print_status(app: App, status: Status) -> None:
 def status(app: App, as_json: bool) -> None:
     """Show whether the daemon runs, how many posts are in each state, and what is next.
 
+    On a journal shared by a fleet (PostgreSQL), one line per worker: its
+    name and host, its last heartbeat, and what it is uploading. A worker
+    not heard from within its lease is SILENT: killed, frozen or cut off
+    from the database; its posts go to other workers as their leases end.
+
     \b
     With --json, one object:
       daemon             {running, pid, since, host} ({running: false} if none)
-      journal            the journal's path
+      journal            the journal's path, or its URL without the password
+      shared             true for a journal a fleet shares (PostgreSQL)
+      workers            [{name, host, pid, state (alive, silent, stopped),
+                          started_at, heartbeat_at, silent_s, lease_s,
+                          concurrency, uploading}]: the fleet's daemons
       counts             {queued, uploading, waiting, unconfirmed, confirmed,
                           failed, cancelled}: posts in each state
       uploading          [{post_id, file, offset, bytes}]: uploads running now
@@ -224,6 +348,7 @@ def status(app: App, as_json: bool) -> None:
     Examples:
       steadypost status
       steadypost status --json | jq .daemon.pid
+      steadypost --journal postgresql://me@db/posts status --json | jq '.workers[].name'
     """
     info = read_status(app.journal, now=app.now())
     if as_json:

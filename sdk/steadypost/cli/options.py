@@ -159,9 +159,23 @@ def verbosity_options(f: F) -> F:
     )(f)  # fmt: skip
 
 
+def _set_journal(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.ensure_object(App).journal_target = value
+
+
+def journal_option(f: F) -> F:
+    return click.option(
+        "--journal", metavar="PATH|URL", expose_value=False, callback=_set_journal,
+        help="The journal: a file, or postgresql://user@host/db for one shared by a fleet of "
+        "daemons (default: $STEADYPOST_JOURNAL, the profile's journal, or the file in "
+        "$STEADYPOST_HOME).",
+    )(f)  # fmt: skip
+
+
 def common_options(f: F) -> F:
-    """``--profile``, ``-q``/``-v`` and ``--debug``, accepted before or after the command name."""
-    return profile_option(verbosity_options(debug_option(f)))
+    """``--profile``, ``--journal``, ``-q``/``-v``, ``--debug``: before or after the command."""
+    return profile_option(journal_option(verbosity_options(debug_option(f))))
 
 
 def json_option(f: F) -> F:

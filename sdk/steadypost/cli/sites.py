@@ -14,24 +14,40 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from steadypost.origins import origin_of
 
 if TYPE_CHECKING:  # `steadypost status` loads this module and starts without the config code
     from steadypost.cli.config import Settings
+    from steadypost.lifecycle.group import Target
 
 log = logging.getLogger("steadypost")
 
 
 @dataclass(frozen=True)
 class Sites:
-    """The command's settings, and the sites of the other profiles in config.toml."""
+    """The command's settings, and the sites of the other profiles in config.toml.
+
+    ``to``: where the daemon posts watched files (``--to``, else the main
+    profile's site); ``resolve_names`` turns a sidecar's ``"platforms"``
+    into targets the way ``--to`` does.
+    """
 
     main: Settings
     others: tuple[Settings, ...] = ()
+    to: tuple[Target, ...] = ()
+    resolve_names: Callable[[Sequence[str]], Sequence[Target]] | None = field(
+        default=None, compare=False, repr=False)
+
+    def targets(self, names: Sequence[str] = ()) -> Sequence[Target]:
+        if not names:
+            return self.to
+        if self.resolve_names is None:
+            raise ValueError("destinations by name are not configured here")
+        return self.resolve_names(names)
 
     @property
     def endpoint(self) -> str | None:

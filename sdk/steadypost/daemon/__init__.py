@@ -15,12 +15,17 @@ The parts, each readable on its own:
 
 * :mod:`~steadypost.daemon.schedule`: the decisions (what starts now, when to
   wake), a pure class tested without sleeping;
-* :mod:`~steadypost.daemon.runner`: the loop, worker threads and signals;
+* :mod:`~steadypost.daemon.runner`: the loop;
+* :mod:`~steadypost.daemon.intake`: what is due, and claiming it (``SKIP LOCKED``
+  on PostgreSQL, so a fleet of daemons shares one journal);
+* :mod:`~steadypost.daemon.jobs`: an upload or a check in a worker thread; signals;
+* :mod:`~steadypost.daemon.heartbeat`: the daemon as a named worker of the
+  journal, whose heartbeat renews its leases;
 * :mod:`~steadypost.daemon.sites`: site settings, log lines;
 * :mod:`~steadypost.daemon.watch`: watch folders (complete files only, once each);
-* :mod:`~steadypost.daemon.lock`: one daemon per journal (``flock``);
+* :mod:`~steadypost.daemon.lock`: one daemon per SQLite journal (``flock``);
 * :mod:`~steadypost.daemon.logs`: log lines for terminals, journald and JSON;
-* :mod:`~steadypost.daemon.status`: what ``steadypost status`` reports.
+* :mod:`~steadypost.daemon.status`: what ``steadypost status`` reports (the workers too).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import importlib as _importlib
 import typing as _typing
 
 if _typing.TYPE_CHECKING:
+    from steadypost.daemon.heartbeat import Membership
     from steadypost.daemon.lock import (
         DaemonLock,
         DaemonRunningError,
@@ -41,7 +47,7 @@ if _typing.TYPE_CHECKING:
     from steadypost.daemon.runner import Daemon, DaemonOptions
     from steadypost.daemon.schedule import Plan, Scheduler, Snapshot
     from steadypost.daemon.sites import Site, SiteSettings
-    from steadypost.daemon.status import LastError, Status, read_status
+    from steadypost.daemon.status import LastError, Status, WorkerStatus, read_status
     from steadypost.daemon.watch import (
         FolderWatcher,
         StabilityTracker,
@@ -60,7 +66,7 @@ _LAZY = {
     "Snapshot": "schedule", "Site": "sites", "SiteSettings": "sites", "LastError": "status",
     "Status": "status", "read_status": "status", "FolderWatcher": "watch",
     "StabilityTracker": "watch", "WatchedFile": "watch", "ignored": "watch",
-    "read_sidecar": "watch",
+    "read_sidecar": "watch", "Membership": "heartbeat", "WorkerStatus": "status",
 }  # fmt: skip
 
 
@@ -86,6 +92,7 @@ __all__ = [
     "FolderWatcher",
     "LastError",
     "LockInfo",
+    "Membership",
     "Plan",
     "Scheduler",
     "Site",
@@ -94,6 +101,7 @@ __all__ = [
     "StabilityTracker",
     "Status",
     "WatchedFile",
+    "WorkerStatus",
     "ignored",
     "lock_path_for",
     "make_handler",

@@ -1,12 +1,5 @@
 """The daemon's I/O loop: worker threads upload and verify, the main thread decides.
 
-Why threads (one :class:`~steadypost.Uploader` per running post, all sharing
-one :class:`~steadypost.Journal`) rather than asyncio: the sync uploader is
-the SDK's most exercised driver; every chunk ends in an fsynced journal
-commit and a file read, which block, and in threads those overlap instead of
-stalling every other upload; and the main thread stays free for signals.
-The journal is thread-safe, and concurrency is small (2 by default).
-
 The main thread loops: take a snapshot of the journal, ask the pure
 :class:`~steadypost.daemon.schedule.Scheduler` what to start and when to
 look again, start those jobs, then wait for a job to end, a signal, or that
@@ -24,6 +17,12 @@ A post left ``uploading`` by a process that no longer exists (``kill -9``, a
 crash, a power cut) is handed over at once by the journal instead of after
 its lease expires (see :meth:`~steadypost.journal.Journal.claim`), so a
 restarted daemon goes on from the last checkpoint right away.
+
+Uploads start by a claim (:mod:`~steadypost.daemon.intake`), so any number
+of daemons may drain one PostgreSQL journal; on SQLite one daemon runs per
+journal (:mod:`~steadypost.daemon.lock`). Either way the daemon is a named
+worker of the journal with a heartbeat (:mod:`~steadypost.daemon.heartbeat`);
+uploads and checks run in threads (:mod:`~steadypost.daemon.jobs`).
 """
 
 from __future__ import annotations
@@ -34,15 +33,21 @@ import logging
 import os
 import queue
 import signal
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from steadypost.client import Uploader
+from steadypost.daemon.heartbeat import (
+    DEFAULT_HEARTBEAT_S,
+    DEFAULT_LEASE_S,
+    Membership,
+    default_worker_name,
+)
+from steadypost.daemon.intake import Intake, window
+from steadypost.daemon.jobs import Job, forwarded_signals
 from steadypost.daemon.lock import DaemonLock
 from steadypost.daemon.schedule import (
     DEFAULT_CONCURRENCY,
@@ -52,11 +57,12 @@ from steadypost.daemon.schedule import (
     Snapshot,
 )
 from steadypost.daemon.sites import Site, SiteSettings, outcome_line
-from steadypost.daemon.watch import DEFAULT_SETTLE_S, FolderWatcher
+from steadypost.daemon.watch import DEFAULT_SETTLE_S, FolderWatcher, Sidecar, SidecarError, add_to
 from steadypost.errors import SteadypostError
 from steadypost.journal import Journal, describe_owner
+from steadypost.journal.owners import owner_prefix
+from steadypost.lifecycle.options import PostOptions
 from steadypost.models import UPLOADABLE, Post, PostState
-from steadypost.origins import origin_of
 
 log = logging.getLogger("steadypost.daemon")
 
@@ -80,14 +86,12 @@ class DaemonOptions:
     stop_grace_s: float = DEFAULT_STOP_GRACE_S
     handle_signals: bool = True
     """Install SIGTERM/SIGINT/SIGHUP handlers while running (main thread only)."""
-
-
-@dataclass
-class _Job:
-    kind: str  # "upload" or "check"
-    post: Post
-    uploader: Uploader
-    chunk_size: int | None = None
+    name: str | None = None
+    """This worker's name on the journal (``steadypost status`` shows it); default ``host-pid``."""
+    lease_s: float = DEFAULT_LEASE_S
+    """How long a claimed post stays this daemon's without a heartbeat (then others take it)."""
+    heartbeat_s: float = DEFAULT_HEARTBEAT_S
+    """How often the daemon renews its leases and says it is alive (well inside ``lease_s``)."""
 
 
 class Daemon:
@@ -116,20 +120,25 @@ class Daemon:
         self.scheduler = Scheduler(concurrency=self.options.concurrency, poll_s=self.options.poll_s)
         self.results: dict[str, Post] = {}
         self.lock: DaemonLock | None = None
+        self.name = self.options.name or default_worker_name()
+        self.membership: Membership | None = None
         self._load = settings
         self._settings = settings()
         self._uploader_options = dict(uploader_options or {})
         self._inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
-        self._running: dict[str, _Job] = {}
+        self._running: dict[str, Job] = {}
         self._stopping = False
         self._hurry = False
         self._warned: set[str] = set()
         self._last_error: str | None = None
+        self._last_error_at: float | None = None
         self._watcher = (FolderWatcher(self.options.watch, journal, settle_s=self.options.settle_s)
                          if self.options.watch else None)  # fmt: skip
         self._next_scan_at = 0.0
         self._scans = 0
         self._attempted: set[tuple[str, str]] = set()  # with ``once``: each at most once
+        self._server_info: dict[str, Any] = {}
+        self.intake = Intake(journal, lease_s=self.options.lease_s, warn_once=self._warn_once)
 
     # -- control (thread-safe) --
 
@@ -152,23 +161,54 @@ class Daemon:
         """Work until stopped (or until nothing is due, with ``once``); the posts worked on.
 
         Raises :class:`~steadypost.daemon.lock.DaemonRunningError` at once if
-        another daemon runs on this journal.
+        another daemon runs on this SQLite journal, or a live worker of this
+        name on this PostgreSQL one.
         """
-        self.lock = DaemonLock(self.journal.path)
-        self.lock.acquire(now=self.clock())
+        if not self.journal.shared:  # one daemon per SQLite journal; a fleet on PostgreSQL
+            self.lock = DaemonLock(self.journal.path)
+            self.lock.acquire(now=self.clock())
         try:
-            with self._signals():
+            self.membership = Membership(
+                self.journal, name=self.name, process=owner_prefix(),
+                lease_s=self.options.lease_s, heartbeat_s=self.options.heartbeat_s,
+                leases=self._leases, info=self._info, clock=self.clock,
+            )  # fmt: skip
+            self.membership.join()
+            with forwarded_signals(lambda signum: self._inbox.put(("signal", signum)),
+                                   enabled=self.options.handle_signals):
                 self._started()
                 self._loop()
                 self._shutdown()
         finally:
-            self.lock.release()
+            if self.membership is not None:
+                self.membership.leave()
+            if self.lock is not None:
+                self.lock.release()
         return list(self.results.values())
+
+    def _free(self, kind: str) -> int:
+        """How many more jobs of ``kind`` may start now."""
+        if self._stopping:
+            return 0
+        limit = self.options.concurrency if kind == "upload" else self.scheduler.check_slots
+        return max(0, limit - sum(job.kind == kind for job in self._running.values()))
+
+    def _leases(self) -> list[tuple[str, str]]:
+        return [(job.post.post_id, job.uploader.owner) for job in list(self._running.values())]
+
+    def _info(self) -> dict[str, Any]:
+        jobs = list(self._running.values())
+        return {"concurrency": self.options.concurrency, "pid": os.getpid(),
+                "uploading": [j.post.post_id for j in jobs if j.kind == "upload"],
+                "checking": [j.post.post_id for j in jobs if j.kind == "check"],
+                "last_error": self._last_error, "last_error_at": self._last_error_at,
+                "stopping": self._stopping}  # fmt: skip
 
     def _started(self) -> None:
         watching = ", watching " + ", ".join(map(str, self.options.watch)) if self._watcher else ""
-        log.info("steadypost daemon started (pid %d): journal %s, %d upload(s) at once%s%s",
-                 os.getpid(), self.journal.path, self.options.concurrency, watching,
+        log.info("steadypost daemon started (pid %d, worker %s): journal %s, %d upload(s) at "
+                 "once%s%s", os.getpid(), self.name, self.journal.location,
+                 self.options.concurrency, watching,
                  "; doing what is due now, then exiting" if self.options.once else "",
                  extra={"pid": os.getpid()})  # fmt: skip
 
@@ -191,21 +231,21 @@ class Daemon:
         now = self.clock()
         if self._watcher is not None and now >= self._next_scan_at and not self._stopping:
             self._scan(now)
-        uploads, checks = [], []
-        for post in self.journal.due(now=now):  # with uploads whose process is gone, at once
-            if post.state is PostState.UPLOADING and post.post_id not in self._running:
-                self._taking_over(post)
-            kind = "check" if post.state is PostState.UNCONFIRMED else "upload"
-            if self.options.once and (kind, post.post_id) in self._attempted:
-                continue  # what is due now was done; its next try belongs to the next run
-            if self._settings.foreign(post.endpoint):
-                self._warn_once(post.post_id, f"post {post.post_id} is for "
-                                f"{origin_of(post.endpoint)}, not the configured site: left alone "
-                                "so your credentials stay with their site")  # fmt: skip
-            elif post.state in UPLOADABLE:
-                uploads.append(post.post_id)
-            elif post.state is PostState.UNCONFIRMED:
-                checks.append(post.post_id)
+        uploads: list[str] = []
+        checks: list[str] = []
+        seen: dict[str, Post] = {}
+        for kind, state, slots in (("upload", UPLOADABLE, self._free("upload")),
+                                   ("check", PostState.UNCONFIRMED, self._free("check"))):
+            if not slots:
+                continue  # every slot busy: what is due does not matter now
+            passed = {p for k, p in self._attempted if k == kind} if self.options.once else set()
+            passed |= self.intake.foreign | self.scheduler.held(kind, now)
+            for post in self.journal.due(now=now, limit=window(slots, passed), state=state):
+                if post.post_id in passed and post.post_id not in self.intake.foreign:
+                    continue  # (with once: done in this run; its next try is the next run's)
+                if not self.intake.is_foreign(post, self._settings):
+                    seen[post.post_id] = post
+                    (checks if kind == "check" else uploads).append(post.post_id)
         snap = Snapshot(
             now=now, due_uploads=uploads, due_checks=checks,
             next_due_at=self.journal.next_due_at(),
@@ -214,11 +254,30 @@ class Daemon:
         )  # fmt: skip
         wake_by = self._next_scan_at if self._watcher is not None else None
         plan = self.scheduler.plan(snap, stopping=self._stopping, wake_by=wake_by)
-        for post_id in plan.uploads:
-            self._start("upload", post_id)
-        for post_id in plan.checks:
-            self._start("check", post_id)
-        return plan
+        skip = set(self._running) | self.scheduler.held("upload", now)
+        if self.options.once:
+            skip |= {post_id for kind, post_id in self._attempted if kind == "upload"}
+        started = []
+        for post, owner in self.intake.claim(len(plan.uploads), skip=skip,
+                                             settings=self._settings):  # fmt: skip
+            before = seen.get(post.post_id)
+            if before is not None and before.state is PostState.UPLOADING:
+                self._taking_over(before)
+            self._start("upload", post.post_id, post=post, owner=owner)
+            started.append(post.post_id)
+        skip = set(self._running) | self.scheduler.held("check", now)
+        if self.options.once:
+            skip |= {post_id for kind, post_id in self._attempted if kind == "check"}
+        checking = []
+        for post, owner in self.intake.claim(len(plan.checks), skip=skip,
+                                             settings=self._settings, checks=True):  # fmt: skip
+            self._start("check", post.post_id, post=post, owner=owner)
+            checking.append(post.post_id)
+        wake_at = plan.wake_at
+        if len(started) < len(plan.uploads) or len(checking) < len(plan.checks):
+            wake_at = max(wake_at, now + min(self.options.poll_s, 1.0))  # taken by others
+        return replace(plan, uploads=tuple(started), checks=tuple(checking), wake_at=wake_at,
+                       idle=not self._running)
 
     def wait_for_jobs(self, timeout: float = 30.0) -> None:
         """Handle messages until no job runs (for tests driving :meth:`tick`)."""
@@ -250,43 +309,27 @@ class Daemon:
 
     # -- jobs --
 
-    def _uploader(self, endpoint: str) -> Uploader:
-        options = {"clock": self.clock, **self._uploader_options}
+    def _uploader(self, endpoint: str, owner: str | None = None) -> Uploader:
+        options = {"clock": self.clock, "post_options": PostOptions(lease_s=self.options.lease_s),
+                   **self._uploader_options}  # fmt: skip
         options.update(journal=self.journal, headers=self._settings.headers_for(endpoint))
-        return Uploader(**options)
+        uploader = Uploader(**options)
+        # What the tus servers advertised (OPTIONS) is known for the whole process: an
+        # uploader per post must not ask again for every post.
+        uploader._info_cache = self._server_info
+        if owner is not None:
+            uploader.owner = owner  # the claim's owner: the upload goes on under its lease
+        return uploader
 
-    def _start(self, kind: str, post_id: str) -> None:
-        post = self.journal.get(post_id)
-        job = _Job(kind, post, self._uploader(post.endpoint), self._settings.chunk_size)
+    def _start(self, kind: str, post_id: str, *, post: Post | None = None,
+               owner: str | None = None) -> None:  # fmt: skip
+        post = post or self.journal.get(post_id)
+        job = Job(kind, post, self._uploader(post.endpoint, owner), self._settings.chunk_size)
         self._running[post_id] = job
-        name = os.path.basename(post.path)
-        if kind == "upload":
-            start = f", from byte {post.offset:,}" if post.upload_url and post.offset else ""
-            log.info("uploading %s (post %s, %s bytes%s)", name, post_id,
-                     f"{post.identity.size:,}", start, extra={"post_id": post_id, "file": name})
-        else:
-            log.info("checking whether %s went through (post %s)", name, post_id,
-                     extra={"post_id": post_id, "file": name})  # fmt: skip
-        threading.Thread(target=self._work, args=(job,), daemon=True,
-                         name=f"steadypost-{kind}-{post_id[-6:]}").start()  # fmt: skip
+        job.announce()
+        job.start(self.journal, lambda job, result: self._inbox.put(("done", job, result)))
 
-    def _work(self, job: _Job) -> None:
-        """A worker thread: one upload or one check, then a message to the main thread."""
-        result: Post | BaseException
-        try:
-            if job.kind == "upload":
-                result = job.uploader.upload_post(job.post.post_id, chunk_size=job.chunk_size)
-            else:
-                checked = job.uploader.verify_due(post_ids=[job.post.post_id])
-                result = checked[0] if checked else self.journal.get(job.post.post_id)
-        except BaseException as exc:  # reported by the main thread
-            result = exc
-        finally:
-            with contextlib.suppress(Exception):
-                job.uploader.close()
-        self._inbox.put(("done", job, result))
-
-    def _finish(self, job: _Job, result: Post | BaseException) -> None:
+    def _finish(self, job: Job, result: Post | BaseException) -> None:
         post_id = job.post.post_id
         self._running.pop(post_id, None)
         self.scheduler.ended(post_id, self.clock(), job.kind)
@@ -314,59 +357,40 @@ class Daemon:
         self._scans += 1
         pause = self.options.settle_s if self.options.once else self.options.poll_s
         self._next_scan_at = now + pause
-        endpoint = self._settings.endpoint
         for file in self._watcher.scan(now):
-            if endpoint is None:
+            if not self._settings.targets():
                 self._warn_once("no endpoint", "watched files wait: no endpoint is configured")
                 return
             joined: list[bool] = []
             try:
-                post = self._watcher.post(
-                    file, functools.partial(self._add, endpoint=endpoint, joined=joined))
+                posts = self._watcher.post(file, functools.partial(self._add, joined=joined))
             except SteadypostError as exc:
                 self._error(f"cannot post {file.path}: {exc}")
                 continue
-            if post is not None:
-                what = (f"it already has post {post.post_id} ({post.state.value}): joined, not "
-                        "posted twice") if any(joined) else f"added as post {post.post_id}"
+            for post, was_there in zip(posts or (), joined, strict=False):
+                to = f" to {post.platform}" if len(posts or ()) > 1 else ""
+                what = (f"it already has post {post.post_id}{to} ({post.state.value}): joined, "
+                        "not posted twice") if was_there else f"added as post {post.post_id}{to}"
                 log.info("%s is complete (%s bytes): %s", file.path, f"{file.size:,}", what,
                          extra={"post_id": post.post_id, "file": file.path.name})  # fmt: skip
 
-    def _add(self, path: Path, metadata: Mapping[str, str], endpoint: str,
-             joined: list[bool]) -> Post:  # fmt: skip
-        """Add (or join: one post per file) the post of a watched file."""
-        fields = {"filename": path.name, **self._settings.metadata, **metadata}
-        uploader = self._uploader(endpoint)
+    def _add(self, path: Path, sidecar: Sidecar, joined: list[bool]) -> list[Post]:
+        """Add (or join: one post per file and destination) the posts of a watched file."""
         try:
-            added = uploader.add_or_join(path, endpoint, metadata=fields)
-        finally:
-            uploader.close()
-        joined.append(added.joined)
-        return added.post
+            targets = list(self._settings.targets(sidecar.platforms))
+        except ValueError as exc:
+            raise SidecarError(f"{path.name}: its sidecar's platforms: {exc}") from None
+        fields = {"filename": path.name, **self._settings.metadata, **sidecar.metadata}
+        with self._uploader("") as uploader:  # journals only: no request, no credentials
+            results = add_to(uploader, path, targets, metadata=fields)
+        joined.extend(added.joined for added in results)
+        return [added.post for added in results]
 
     def _watch_pending(self) -> bool:
         """With ``once``: a watch folder still needs its second scan."""
         return self._watcher is not None and self._scans < 2
 
     # -- signals, reload, stop --
-
-    @contextlib.contextmanager
-    def _signals(self) -> Iterator[None]:
-        if not self.options.handle_signals or threading.current_thread() is not (
-                threading.main_thread()):  # fmt: skip
-            yield
-            return
-
-        def handler(signum: int, _frame: FrameType | None) -> None:
-            self._inbox.put(("signal", signum))
-
-        wanted = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-        previous = {sig: signal.signal(sig, handler) for sig in wanted}
-        try:
-            yield
-        finally:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
 
     def _reload(self) -> None:
         try:
@@ -375,6 +399,7 @@ class Daemon:
             log.error("configuration not reloaded (%s); keeping the previous one", exc)
             return
         self._settings = settings
+        self.intake.forget_sites()
         log.info("configuration reloaded: endpoint %s, chunk size %s", settings.endpoint or "-",
                  settings.chunk_size or "default")  # fmt: skip
 
@@ -417,6 +442,7 @@ class Daemon:
         if message != self._last_error:
             log.error(message, extra={"error": message})
         self._last_error = message
+        self._last_error_at = self.clock()
         if self.lock is not None:
             with contextlib.suppress(OSError):
                 self.lock.note_error(message, self.clock())

@@ -76,6 +76,10 @@ class Scheduler:
         """An upload (``kind="upload"``) or a check (``"check"``) of the post ended at ``now``."""
         self._ended[(kind, post_id)] = now
 
+    def held(self, kind: str, now: float) -> set[str]:
+        """The posts whose last ``kind`` run ended less than ``holdoff_s`` before ``now``."""
+        return {p for (k, p), t in self._ended.items() if k == kind and now < t + self.holdoff_s}
+
     def _ready(self, kind: str, post_id: str, now: float) -> bool:
         ended = self._ended.get((kind, post_id))
         return ended is None or now >= ended + self.holdoff_s

@@ -8,6 +8,9 @@
 * A post whose uploading process is gone (``kill -9``, a crash, a power
   cut) needs nothing here: :meth:`~steadypost.journal.Journal.due` and
   :meth:`~steadypost.journal.Journal.claim` hand it over at once.
+* :meth:`SiteSettings.targets` says where a watched file's posts go: the
+  one endpoint, or several destinations (``--to``, a sidecar's
+  ``"platforms"``), one post each, grouped.
 * :func:`outcome_line` words a post's new state for the log.
 """
 
@@ -15,15 +18,18 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from steadypost.journal import describe_owner
 from steadypost.models import Post, PostState
 from steadypost.origins import origin_of
+
+if TYPE_CHECKING:  # `steadypost status` starts without the upload code
+    from steadypost.lifecycle.group import Target
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
@@ -39,16 +45,42 @@ class SiteSettings(Protocol):
     def metadata(self) -> Mapping[str, str]: ...
     def headers_for(self, url: str) -> Mapping[str, str]: ...
     def foreign(self, url: str) -> bool: ...
+    def targets(self, names: Sequence[str] = ()) -> Sequence[Target]:
+        """Where a new post of a watched file goes (``names``: its sidecar's ``platforms``).
+
+        Empty when nothing is configured; ``ValueError`` for a name it does not know.
+        """
+        ...
 
 
 @dataclass(frozen=True)
 class Site:
-    """Settings for library use: ``headers`` go only to ``endpoint``'s origin."""
+    """Settings for library use: ``headers`` go only to ``endpoint``'s origin.
+
+    Watched files are posted to ``endpoint`` (a tus server), or, with
+    ``to``, once to each of those targets, grouped; a sidecar's
+    ``"platforms"`` picks among ``to`` by platform name.
+    """
 
     endpoint: str | None = None
     headers: Mapping[str, str] = field(default_factory=lambda: _EMPTY, repr=False)
     chunk_size: int | None = None
     metadata: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    to: tuple[Target, ...] = ()
+
+    def targets(self, names: Sequence[str] = ()) -> Sequence[Target]:
+        if names:
+            known = {t.name: t for t in self.to}
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                raise ValueError(f"no destination named {', '.join(unknown)} "
+                                 f"(known: {', '.join(known) or 'none'})")  # fmt: skip
+            return [known[n] for n in names]
+        if self.to:
+            return self.to
+        from steadypost.lifecycle.group import Target
+
+        return (Target(None, self.endpoint),) if self.endpoint else ()
 
     def headers_for(self, url: str) -> Mapping[str, str]:
         if self.endpoint is None or origin_of(url) == origin_of(self.endpoint):

@@ -1,7 +1,11 @@
-"""What ``steadypost status`` shows: is a daemon running, and what the journal holds.
+"""What ``steadypost status`` shows: which daemons work, and what the journal holds.
 
-:func:`read_status` only reads (the journal and the daemon's lock file), so
-it is safe to call while a daemon works, from any process.
+:func:`read_status` only reads (the journal, and an SQLite journal's daemon
+lock file), so it is safe to call while daemons work, from any process. The
+workers are every daemon that registered on the journal (one on SQLite, any
+number on PostgreSQL), each with its host, its last heartbeat and the posts it
+is uploading; a worker not heard from within its lease is shown as silent
+(killed, frozen, or cut off: its posts are taken over when their leases end).
 """
 
 from __future__ import annotations
@@ -11,8 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from steadypost.daemon.lock import LockInfo, running_daemon
-from steadypost.journal import Journal
+from steadypost.journal import Journal, Worker
 from steadypost.models import Post, PostState
+
+#: Cleanly stopped workers are listed for this long after they stopped.
+SHOW_STOPPED_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -26,13 +33,23 @@ class LastError:
 
 
 @dataclass(frozen=True)
+class WorkerStatus:
+    """One worker of the journal, and the posts it is uploading."""
+
+    worker: Worker
+    alive: bool
+    """Heard from within its lease (and not stopped)."""
+    uploading: tuple[Post, ...] = ()
+
+
+@dataclass(frozen=True)
 class Status:
-    """A summary of the daemon and the journal at ``now``."""
+    """A summary of the daemons and the journal at ``now``."""
 
     now: float
     journal: str
     daemon: LockInfo | None
-    """The running daemon (pid, start time), or ``None`` if none runs."""
+    """An SQLite journal's running daemon (pid, start time), or ``None`` if none runs."""
     counts: Mapping[PostState, int]
     uploading: tuple[Post, ...]
     next_upload: Post | None
@@ -41,6 +58,10 @@ class Status:
     next_check: Post | None
     next_check_at: float | None
     last_error: LastError | None
+    workers: tuple[WorkerStatus, ...] = ()
+    """The daemons of the journal, live ones and those silent or recently stopped."""
+    shared: bool = False
+    """A journal several machines share (PostgreSQL): its daemons are the workers."""
 
 
 def _upload_due_at(post: Post) -> float:
@@ -58,10 +79,16 @@ def read_status(journal: Journal, *, now: float) -> Status:
     checks = [p for p in active if p.state is PostState.UNCONFIRMED]
     next_upload = min(pending, key=_upload_due_at, default=None)
     next_check = min(checks, key=lambda p: p.next_attempt_ts or now, default=None)
-    daemon = running_daemon(journal.path)
+    daemon = None if journal.shared else running_daemon(journal.path)
+    uploading = [p for p in active if p.state is PostState.UPLOADING]
+    workers = tuple(
+        WorkerStatus(w, w.alive(now), tuple(p for p in uploading if w.owns(p.lease_owner)))
+        for w in journal.workers()
+        if w.stopped_at is None or now - w.stopped_at < SHOW_STOPPED_S
+    )
     return Status(
         now=now,
-        journal=str(journal.path),
+        journal=journal.location,
         daemon=daemon,
         counts=journal.counts(),
         uploading=tuple(p for p in active if p.state is PostState.UPLOADING),
@@ -69,11 +96,15 @@ def read_status(journal: Journal, *, now: float) -> Status:
         next_upload_at=_upload_due_at(next_upload) if next_upload else None,
         next_check=next_check,
         next_check_at=(next_check.next_attempt_ts or now) if next_check else None,
-        last_error=_last_error(journal, daemon),
+        last_error=_last_error(journal, daemon, workers),
+        workers=workers,
+        shared=journal.shared,
     )
 
 
-def _last_error(journal: Journal, daemon: LockInfo | None) -> LastError | None:
+def _last_error(
+    journal: Journal, daemon: LockInfo | None, workers: tuple[WorkerStatus, ...]
+) -> LastError | None:
     # Finished posts keep their error too (a failed post); confirmed ones have none.
     with_error = [p for p in journal.list() if p.last_error]
     latest = max(with_error, key=lambda p: p.updated_ts, default=None)
@@ -82,4 +113,9 @@ def _last_error(journal: Journal, daemon: LockInfo | None) -> LastError | None:
     if daemon is not None and daemon.last_error and daemon.last_error_at is not None and (
             found is None or daemon.last_error_at > found.at):  # fmt: skip
         return LastError(daemon.last_error_at, daemon.last_error)
+    for view in workers:  # a daemon's own error (the database away, say), in its heartbeat
+        said, at = view.worker.data.get("last_error"), view.worker.data.get("last_error_at")
+        if isinstance(said, str) and isinstance(at, (int, float)) and (found is None
+                                                                        or at > found.at):
+            found = LastError(float(at), f"worker {view.worker.name}: {said}")
     return found

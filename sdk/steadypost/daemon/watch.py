@@ -12,7 +12,10 @@
       {"caption": "Day one at the lake", "metadata": {"playlist": "summer"}}
 
   Top-level strings, numbers and booleans become metadata, and so does the
-  ``metadata`` object. Write the sidecar before (or together with) the video.
+  ``metadata`` object. ``"platforms": ["tiktok", "youtube"]`` posts this
+  video to those destinations (profile or platform names, as ``--to``
+  takes), one post each, grouped, instead of the daemon's own. Write the
+  sidecar before (or together with) the video.
 * Each file is posted once, also across restarts: the journal remembers every
   watched file by its path, size and modification time, in the same
   transaction that adds its post. A file replaced by a new one (another size
@@ -27,9 +30,14 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from steadypost.journal import Journal
+from steadypost.journal import AddResult, Journal
 from steadypost.models import Post
+
+if TYPE_CHECKING:
+    from steadypost._base import BaseUploader
+    from steadypost.lifecycle.group import Target
 
 WATCH_KIND = "watched-file"
 """The journal's host-state ``kind`` under which watched files are remembered."""
@@ -46,7 +54,16 @@ def ignored(name: str) -> bool:
 
 
 class SidecarError(ValueError):
-    """A sidecar file is not a JSON object of metadata."""
+    """A sidecar file is not a JSON object of metadata (or names no known destination)."""
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """What a sidecar says about its video."""
+
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    platforms: tuple[str, ...] = ()
+    """Where to post it (``--to`` names); empty: where the daemon posts new files."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +143,11 @@ def _metadata_value(key: str, value: object, where: Path) -> str:
 
 def read_sidecar(path: Path) -> dict[str, str]:
     """The metadata in a sidecar file; :class:`SidecarError` if it is not usable."""
+    return dict(read_sidecar_file(path).metadata)
+
+
+def read_sidecar_file(path: Path) -> Sidecar:
+    """A sidecar's metadata and platforms; :class:`SidecarError` if it is not usable."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -135,7 +157,26 @@ def read_sidecar(path: Path) -> dict[str, str]:
     nested = data.pop("metadata", {})
     if not isinstance(nested, dict):
         raise SidecarError(f"{path}: 'metadata' must be an object of key/value pairs")
-    return {k: _metadata_value(k, v, path) for k, v in {**data, **nested}.items()}
+    platforms = data.pop("platforms", [])
+    if isinstance(platforms, str):
+        platforms = [part.strip() for part in platforms.split(",")]
+    if not isinstance(platforms, list) or not all(isinstance(p, str) and p for p in platforms):
+        raise SidecarError(f"{path}: 'platforms' must be a list of names, e.g. "
+                           '["tiktok", "youtube"]')  # fmt: skip
+    metadata = {k: _metadata_value(k, v, path) for k, v in {**data, **nested}.items()}
+    return Sidecar(metadata, tuple(dict.fromkeys(platforms)))
+
+
+def add_to(
+    uploader: BaseUploader[Any, Any], path: Path, targets: Sequence[Target], *,
+    metadata: Mapping[str, str],
+) -> list[AddResult]:  # fmt: skip
+    """Journal (or join) a watched file's posts: one, or one per target, grouped."""
+    if len(targets) == 1:
+        [target] = targets
+        return [uploader.add_or_join(path, target.resolved_endpoint(), metadata=metadata,
+                                     platform=target.platform)]  # fmt: skip
+    return uploader.add_group(path, targets, metadata=metadata)[1]
 
 
 class WatchMemory:
@@ -149,23 +190,27 @@ class WatchMemory:
         state = self.journal.get_host_state(file.key, WATCH_KIND)
         return str(state["post_id"]) if state and state.get("post_id") else None
 
-    def add_once(self, file: WatchedFile, add: Callable[[], Post]) -> Post | None:
-        """Add the file's post and remember the file, in one transaction.
+    def add_once(
+        self, file: WatchedFile, add: Callable[[], Sequence[Post]]
+    ) -> Sequence[Post] | None:
+        """Add the file's posts (one per destination) and remember the file, in one transaction.
 
-        ``None`` if it was posted before, or if it changed while being added
-        (then nothing is kept, and it is looked at again once it settles).
+        ``None`` if it was posted before. :class:`_ChangedWhileAddingError` if it
+        changed while being added: then nothing is kept, and it is looked at
+        again once it settles.
         """
         with self.journal.atomic():
             if self.post_for(file) is not None:
                 return None
-            post = add()
-            if (post.identity.size, post.identity.mtime_ns) != (file.size, file.mtime_ns):
+            posts = add()
+            if not posts or any((p.identity.size, p.identity.mtime_ns) != (file.size, file.mtime_ns)
+                                for p in posts):  # fmt: skip
                 raise _ChangedWhileAddingError
             self.journal.put_host_state(file.key, WATCH_KIND, {
                 "path": str(file.path), "size": file.size, "mtime_ns": file.mtime_ns,
-                "post_id": post.post_id,
+                "post_id": posts[0].post_id, "post_ids": [p.post_id for p in posts],
             })  # fmt: skip
-            return post
+            return posts
 
 
 class _ChangedWhileAddingError(Exception):
@@ -228,18 +273,22 @@ class FolderWatcher:
         return WatchedFile(path, st.st_size, st.st_mtime_ns, sidecar_for(path))
 
     def post(
-        self, file: WatchedFile, add: Callable[[Path, Mapping[str, str]], Post]
-    ) -> Post | None:
-        """Add the post of a complete file (its sidecar's metadata passed to ``add``)."""
+        self, file: WatchedFile, add: Callable[[Path, Sidecar], Sequence[Post]]
+    ) -> Sequence[Post] | None:
+        """Add the posts of a complete file (``add`` gets what its sidecar says).
+
+        ``add`` raises :class:`SidecarError` for a sidecar it cannot follow
+        (a destination nobody configured): the file then waits until the
+        sidecar is fixed, and nothing is journaled.
+        """
         try:
-            metadata = read_sidecar(file.sidecar) if file.sidecar else {}
+            sidecar = read_sidecar_file(file.sidecar) if file.sidecar else Sidecar()
+            posts = self.memory.add_once(file, lambda: add(file.path, sidecar))
         except SidecarError as exc:
             self._once(f"sidecar {file.key}", f"{exc}; {file.path.name} waits until it is fixed")
             return None
-        try:
-            post = self.memory.add_once(file, lambda: add(file.path, metadata))
         except _ChangedWhileAddingError:
             self.tracker.forget(str(file.path))  # watch it settle again
             return None
         self._done.add(file.key)
-        return post
+        return posts

@@ -7,9 +7,11 @@ it recovers. Every request of a process therefore goes through one
 :class:`HostGuard` per host (keyed by origin, ``scheme://host:port``), which
 holds:
 
-* a **retry budget** (:class:`TokenBucket`), per process: every failed
-  request costs tokens, every answer refunds a little, and while the bucket is
-  at half or below the host gets nothing but the breaker's probes;
+* a **retry budget** (:class:`TokenBucket`): every failed request costs
+  tokens, every answer refunds a little, and while the bucket is at half or
+  below the host gets nothing but the breaker's probes. Like the breaker, it
+  lives in the journal's host table when there is one (shared by every process
+  on the journal: a fleet of daemons has one budget per host), else per process;
 * a **circuit breaker** (:class:`CircuitBreaker`): after
   ``failure_threshold`` consecutive failures it *opens* for a jittered period
   that grows with every failed probe (30 s, 1 min, ... up to 4 min); then it is

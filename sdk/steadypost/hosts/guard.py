@@ -1,4 +1,13 @@
-"""One process's hosts: the registry, the guard the drivers ask, the shared default."""
+"""One process's hosts: the registry, the guard the drivers ask, the shared default.
+
+With a store (the journal), a host's breaker *and* its retry budget live in the
+journal's host table, read at each admission and changed in one transaction
+that holds the row (:meth:`~steadypost.journal.Journal.update_host_state`), so
+every process on one journal (a fleet of daemons on PostgreSQL) shares one
+breaker and one budget per host: the fleet sends what one client would. A
+write is made only when the state changes (an answer from a healthy host
+writes nothing).
+"""
 
 from __future__ import annotations
 
@@ -31,6 +40,7 @@ from steadypost.hosts.breaker import (
     ALLOWED,
     Admission,
     BreakerOptions,
+    BreakerPhase,
     BreakerState,
     CircuitBreaker,
 )
@@ -42,6 +52,26 @@ from steadypost.origins import origin_of
 from steadypost.policy import parse_retry_after
 
 log = logging.getLogger("steadypost")
+
+#: The journal host-table ``kind`` of a host's retry budget (tokens, and when counted).
+BUDGET_KIND = "budget"
+
+
+def _bucket_json(bucket: TokenBucket) -> dict[str, Any]:
+    return {"tokens": bucket.tokens, "at": bucket._at}
+
+
+def _bucket_from(options: BudgetOptions, data: Mapping[str, Any] | None) -> TokenBucket:
+    """The bucket stored in ``data`` (a full one when there is none or it is unreadable)."""
+    bucket = TokenBucket(options)
+    try:
+        if data:
+            bucket.tokens = min(options.max_tokens, max(0.0, float(data["tokens"])))
+            bucket._at = None if data.get("at") is None else float(data["at"])
+    except (KeyError, TypeError, ValueError):
+        bucket = TokenBucket(options)
+    return bucket
+
 
 # --- one process's hosts -------------------------------------------------------------
 
@@ -205,11 +235,17 @@ class HostGuard:
         return known
 
     def mark_answered(self, origin: str, now: float) -> None:
-        """Remember that ``origin`` answered like the platform (shared through the journal)."""
+        """Remember that ``origin`` answered like the platform (shared through the journal).
+
+        Written once per process and origin: after that (or once read from the
+        journal) the registry knows it, and every answer of a healthy host
+        costs no journal write.
+        """
         origin = origin_of(origin)
         with self.registry._lock:
+            known = origin in self.registry._answered
             self.registry._answered.add(origin)
-        if self.store is not None:
+        if self.store is not None and not known:
             try:
                 self.store.update_host_state(origin, ANSWERED_KIND, lambda old: old or {"at": now})
             except JournalError as exc:
@@ -225,13 +261,57 @@ class HostGuard:
             host=host, retry_after=admission.wait_s, reason=admission.reason,
         )  # fmt: skip
 
+    def _shared_bucket(self, origin: str) -> TokenBucket:
+        """The host's budget: as the store has it (remembered here), or this process's."""
+        if self.store is not None:
+            try:
+                data = self.store.get_host_state(origin, BUDGET_KIND)
+            except JournalError as exc:
+                log.warning("host state of %s unreadable, using this process's: %s", origin, exc)
+            else:
+                bucket = _bucket_from(self.registry.options.budget, data)
+                with self.registry._lock:
+                    self.registry._buckets[origin] = bucket
+                return bucket
+        return self.registry._bucket(origin)
+
     def _budget(self, origin: str, now: float) -> Admission:
-        bucket = self.registry._bucket(origin)
+        bucket = self._shared_bucket(origin)
         with self.registry._lock:
             if bucket.admits(now):
                 return ALLOWED
             wait = bucket.wait_s(now)
         return Admission(False, wait_s=wait, reason="retry budget spent, next attempt")
+
+    def _account(self, origin: str, now: float, *, failed: bool, timeout: bool) -> None:
+        """Charge or refund the host's budget; in the store only when that changes it."""
+
+        def step(bucket: TokenBucket) -> None:
+            if failed:
+                bucket.charge(now, timeout=timeout)
+            else:
+                bucket.refund(now)
+
+        bucket = self._shared_bucket(origin)
+        with self.registry._lock:
+            before = bucket.level(now)
+            step(bucket)
+            changed = bucket.tokens != before
+        if self.store is None or not changed:
+            return
+
+        def update(data: dict[str, Any] | None) -> Mapping[str, Any]:
+            fresh = _bucket_from(self.registry.options.budget, data)  # on the freshest state
+            step(fresh)
+            return _bucket_json(fresh)
+
+        try:
+            stored = self.store.update_host_state(origin, BUDGET_KIND, update)
+        except JournalError as exc:
+            log.warning("cannot store host state of %s, keeping it in memory: %s", origin, exc)
+            return
+        with self.registry._lock:
+            self.registry._buckets[origin] = _bucket_from(self.registry.options.budget, stored)
 
     def check(self, origin: str, now: float) -> HostUnavailableError | None:
         """Why a request to ``origin`` would be refused now, or ``None``; takes no probe."""
@@ -278,17 +358,18 @@ class HostGuard:
         else:
             return  # a local problem (the file, a cancel): says nothing about the host
         assert failed is not None
-        bucket = self.registry._bucket(origin)
-        with self.registry._lock:
-            if failed:
-                bucket.charge(now, timeout=timeout)
-            else:
-                bucket.refund(now)
+        self._account(origin, now, failed=failed, timeout=timeout)
         breaker = self.registry.breaker
-        self._apply(
-            origin,
-            lambda s: (None, breaker.record(s, now, failed=failed, retry_after=retry_after)),
-        )
+
+        def step(state: BreakerState) -> tuple[None, BreakerState]:
+            if not failed and state.phase is BreakerPhase.OPEN:
+                # The answer to a request sent before the breaker opened (its probe has not
+                # gone yet): it says nothing about the host now. A fleet's late answers would
+                # otherwise close the breaker again and again as the outage begins.
+                return None, state
+            return None, breaker.record(state, now, failed=failed, retry_after=retry_after)
+
+        self._apply(origin, step)
 
 
 # --- the process-wide default -----------------------------------------------------------

@@ -1,6 +1,6 @@
 """Plain-value helpers for :mod:`steadypost.journal`: rows, JSON, fields and ids.
 
-Nothing here touches SQLite or the disk; the journal module owns all of that.
+Nothing here touches a database or the disk; the journal module owns all of that.
 """
 
 from __future__ import annotations
@@ -45,6 +45,9 @@ POST_COLUMNS: tuple[str, ...] = (
     "ctime_ns",
     "bytes_sent",
     "sent_to",
+    "lease_epoch",
+    "upload_host",
+    "shared_prefix",
 )
 SELECT_POSTS = "SELECT " + ", ".join(f'"{c}"' for c in POST_COLUMNS) + " FROM posts"  # noqa: S608
 SELECT_EVENTS = "SELECT event_id, post_id, at, kind, data FROM events"
@@ -153,6 +156,9 @@ def post_from_row(row: Sequence[Any]) -> Post:
         extra=loads_frozen(r["extra"]),
         bytes_sent=r["bytes_sent"],
         sent_to=r["sent_to"],
+        lease_epoch=r["lease_epoch"],
+        upload_host=r["upload_host"],
+        shared_prefix=r["shared_prefix"],
     )
 
 

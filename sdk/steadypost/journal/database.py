@@ -1,52 +1,12 @@
-"""The journal: a local SQLite record of every post and of what happened to it.
+""":class:`Journal`: the public face of the journal, composed of an engine and its tables.
 
-Durability, and what survives ``kill -9``
------------------------------------------
-* Every method that writes runs ONE ``BEGIN IMMEDIATE`` transaction and returns
-  only after it committed. The file is in WAL mode with ``synchronous=FULL``,
-  so a commit is fsynced: it survives the process being killed (``kill -9``),
-  an OS crash and a power cut (on a disk that honours fsync). A transaction cut
-  short leaves nothing behind: a post is always in its last committed state.
-* Intent is committed before I/O. The uploader claims a post (``uploading``,
-  with a lease) before its first request, checkpoints the upload URL before
-  sending bytes to it, and records an ``unconfirmed`` state before it can
-  learn whether a publish went through. A crash between two steps therefore
-  repeats at most one step, and the platform flows make every step safe to
-  repeat.
-* A dead worker's post is not stuck. When the worker's process is gone
-  (``kill -9``, a crash, a reboot), :meth:`Journal.claim` and
-  :meth:`Journal.due` see it at once (a lock file per process beside the
-  journal, which the kernel lets go of when the process ends: see
-  :mod:`steadypost.journal.owners`) and hand the post to another worker,
-  which resumes from the last checkpointed upload URL and offset. A worker
-  whose process lives on (stopped, hung) keeps its lease until it expires
-  after ``lease_s`` seconds.
-* One post per file, site and account: :meth:`Journal.add` joins the post
-  the same file already has (see :meth:`Journal.add_or_join`), in the same
-  transaction as the check, behind a unique index.
-* Writers in several processes (the CLI and the daemon) queue on SQLite's
-  write lock for up to ``busy_timeout_s`` instead of failing or interleaving.
-* The file is private (created 0600, its directory 0700) and never
-  overwritten: a corrupt file, or one that is not a steadypost journal, is
-  refused with :class:`JournalCorruptError` and left exactly as it was.
-
-Errors
-------
-Every failure is a :class:`~steadypost.errors.JournalError`, with the sqlite3
-or OS exception kept as ``__cause__``: :class:`JournalCorruptError`,
-:class:`~steadypost.errors.SchemaTooNewError`, :class:`PostNotFoundError`,
-:class:`PostExistsError`, :class:`~steadypost.errors.IllegalTransitionError`,
-:class:`~steadypost.errors.LeaseHeldError`. A full disk or an unwritable
-directory gives a plain ``JournalError`` saying so; nothing committed before
-is lost. Passing a wrong *argument* (an unknown field, a negative offset)
-raises ``TypeError``/``ValueError`` as usual in Python.
-
-Threads and async
------------------
-One :class:`Journal` may be shared by the threads of a process; an internal
-lock serialises its use of the connection. From async code call it through
-``asyncio.to_thread`` and never hold :meth:`Journal.atomic` across an
-``await``. After ``fork()`` open a new ``Journal`` in the child.
+A :class:`Journal` holds one :class:`~steadypost.journal.engine.Engine` (the
+database: SQLite or PostgreSQL) and the parts that run their SQL through it:
+:class:`~steadypost.journal.posts.PostTable` (posts, events),
+:class:`~steadypost.journal.leases.Leases` (claims, what is due, retention),
+:class:`~steadypost.journal.hoststate.HostTable` (per-host state) and
+:class:`~steadypost.journal.workers.WorkerTable` (the daemons). What the
+journal guarantees is in the package docstring (:mod:`steadypost.journal`).
 """
 
 from __future__ import annotations
@@ -55,241 +15,115 @@ import builtins
 import contextlib
 import math
 import os
-import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from steadypost.errors import (
-    JournalCorruptError,
-    JournalError,
-    PostExistsError,
-    PostNotFoundError,
-    SchemaTooNewError,
-)
-from steadypost.journal.codec import new_post_id
-from steadypost.journal.leases import DEFAULT_RETENTION_S, ScheduleAPI
-from steadypost.journal.migrations import APPLICATION_ID, migrate
-from steadypost.journal.owners import describe_owner, make_owner, owner_pid
-from steadypost.journal.posts import DEFAULT_LEASE_S, EVENT_KINDS, AddResult, Params
-from steadypost.journal.redact import redact_url
-from steadypost.paths import default_journal_path
+from steadypost.journal import owners
+from steadypost.journal.backends import open_engine
+from steadypost.journal.engine import Engine
+from steadypost.journal.hoststate import HostTable
+from steadypost.journal.leases import DEFAULT_RETENTION_S, Leases, release_fields
+from steadypost.journal.posts import DEFAULT_LEASE_S, AddResult, Place, PostTable
+from steadypost.journal.workers import Worker, WorkerTable
+from steadypost.models import FileIdentity, JournalEvent, Post, PostState
 
-__all__ = [
-    "DEFAULT_BUSY_TIMEOUT_S",
-    "DEFAULT_LEASE_S",
-    "DEFAULT_RETENTION_S",
-    "EVENT_KINDS",
-    "AddResult",
-    "Journal",
-    "JournalCorruptError",
-    "PostExistsError",
-    "PostNotFoundError",
-    "SchemaTooNewError",
-    "describe_owner",
-    "make_owner",
-    "new_post_id",
-    "owner_pid",
-    "redact_url",
-]
+__all__ = ["DEFAULT_BUSY_TIMEOUT_S", "SHARED_PATHS_ENV", "Journal"]
 
 DEFAULT_BUSY_TIMEOUT_S = 10.0
 """How long a write waits for another process's write to finish."""
-
-# sqlite3 primary result codes (``sqlite_errorcode`` only exists from Python 3.11).
-_FULL, _CORRUPT, _NOTADB, _BUSY, _LOCKED = 13, 11, 26, 5, 6
-_ACCESS = frozenset({3, 8, 10, 14, 23})  # PERM, READONLY, IOERR, CANTOPEN, AUTH
-_BY_MESSAGE = (
-    ("disk is full", _FULL),
-    ("not a database", _NOTADB),
-    ("malformed", _CORRUPT),
-    ("locked", _BUSY),
-    ("unable to open", 14),
-    ("readonly", 8),
-    ("i/o error", 10),
-)
+SHARED_PATHS_ENV = "STEADYPOST_SHARED_PATHS"
+"""Folders every worker of a fleet mounts at the same path (``os.pathsep``-separated)."""
+_EMPTY: Mapping[str, str] = {}
 
 
-def _result_code(exc: sqlite3.Error) -> int | None:
-    code = getattr(exc, "sqlite_errorcode", None)
-    if isinstance(code, int):
-        return code & 0xFF
-    text = str(exc).lower()
-    return next((c for needle, c in _BY_MESSAGE if needle in text), None)
+def _shared_from_env() -> tuple[str, ...]:
+    return tuple(p for p in os.environ.get(SHARED_PATHS_ENV, "").split(os.pathsep) if p)
 
 
-def _switch_to_wal(conn: sqlite3.Connection, timeout_s: float) -> str:
-    """``PRAGMA journal_mode = WAL``, waiting out other first openers of a new file.
+class Journal:
+    """The journal of posts and events; see the module docstring.
 
-    Switching a new file to WAL needs it to itself for an instant; SQLite answers
-    "locked" at once rather than calling its busy handler while other openers
-    hold read locks, so this does the waiting instead (bounded by the busy timeout).
-    """
-    if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
-        return "wal"  # the usual case: nothing to change
-    deadline = time.monotonic() + timeout_s
-    pause = 0.001
-    while True:
-        try:
-            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
-        except sqlite3.OperationalError as exc:
-            if _result_code(exc) not in (_BUSY, _LOCKED) or time.monotonic() >= deadline:
-                raise
-        time.sleep(pause)
-        pause = min(pause * 2, 0.05)
-
-
-class Journal(ScheduleAPI):
-    """The SQLite journal of posts and events; see the module docstring.
-
-    ``path`` defaults to :func:`steadypost.paths.default_journal_path`; missing
-    directories are created (0700) and a new file is created 0600. ``clock``
-    returns UTC epoch seconds and stamps every row and event. Use it as a
-    context manager, or call :meth:`close`.
+    ``target`` is a path or URL (see "Backends"); missing directories of a
+    file are created (0700) and a new file is created 0600. ``clock`` returns
+    UTC epoch seconds and stamps every row and event. ``host`` and
+    ``shared_paths`` matter for a journal shared by several machines: a post
+    records the host that added it (which alone may upload it) unless its file
+    is under one of ``shared_paths`` (default ``$STEADYPOST_SHARED_PATHS``),
+    folders every worker mounts at the same path. Use it as a context
+    manager, or call :meth:`close`.
 
     Posts: :meth:`add`, :meth:`add_or_join`, :meth:`get`, :meth:`list`,
     :meth:`events`, :meth:`record`, :meth:`transition`, :meth:`checkpoint`.
-    Workers: :meth:`claim`, :meth:`renew`, :meth:`release`, :meth:`due`,
-    :meth:`next_due_at`, :meth:`end_orphaned_leases`. Housekeeping:
-    :meth:`counts`, :meth:`purge`, :meth:`check`, :meth:`atomic`. Hosts: :meth:`get_host_state`,
+    Workers: :meth:`claim`, :meth:`renew`, :meth:`renew_all`, :meth:`release`,
+    :meth:`due`, :meth:`next_due_at`, :meth:`end_orphaned_leases`,
+    :meth:`register_worker`, :meth:`worker_heartbeat`, :meth:`worker_stopped`,
+    :meth:`workers`. Housekeeping: :meth:`counts`, :meth:`purge`,
+    :meth:`check`, :meth:`atomic`. Hosts: :meth:`get_host_state`,
     :meth:`put_host_state`, :meth:`update_host_state`.
     """
 
     def __init__(
         self,
-        path: str | os.PathLike[str] | None = None,
+        target: str | os.PathLike[str] | None = None,
         *,
         clock: Callable[[], float] = time.time,
         busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
+        host: str | None = None,
+        shared_paths: Iterable[str | os.PathLike[str]] | None = None,
     ) -> None:
         if not (isinstance(busy_timeout_s, (int, float)) and math.isfinite(busy_timeout_s)
                 and busy_timeout_s >= 0):
             raise ValueError(f"busy_timeout_s must be >= 0 seconds, not {busy_timeout_s!r}")
-        self._path = Path(os.path.abspath(path if path is not None else default_journal_path()))
         self._clock = clock
-        self._busy_timeout_s = float(busy_timeout_s)
-        self._lock = threading.RLock()
-        self._depth = 0
-        self._conn: sqlite3.Connection | None = None
-        with self._translated("open"):
-            self._conn = self._open()
-
-    # --- the one boundary where sqlite3 and OS errors become JournalError ----------------
-
-    @contextlib.contextmanager
-    def _translated(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except (sqlite3.Error, OSError) as exc:
-            raise self._error_for(exc, action) from exc
-
-    def _error_for(self, exc: sqlite3.Error | OSError, action: str) -> JournalError:
-        where = f"journal {self._path}"
-        if isinstance(exc, OSError):
-            return JournalError(
-                f"cannot {action} {where}: {exc.strerror or exc} "
-                f"(is {self._path.parent} a directory this user can write to?)"
-            )
-        code = _result_code(exc)
-        if code == _FULL:
-            return JournalError(
-                f"cannot {action} {where}: the disk is full ({exc}). Nothing of this step "
-                "was saved and everything saved before is intact: free some space and retry"
-            )
-        if code in (_CORRUPT, _NOTADB):
-            return JournalCorruptError(
-                f"{where} is corrupt or not an SQLite file ({exc}); it was left untouched: "
-                "move it aside to start a new journal"
-            )
-        if code in (_BUSY, _LOCKED):
-            return JournalError(
-                f"cannot {action} {where}: another process kept it locked for over "
-                f"{self._busy_timeout_s:g} s"
-            )
-        if code in _ACCESS:
-            return JournalError(
-                f"cannot {action} {where}: {exc} (can this user read and write the file, "
-                "and write to its directory?)"
-            )
-        return JournalError(f"cannot {action} {where}: {exc}")
-
-    def _open(self) -> sqlite3.Connection:
-        self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-            os.close(os.open(self._path, flags, 0o600))
-        conn = sqlite3.connect(
-            self._path.as_uri() + "?mode=rw",  # never let SQLite create or replace the file
-            uri=True,
-            timeout=self._busy_timeout_s,
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        try:
-            self._identify(conn)  # before anything writes to a file that may not be ours
-            mode = _switch_to_wal(conn, self._busy_timeout_s)
-            if mode != "wal":
-                raise JournalError(f"journal {self._path}: cannot use WAL mode (got {mode})")
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            migrate(conn, now=self._clock(), where=f"journal {self._path}")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _identify(self, conn: sqlite3.Connection) -> None:
-        # One statement, so one consistent snapshot while another process migrates.
-        app_id, version, tables = conn.execute(
-            "SELECT (SELECT application_id FROM pragma_application_id),"
-            " (SELECT user_version FROM pragma_user_version),"
-            " (SELECT count(*) FROM sqlite_master)"
-        ).fetchone()
-        if app_id == APPLICATION_ID or (app_id == 0 and not tables and not version):
-            return
-        raise JournalCorruptError(
-            f"{self._path} is an SQLite database of another application, not a steadypost "
-            "journal; it was left untouched"
-        )
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise JournalError(f"journal {self._path} is closed")
-        return self._conn
-
-    def _rows(self, sql: str, params: Params = ()) -> builtins.list[Any]:
-        with self._lock, self._translated("read"):
-            return self._connection().execute(sql, params).fetchall()
-
-    def _run(self, sql: str, params: Params = ()) -> int:
-        with self._lock, self._translated("write to"):
-            return self._connection().execute(sql, params).rowcount
-
-    def _quietly(self, sql: str) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            self._connection().execute(sql)
+        self._engine: Engine = open_engine(target, clock=clock, busy_timeout_s=busy_timeout_s)
+        place = Place.here(host, _shared_from_env() if shared_paths is None else shared_paths)
+        self._posts = PostTable(self._engine, clock, place)
+        self._leases = Leases(self._posts)
+        self._hosts = HostTable(self._posts)
+        self._workers = WorkerTable(self._posts)
+        self._engine.open()
 
     # --- lifecycle ------------------------------------------------------------------------
 
     @property
     def path(self) -> Path:
-        """The journal file."""
-        return self._path
+        """The journal file; for PostgreSQL, the local path that stands for the database."""
+        return self._engine.path
+
+    @property
+    def location(self) -> str:
+        """What to show people: the file, or the database URL without its password."""
+        return self._engine.location
+
+    @property
+    def backend(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._engine.dialect.name
+
+    @property
+    def shared(self) -> bool:
+        """Whether workers on several machines may share this journal (PostgreSQL)."""
+        return self._engine.dialect.many_hosts
+
+    @property
+    def host(self) -> str:
+        """This machine's name, as posts and workers record it."""
+        return self._posts.place.host
 
     @property
     def schema_version(self) -> int:
-        """The file's schema version (``PRAGMA user_version``)."""
-        return int(self._rows("PRAGMA user_version")[0][0])
+        """The journal's schema version (the last migration applied)."""
+        return self._engine.schema_version
+
+    def _rows(self, sql: str, params: Any = ()) -> builtins.list[Any]:
+        """Run one read (for tests and support; the SQL is the engine's own dialect)."""
+        return self._engine.rows(sql, params)
 
     def close(self) -> None:
-        """Close the connection; idempotent. Everything committed stays on disk."""
-        with self._lock:
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                with self._translated("close"):
-                    conn.close()
+        """Close the connection; idempotent. Everything committed stays."""
+        self._engine.close()
 
     def __enter__(self) -> Journal:
         return self
@@ -298,53 +132,304 @@ class Journal(ScheduleAPI):
         self.close()
 
     def __repr__(self) -> str:
-        return f"Journal({str(self._path)!r})"
+        return f"Journal({self.location!r})"
 
-    @contextlib.contextmanager
-    def atomic(self) -> Iterator[None]:
-        """A ``BEGIN IMMEDIATE`` transaction: commit on success, roll back on error.
+    def atomic(self) -> contextlib.AbstractContextManager[None]:
+        """One transaction: commit on success, roll back on error.
 
         Every public method already runs in its own transaction; use this to group
         several so other processes see all or nothing. Nested use joins the outer
         transaction (through a savepoint, so an inner error caught inside the outer
-        block undoes only the inner part). Other threads wait while it is held:
-        keep it short and never span an ``await``.
+        block undoes only the inner part). Posts read inside it are locked until it
+        ends. Other threads wait while it is held: keep it short and never span an
+        ``await``.
         """
-        with self._lock:
-            conn = self._connection()
-            if self._depth:
-                name = f"nested_{self._depth}"
-                with self._translated("write to"):
-                    conn.execute(f"SAVEPOINT {name}")
-                self._depth += 1
-                try:
-                    yield
-                except BaseException:
-                    self._quietly(f"ROLLBACK TO {name}")
-                    self._quietly(f"RELEASE {name}")
-                    raise
-                finally:
-                    self._depth -= 1
-                with self._translated("write to"):
-                    conn.execute(f"RELEASE {name}")
-                return
-            with self._translated("start writing to"):
-                conn.execute("BEGIN IMMEDIATE")
-            self._depth = 1
-            try:
-                yield
-                with self._translated("commit to"):
-                    conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    self._quietly("ROLLBACK")
-                raise
-            finally:
-                self._depth = 0
+        return self._engine.atomic()
 
     def check(self) -> None:
-        """Run SQLite's integrity and foreign-key checks; ``JournalCorruptError`` on a problem."""
-        problems = [row[0] for row in self._rows("PRAGMA integrity_check") if row[0] != "ok"]
-        problems += [f"dangling row {tuple(row)}" for row in self._rows("PRAGMA foreign_key_check")]
-        if problems:
-            raise JournalCorruptError(f"journal {self._path} failed its check: {problems[:5]}")
+        """Check the database's integrity; ``JournalCorruptError`` on a problem."""
+        self._engine.check()
+
+    # --- posts ----------------------------------------------------------------------------
+
+    def add(
+        self, *, path: str | os.PathLike[str], endpoint: str, identity: FileIdentity,
+        platform: str = "tus", metadata: Mapping[str, str] = _EMPTY,
+        post_id: str | None = None, extra: Mapping[str, Any] | None = None, new: bool = False,
+    ) -> Post:  # fmt: skip
+        """Journal a post (state ``queued``), or join the post this file already has.
+
+        Same as :meth:`add_or_join` but returns only the post; use that to
+        learn whether a post was made or joined.
+        """
+        return self.add_or_join(
+            path=path, endpoint=endpoint, identity=identity, platform=platform,
+            metadata=metadata, post_id=post_id, extra=extra, new=new,
+        ).post  # fmt: skip
+
+    def add_or_join(
+        self, *, path: str | os.PathLike[str], endpoint: str, identity: FileIdentity,
+        platform: str = "tus", metadata: Mapping[str, str] = _EMPTY,
+        post_id: str | None = None, extra: Mapping[str, Any] | None = None, new: bool = False,
+    ) -> AddResult:  # fmt: skip
+        """Journal a new post (``queued``) before anything is sent, unless the file has one.
+
+        One post per (file, site, account): if this file (its real path and
+        identity) already has a post for the same site (the endpoint's origin
+        and the platform) and account (the adapter's ``account`` label in
+        ``extra["platform"]``; tokens are never part of it) that is queued,
+        uploading, waiting, unconfirmed or confirmed, that post is returned
+        with ``joined=True`` and nothing is written. A failed or cancelled
+        post does not count. ``new=True`` makes a further post of the same
+        file on purpose. The check and the insert are one transaction, and a
+        unique index backs them, so two processes adding the same file at
+        the same instant get the same post.
+
+        ``path`` is stored absolute. ``identity`` is what the file looked like
+        when the user picked it; a changed file is never resumed. ``post_id``
+        defaults to :func:`new_post_id`; a second ``add`` with an id that is
+        in the journal already raises ``PostExistsError``. ``extra`` holds
+        platform-specific JSON. On a shared journal the post records where
+        its file can be read (see the class docstring).
+        """
+        return self._posts.add_or_join(
+            path=path, endpoint=endpoint, identity=identity, platform=platform,
+            metadata=metadata, post_id=post_id, extra=extra, new=new,
+        )  # fmt: skip
+
+    def get(self, post_id: str) -> Post:
+        """The post's current row; ``PostNotFoundError`` if there is none."""
+        return self._posts.load(post_id)
+
+    def list(
+        self, *, state: PostState | Iterable[PostState] | None = None, limit: int | None = None
+    ) -> builtins.list[Post]:
+        """Posts, oldest first, optionally only in the given state(s), at most ``limit``."""
+        return self._posts.list(state=state, limit=limit)
+
+    def events(self, post_id: str) -> builtins.list[JournalEvent]:
+        """The post's evidence log, oldest first; ``PostNotFoundError`` if no such post."""
+        return self._posts.events(post_id)
+
+    def record(
+        self, post_id: str, kind: str, data: Mapping[str, Any], *, owner: str | None = None,
+        epoch: int | None = None,
+    ) -> None:  # fmt: skip
+        """Append an event (``request``, ``response``, ``error``, ``wait``, ``note``, ``verify``).
+
+        Secrets are stripped first: keys such as ``Authorization`` or ``*token``
+        are dropped and credential query parameters in URLs are redacted. With
+        ``owner`` (and ``epoch``), written only while that lease holds
+        (``LeaseHeldError`` otherwise).
+        """
+        self._posts.record(post_id, kind, data, owner=owner, epoch=epoch)
+
+    def transition(
+        self, post_id: str, to: PostState, *, owner: str | None = None,
+        epoch: int | None = None, event: Mapping[str, Any] | None = None, **fields: Any,
+    ) -> Post:  # fmt: skip
+        """Move a post to state ``to`` and update ``fields``, with a ``state`` event.
+
+        Raises ``IllegalTransitionError`` unless the lifecycle allows the move.
+        With ``owner``, the caller asserts it holds the lease (``LeaseHeldError``
+        otherwise; with ``epoch`` too, the lease of that very claim); without it
+        the move is administrative, e.g. a user cancelling a post that a daemon
+        is uploading (the daemon learns at its next checkpoint). Entering
+        ``uploading`` from another state takes the lease and so needs ``owner``
+        (:meth:`claim` is the usual way); leaving ``uploading`` releases it.
+        ``fields``: upload_url, offset, attempts, next_attempt_at, last_error
+        (stored redacted), sha256, upload_expires_at, extra (replaced whole),
+        size, mtime_ns. ``event`` adds data to the event.
+        """
+        return self._posts.transition(post_id, to, owner=owner, epoch=epoch, event=event,
+                                      lease_s=DEFAULT_LEASE_S, fields=fields)  # fmt: skip
+
+    def checkpoint(
+        self, post_id: str, *, owner: str, epoch: int | None = None,
+        lease_s: float = DEFAULT_LEASE_S, **fields: Any,
+    ) -> Post:  # fmt: skip
+        """Save an uploading post's progress and renew ``owner``'s lease for ``lease_s``.
+
+        ``fields``: upload_url, offset, sha256, upload_expires_at, extra, attempts.
+        Journal a new upload URL *before* sending bytes to it. The offset never
+        goes back within one upload (``JournalError``); a new ``upload_url``
+        starts a new upload, at offset 0 unless given. Raises
+        ``IllegalTransitionError`` if the post is no longer uploading (e.g.
+        cancelled) and ``LeaseHeldError`` if another worker took it over (or,
+        with ``epoch``, claimed it again since): in both cases stop working on it.
+        """
+        return self._posts.checkpoint(post_id, owner=owner, epoch=epoch, lease_s=lease_s,
+                                      fields=fields)  # fmt: skip
+
+    # --- workers and leases ---------------------------------------------------------------
+
+    def claim(
+        self, *, owner: str, lease_s: float = DEFAULT_LEASE_S, post_id: str | None = None,
+        now: float | None = None, skip: Collection[str] = (),
+    ) -> Post | None:  # fmt: skip
+        """Atomically take one post to upload: it becomes ``uploading``, leased to ``owner``.
+
+        Without ``post_id``, picks the most overdue claimable post (not one in
+        ``skip``): ``queued``, ``waiting`` whose ``next_attempt_at`` has come, or
+        ``uploading`` whose lease expired or whose worker's process is gone;
+        returns ``None`` if there is none. On PostgreSQL this is ``SELECT ...
+        FOR UPDATE SKIP LOCKED``: workers claiming at once get different posts,
+        and a worker only gets posts whose file it can read (those of its host,
+        or under a shared folder it mounts). With ``post_id``, claims that post
+        now whatever its ``next_attempt_at`` (the user asked for it); raises
+        ``LeaseHeldError`` while another owner's lease is live (or when its
+        file is on another host), ``IllegalTransitionError`` if it cannot
+        upload (finished or ``unconfirmed``). Claiming a post you already hold
+        renews the lease. Every claim bumps the post's ``lease_epoch``: pass the
+        claimed post's epoch to later writes to fence them. ``attempts`` is left
+        to the uploader. Keep the lease alive with :meth:`checkpoint` or
+        :meth:`renew` more often than ``lease_s``.
+
+        A lease ends early only when its owner's process is known to be gone
+        (an owner from :func:`make_owner` on this host whose process ended:
+        ``kill -9``, a crash, a reboot; see :mod:`steadypost.journal.owners`); a
+        process that is alive, even stopped or hung, keeps its lease until it
+        expires.
+        """
+        return self._leases.claim(owner=owner, lease_s=lease_s, post_id=post_id, now=now,
+                                  skip=skip)  # fmt: skip
+
+    def claim_check(
+        self, *, owner: str, lease_s: float = DEFAULT_LEASE_S, now: float | None = None,
+        skip: Collection[str] = (),
+    ) -> Post | None:  # fmt: skip
+        """Reserve the most overdue ``unconfirmed`` post whose check is due, for ``owner``.
+
+        So that workers checking at the same moment check different posts
+        (``FOR UPDATE SKIP LOCKED`` on PostgreSQL). The post stays
+        ``unconfirmed`` and is not due for others until the reservation's lease
+        ends (``lease_s``) or its check moves it (which ends the reservation);
+        nothing else of it changes. Returns ``None`` when no check is due.
+        """
+        return self._leases.claim_check(owner=owner, lease_s=lease_s, now=now, skip=skip)
+
+    def end_orphaned_leases(self, now: float | None = None) -> builtins.list[Post]:
+        """End now the live leases whose owner's process is gone; returns those posts.
+
+        They stay ``uploading``, with ``lease_expires_at`` now: due at once,
+        and the next :meth:`claim` takes them over from their last checkpoint.
+        :meth:`claim`, :meth:`due` and :meth:`next_due_at` call this first;
+        call it yourself before showing posts, so a dead uploader's post does
+        not look busy. The test (a lock file nobody holds, see
+        :mod:`steadypost.journal.owners`) takes no write lock; only when it
+        finds something does this write, in one transaction, with a ``note``
+        event per post.
+        """
+        return self._leases.end_orphaned_leases(now)
+
+    def renew(
+        self, post_id: str, *, owner: str, epoch: int | None = None,
+        lease_s: float = DEFAULT_LEASE_S,
+    ) -> Post:  # fmt: skip
+        """Extend ``owner``'s lease on an uploading post (e.g. during a long backoff)."""
+        return self.checkpoint(post_id, owner=owner, epoch=epoch, lease_s=lease_s)
+
+    def renew_all(self, leases: Iterable[tuple[str, str]], *, lease_s: float) -> set[str]:
+        """A worker's heartbeat: extend each ``(post_id, owner)`` lease for ``lease_s``.
+
+        One transaction. A lease its owner no longer holds is left alone;
+        returns the ids of the posts whose lease was extended.
+        """
+        return self._leases.renew_all(leases, lease_s=lease_s)
+
+    def release(
+        self, post_id: str, *, owner: str, epoch: int | None = None,
+        to: PostState = PostState.WAITING, next_attempt_at: float | None = None,
+        last_error: str | None = None, event: Mapping[str, Any] | None = None,
+    ) -> Post:  # fmt: skip
+        """Give up ``owner``'s lease, moving the post to ``to`` (default ``waiting``).
+
+        Shorthand for ``transition(post_id, to, owner=owner, ...)``; a ``waiting``
+        post with ``next_attempt_at=None`` is due again at once. ``last_error`` is
+        only changed when given.
+        """
+        fields = release_fields(next_attempt_at, last_error)
+        return self.transition(post_id, to, owner=owner, epoch=epoch, event=event, **fields)
+
+    def due(
+        self, *, now: float | None = None, limit: int | None = None,
+        state: PostState | Iterable[PostState] | None = None,
+    ) -> builtins.list[Post]:  # fmt: skip
+        """Posts whose next action has come, most overdue first (only in ``state``, if given).
+
+        Queued posts; waiting ones whose ``next_attempt_at`` has passed; uploading
+        ones whose lease expired; and ``unconfirmed`` ones whose verification time
+        (``next_attempt_at``) has come. A ``NULL`` ``next_attempt_at`` means now.
+        Uploading posts whose owner's process is gone are due at once: their
+        leases are ended first (the only write this may make).
+        """
+        return self._leases.due(now=now, limit=limit, state=state)
+
+    def next_due_at(self) -> float | None:
+        """When :meth:`due` next returns something (may be past); ``None``: nothing to do.
+
+        A daemon sleeps until then, or until it is told about new work. Like
+        :meth:`due`, it ends the leases of owners whose process is gone first.
+        """
+        return self._leases.next_due_at()
+
+    def owner_gone(self, owner: str | None) -> bool:
+        """Whether the process behind a lease owner name is known to be gone (see ``owners``)."""
+        return owners.gone(self.path, owner, host_only=self.shared)
+
+    def register_worker(
+        self, name: str, *, process: str, lease_s: float, data: Mapping[str, Any] = _EMPTY
+    ) -> None:
+        """A daemon starts: record it (replacing an earlier worker of that name)."""
+        self._workers.register(name, process=process, lease_s=lease_s, data=data)
+
+    def worker_heartbeat(self, name: str, data: Mapping[str, Any] | None = None) -> None:
+        """The daemon ``name`` is alive (and, with ``data``, what it says about itself)."""
+        self._workers.beat(name, data)
+
+    def worker_stopped(self, name: str) -> None:
+        """The daemon ``name`` exited cleanly."""
+        self._workers.stopped(name)
+
+    def workers(self, *, forget_after_s: float | None = None) -> builtins.list[Worker]:
+        """The daemons of this journal, by host (forgetting those silent for ``forget_after_s``)."""
+        return self._workers.list(forget_after_s=forget_after_s)
+
+    # --- housekeeping -----------------------------------------------------------------------
+
+    def purge(self, *, older_than_s: float = DEFAULT_RETENTION_S) -> int:
+        """Delete finished posts (and their events) untouched for ``older_than_s``.
+
+        Only ``confirmed``, ``failed`` and ``cancelled`` posts are ever deleted
+        (the schema refuses anything else too). Returns how many posts went.
+        """
+        return self._leases.purge(older_than_s=older_than_s)
+
+    def counts(self) -> dict[PostState, int]:
+        """How many posts are in each state (every state present, maybe 0)."""
+        return self._leases.counts()
+
+    # --- per-host shared state (circuit breaker, retry budget, rate limits) -------------
+
+    def get_host_state(self, host: str, kind: str) -> dict[str, Any] | None:
+        """The JSON object last stored for ``(host, kind)``, or ``None``.
+
+        Hosts are compared case-insensitively. Every process on the journal
+        reads the same rows, so a breaker opened by one is respected by all.
+        """
+        return self._hosts.get(host, kind)
+
+    def put_host_state(self, host: str, kind: str, data: Mapping[str, Any]) -> None:
+        """Store (replace) the JSON object for ``(host, kind)``."""
+        self._hosts.put(host, kind, data)
+
+    def update_host_state(
+        self, host: str, kind: str, update: Callable[[dict[str, Any] | None], Mapping[str, Any]],
+    ) -> dict[str, Any]:  # fmt: skip
+        """Read-modify-write ``(host, kind)`` in one transaction; returns the new state.
+
+        ``update`` gets the current object (or ``None``) and returns the new one.
+        The row is locked meanwhile, so when several processes change the same
+        counters at once, each sees the others' changes.
+        """
+        return self._hosts.update(host, kind, update)

@@ -1,23 +1,29 @@
-"""The journal's schema, as numbered migrations applied in order.
+"""The journal's schema, as numbered migrations applied in order, on SQLite and PostgreSQL.
 
-Every journal file records how far it has been migrated twice: in
-``PRAGMA user_version`` (cheap to read before anything else) and in the
-``schema_migrations`` table (when each step was applied, for support).
+Every journal records how far it has been migrated in its ``schema_migrations``
+table (when each step was applied, for support); an SQLite file also in
+``PRAGMA user_version`` (cheap to read before anything else).
 
 Rules for whoever adds a migration:
 
 * Append; never edit or renumber a released migration. Versions are 1, 2, 3...
-* One migration runs in ONE ``BEGIN IMMEDIATE`` transaction together with its
-  bookkeeping, so a crash mid-migration leaves the previous version intact.
+* One migration runs in ONE transaction together with its bookkeeping
+  (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: ``BEGIN`` under a transaction-long
+  advisory lock), so a crash mid-migration leaves the previous version intact.
   Several processes opening the same journal at once are fine: the version is
-  re-read under the write lock and a step already applied is skipped.
+  re-read under the lock and a step already applied is skipped.
 * A step is a tuple of SQL statements, or a callable taking the connection for
-  data migrations. It must not COMMIT, and must not change ``journal_mode``.
-* A journal newer than this code (``user_version`` above :data:`LATEST_VERSION`)
+  data migrations (it gets ``execute(sql, params)`` with ``?`` parameters on
+  both engines). It must not COMMIT, and must not change ``journal_mode``.
+* The statements are written for SQLite; :func:`postgres_statement` makes the
+  PostgreSQL ones (64-bit ``BIGINT`` for ``INTEGER``, ``DOUBLE PRECISION`` for
+  ``REAL``, identity columns, no ``PRAGMA``). What cannot be translated
+  (triggers) is given as the migration's ``postgres`` step.
+* A journal newer than this code (a version above :data:`LATEST_VERSION`)
   is refused with :class:`SchemaTooNewError`: the code never guesses at, nor
   downgrades, a schema it does not know.
 
-sqlite3 errors pass through unchanged: :mod:`steadypost.journal` translates
+Database errors pass through unchanged: :mod:`steadypost.journal` translates
 them into :class:`~steadypost.errors.JournalError` at its single boundary.
 """
 
@@ -25,10 +31,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from steadypost.errors import SchemaTooNewError
 from steadypost.journal.codec import account_of, file_key, from_u64, loads_frozen
@@ -38,7 +45,7 @@ from steadypost.models import FileIdentity
 #: application's SQLite file is recognised and left alone.
 APPLICATION_ID = 0x5374506A
 
-MigrationStep: TypeAlias = "tuple[str, ...] | Callable[[sqlite3.Connection], None]"
+MigrationStep: TypeAlias = "tuple[str, ...] | Callable[[Any], None]"
 
 
 @dataclass(frozen=True)
@@ -48,12 +55,13 @@ class Migration:
     version: int
     description: str
     step: MigrationStep
+    postgres: MigrationStep | None = None
+    """The step on PostgreSQL, where ``step`` cannot be translated (see the module docstring)."""
 
 
 _TERMINAL_SQL = "('confirmed', 'failed', 'cancelled')"
 
-_V1_POSTS_AND_EVENTS: tuple[str, ...] = (
-    f"PRAGMA application_id = {APPLICATION_ID}",
+_V1_TABLES: tuple[str, ...] = (
     """
     CREATE TABLE posts (
         post_id           TEXT PRIMARY KEY NOT NULL,
@@ -90,7 +98,9 @@ _V1_POSTS_AND_EVENTS: tuple[str, ...] = (
     )
     """,
     "CREATE INDEX events_by_post ON events (post_id, event_id)",
-    # The evidence log is append-only, and an unfinished post is never deleted.
+)
+# The evidence log is append-only, and an unfinished post is never deleted.
+_V1_TRIGGERS: tuple[str, ...] = (
     """
     CREATE TRIGGER events_append_only BEFORE UPDATE ON events
     BEGIN SELECT RAISE(ABORT, 'journal events are append-only'); END
@@ -99,6 +109,22 @@ _V1_POSTS_AND_EVENTS: tuple[str, ...] = (
     CREATE TRIGGER posts_keep_unfinished BEFORE DELETE ON posts
     WHEN OLD.state NOT IN {_TERMINAL_SQL}
     BEGIN SELECT RAISE(ABORT, 'an unfinished post is never deleted'); END
+    """,
+)
+_V1_POSTS_AND_EVENTS = (f"PRAGMA application_id = {APPLICATION_ID}", *_V1_TABLES, *_V1_TRIGGERS)
+_V1_POSTGRES_TRIGGERS: tuple[str, ...] = (
+    """
+    CREATE FUNCTION steadypost_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION '%', TG_ARGV[0]; END $$
+    """,
+    """
+    CREATE TRIGGER events_append_only BEFORE UPDATE ON events FOR EACH ROW
+    EXECUTE FUNCTION steadypost_refuse('journal events are append-only')
+    """,
+    f"""
+    CREATE TRIGGER posts_keep_unfinished BEFORE DELETE ON posts FOR EACH ROW
+    WHEN (OLD.state NOT IN {_TERMINAL_SQL})
+    EXECUTE FUNCTION steadypost_refuse('an unfinished post is never deleted')
     """,
 )
 
@@ -153,7 +179,7 @@ def _identity_now(path: str, journaled: FileIdentity) -> FileIdentity:
     return now if same else journaled
 
 
-def _v4_one_post_per_file(conn: sqlite3.Connection) -> None:
+def _v4_one_post_per_file(conn: Any) -> None:
     """One post per (file, site, account): a key per post, and a unique index over it.
 
     ``file_key`` is :func:`steadypost.journal.codec.file_key` of the post;
@@ -186,7 +212,8 @@ def _v4_one_post_per_file(conn: sqlite3.Connection) -> None:
             identity = _identity_now(path, identity)
         key = file_key(path=path, identity=identity, endpoint=endpoint, platform=platform,
                        account=account)  # fmt: skip
-        twin = bool(blocks) and key in placed
+        blocks = bool(blocks)
+        twin = blocks and key in placed
         if blocks:
             placed.add(key)
         conn.execute("UPDATE posts SET file_key = ?, new_on_purpose = ? WHERE post_id = ?",
@@ -198,13 +225,39 @@ def _v4_one_post_per_file(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX posts_by_file_key ON posts (file_key, created_at)")
 
 
+_V5_FENCING_AND_FLEET: tuple[str, ...] = (
+    # Bumped at every claim: a worker's write with an older epoch changes nothing.
+    "ALTER TABLE posts ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0 CHECK (lease_epoch >= 0)",
+    # Where the post's file can be read: one host (NULL: any), or a prefix every worker
+    # mounts (journals shared by several machines; an SQLite journal leaves both NULL).
+    "ALTER TABLE posts ADD COLUMN upload_host TEXT",
+    "ALTER TABLE posts ADD COLUMN shared_prefix TEXT",
+    "CREATE INDEX posts_by_lease_owner ON posts (lease_owner) WHERE lease_owner IS NOT NULL",
+    # The daemons working on the journal, for `steadypost status` (a heartbeat each).
+    """
+    CREATE TABLE workers (
+        name         TEXT PRIMARY KEY NOT NULL,
+        host         TEXT NOT NULL,
+        pid          INTEGER NOT NULL,
+        process      TEXT NOT NULL,
+        started_at   REAL NOT NULL,
+        heartbeat_at REAL NOT NULL,
+        lease_s      REAL NOT NULL,
+        stopped_at   REAL,
+        data         TEXT NOT NULL DEFAULT '{}'
+    )
+    """,
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "posts and their append-only events", _V1_POSTS_AND_EVENTS),
+    Migration(1, "posts and their append-only events", _V1_POSTS_AND_EVENTS,
+              postgres=(*_V1_TABLES, *_V1_POSTGRES_TRIGGERS)),
     Migration(2, "per-host shared state (breaker, budgets) and scheduling indexes", _V2_HOSTS),
     Migration(
         3, "file identity (device, inode, ctime) and wire accounting", _V3_FILE_IDENTITY_AND_WIRE
     ),
     Migration(4, "one post per file, site and account (file_key)", _v4_one_post_per_file),
+    Migration(5, "fencing epochs, where a post's file is, and the workers", _V5_FENCING_AND_FLEET),
 )
 
 LATEST_VERSION: int = MIGRATIONS[-1].version
@@ -287,3 +340,29 @@ def _apply(conn: sqlite3.Connection, migration: Migration, *, now: float) -> Non
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
         raise
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+
+_TYPES = ((re.compile(r"\bINTEGER PRIMARY KEY AUTOINCREMENT\b"),
+           "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"),
+          (re.compile(r"\bINTEGER\b"), "BIGINT"),
+          (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),
+          (re.compile(r"\)\s*WITHOUT ROWID"), ")"))  # fmt: skip
+
+
+def postgres_statement(statement: str) -> str | None:
+    """An SQLite DDL statement as PostgreSQL says it (``None``: it has no equivalent)."""
+    if statement.strip().upper().startswith("PRAGMA"):
+        return None
+    for pattern, replacement in _TYPES:
+        statement = pattern.sub(replacement, statement)
+    return statement
+
+
+def postgres_step(migration: Migration) -> MigrationStep:
+    """What ``migration`` runs on PostgreSQL."""
+    step = migration.postgres if migration.postgres is not None else migration.step
+    if callable(step):
+        return step
+    return tuple(s for s in map(postgres_statement, step) if s is not None)

@@ -8,6 +8,11 @@ locked until it exits::
 
     journal.sqlite3.owners/<process>.lock
 
+(A PostgreSQL journal has no file: its lock files are in a per-user local
+directory named after the database, see :mod:`steadypost.journal.postgres`,
+and only owners named after this host are looked up there. Owners on other
+machines are taken over when their leases expire.)
+
 The kernel lets go of a ``flock`` when the process ends, however it ends
 (``kill -9``, a crash, a power cut), and never because a pid was reused. So
 for an owner of that form:
@@ -65,8 +70,11 @@ _process: tuple[int, str] = (0, "")  # (pid, token): drawn again in a forked chi
 _held: dict[str, int] = {}  # owners directory -> descriptor of this process's locked file
 
 
-def _hostname() -> str:
-    import socket  # here: `steadypost list` and `status` start without it
+def hostname() -> str:
+    """This machine's name, as ``socket.gethostname()`` gives it."""
+    if hasattr(os, "uname"):  # the same name on POSIX, without loading socket for `list`
+        return os.uname().nodename
+    import socket
 
     return socket.gethostname()
 
@@ -87,9 +95,14 @@ def make_owner() -> str:
     (see :mod:`steadypost.journal.owners`); any other string works as an
     owner too, and is then only ever taken over when its lease expires.
     """
+    return f"{owner_prefix()}.{os.urandom(4).hex()}"
+
+
+def owner_prefix() -> str:
+    """How every owner name :func:`make_owner` makes in this process begins (``host:pid:token``)."""
     with _lock:
         token = _token()
-    return f"{_hostname()}:{os.getpid()}:{token}.{os.urandom(4).hex()}"
+    return f"{hostname()}:{os.getpid()}:{token}"
 
 
 def owner_pid(owner: str | None) -> int | None:
@@ -147,7 +160,7 @@ def _create_locked(directory: Path, process: str) -> int:
                  0o600)  # fmt: skip
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        about: dict[str, Any] = {"pid": os.getpid(), "host": _hostname(),
+        about: dict[str, Any] = {"pid": os.getpid(), "host": hostname(),
                                  "started_at": time.time()}  # fmt: skip
         os.write(fd, json.dumps(about).encode())
         os.replace(temporary, directory / f"{process}.lock")  # appears already locked
@@ -159,10 +172,16 @@ def _create_locked(directory: Path, process: str) -> int:
     return fd
 
 
-def gone(journal_path: Path, owner: str | None) -> bool:
-    """True only when ``owner``'s process is known to have ended (see the module docstring)."""
+def gone(journal_path: Path, owner: str | None, *, host_only: bool = False) -> bool:
+    """True only when ``owner``'s process is known to have ended (see the module docstring).
+
+    With ``host_only`` (a journal shared by several machines, whose lock files
+    are in a local directory), only owners named after this host are looked up.
+    """
     process = _process_of(owner)
     if fcntl is None or process is None:
+        return False
+    if host_only and _OWNER.match(owner or "")["host"] != hostname():  # type: ignore[index]
         return False
     with _lock:
         if process == _token():

@@ -21,6 +21,8 @@ stopped on purpose        ``waiting``, due at once, no attempt spent
 publish answered          :func:`published`: processed → ``confirmed``;
                           refused → ``failed``; else ``unconfirmed``
 publish failed            :func:`publish_failed`: by the error's outcome
+an earlier run's publish  :func:`publish_unknown`: ``unconfirmed``, never sent
+went out, its answer lost again blindly (the run died after sending it)
 its host is recovering    ``waiting`` until the host's time (:func:`deferred`)
 interrupted from outside  ``waiting``, due at once (:func:`interrupted`)
 a check answered          :func:`checked`: processed → ``confirmed``;
@@ -56,6 +58,16 @@ from steadypost.policy import RetryPolicy, recheck_delay, retry_delay
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
+#: The key of a post's ``extra`` journaled (as intent) before its publish request goes
+#: out, and dropped once the publish's outcome is known: a run that finds it there knows
+#: an earlier run sent a publish whose answer was never journaled.
+PUBLISH_SENT = "publish_started_at"
+
+
+def _settled(extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``extra`` without the publish intent: its outcome is known now."""
+    return {k: v for k, v in extra.items() if k != PUBLISH_SENT}
+
 
 @dataclass(frozen=True)
 class Transition:
@@ -87,7 +99,8 @@ class Context:
 
 def _unconfirmed(post: Post, ctx: Context, **fields: Any) -> dict[str, Any]:
     """An ``unconfirmed`` post remembers since when, and has had no check yet."""
-    extra = {**post.extra, **fields.pop("extra", {}), "unconfirmed_since": ctx.now, "checks": 0}
+    extra = {**_settled(post.extra), **fields.pop("extra", {}), "unconfirmed_since": ctx.now,
+             "checks": 0}
     return {**fields, "extra": extra, "next_attempt_at": ctx.first_check_at()}
 
 
@@ -182,11 +195,12 @@ def file_changed(post: Post, change: str, *, size: int, mtime_ns: int, dev: int 
 def published(post: Post, result: CheckResult, *, ctx: Context) -> Transition:
     """The platform answered the publish request."""
     event = {"publish": result.status.value, "reason": result.reason}
+    done = {"next_attempt_at": None, "extra": _settled(post.extra)}
     if result.status is CheckStatus.PROCESSED:
-        return Transition(PostState.CONFIRMED, {"next_attempt_at": None, "last_error": None}, event)
+        return Transition(PostState.CONFIRMED, {**done, "last_error": None}, event)
     if result.status is CheckStatus.FAILED and not result.retryable:
         why = f"the platform refused the post: {result.reason or 'no reason given'}"
-        return Transition(PostState.FAILED, {"next_attempt_at": None, "last_error": why}, event)
+        return Transition(PostState.FAILED, {**done, "last_error": why}, event)
     # Accepted and processing (or an odd answer): verify in the window.
     return Transition(PostState.UNCONFIRMED, _unconfirmed(post, ctx, last_error=None), event)
 
@@ -196,12 +210,25 @@ def publish_failed(post: Post, exc: SteadypostError, *, ctx: Context) -> Transit
     attempts = post.attempts + 1
     fields: dict[str, Any] = {"attempts": attempts, "last_error": str(exc)}
     event = {"publish_error": str(exc), "outcome": exc.outcome.value}
+    if exc.outcome is not Outcome.AMBIGUOUS:  # not sent, or refused: known
+        fields["extra"] = _settled(post.extra)
     if exc.outcome is Outcome.AMBIGUOUS:
         return Transition(PostState.UNCONFIRMED, _unconfirmed(post, ctx, **fields), event)
     if exc.outcome is Outcome.REJECTED:
         return Transition(PostState.FAILED, {**fields, "next_attempt_at": None}, event)
     wait = retry_delay(exc, attempts, policy=ctx.policy, rng=ctx.rng)
     return Transition(PostState.WAITING, {**fields, "next_attempt_at": ctx.now + wait}, event)
+
+
+def publish_unknown(post: Post, *, ctx: Context) -> Transition:
+    """An earlier run sent the publish and died before journaling its answer: verify it.
+
+    Sending it again could post the video twice on a platform that ignores
+    idempotency keys; the check in the verification window tells.
+    """
+    why = "an earlier run sent the publish request and its answer was lost; checking first"
+    return Transition(PostState.UNCONFIRMED, _unconfirmed(post, ctx, last_error=why),
+                      {"publish": "unknown", "note": why})  # fmt: skip
 
 
 # --- verification ------------------------------------------------------------------------
@@ -229,7 +256,7 @@ def checked(post: Post, result: CheckResult, *, ctx: Context) -> Transition:
         "check": _checks(post), "status": result.status.value, "reason": result.reason,
         "retryable": result.retryable, **dict(result.detail),
     }  # fmt: skip
-    extra = {**post.extra, "checks": _checks(post)}
+    extra = {**_settled(post.extra), "checks": _checks(post)}
 
     def to(state: PostState, **fields: Any) -> Transition:
         return Transition(state, {**fields, "extra": extra}, {"check": result.status.value},

@@ -16,6 +16,14 @@ pump the flow. The journal sees each step before the flow goes on:
 The lease is renewed while the upload runs (on each block, request and
 wait), so a second process never uploads the same post, and a dead
 process's post is taken up again once its lease expires.
+
+Fencing: every write names the run's lease, the owner and the epoch its claim
+got. Once another worker has claimed the post (this one was frozen past its
+lease, say), the write raises :class:`~steadypost.errors.LeaseHeldError` and
+the run stops without sending anything more: the intent journaled before each
+body request fails, a body is cut between two blocks when the last renewal is
+older than a third of the lease (the renewal is the check), and a publish is
+retried only while the lease holds (:meth:`PostRun.fence`).
 """
 
 from __future__ import annotations
@@ -66,15 +74,17 @@ class BatchedWrites:
 
     _BATCHED = frozenset({"request", "wait"})
 
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: Journal, *, owner: str | None = None,
+                 epoch: int | None = None) -> None:  # fmt: skip
         self.inner = journal
         self._pending: list[tuple[str, str, Mapping[str, Any]]] = []
+        self._fence = {"owner": owner, "epoch": epoch} if owner is not None else {}
 
     def record(self, post_id: str, kind: str, data: Mapping[str, Any]) -> None:
         if kind in self._BATCHED:
-            self._pending.append((post_id, kind, data))
+            self._pending.append((post_id, kind, data))  # (fenced by the write they go with)
         else:
-            self._write(self.inner.record, post_id, kind, data)
+            self._write(self.inner.record, post_id, kind, data, **self._fence)
 
     def _write(self, write: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with self.inner.atomic():
@@ -147,9 +157,11 @@ class PostRun(EventRecorder):
         policy: RetryPolicy,
         options: PostOptions,
     ) -> None:
-        super().__init__(BatchedWrites(journal), post)
+        super().__init__(BatchedWrites(journal, owner=owner, epoch=post.lease_epoch), post)
         self.journal: BatchedWrites
         self.owner = owner
+        self.epoch = post.lease_epoch
+        """The fencing token of this run's claim: every write names it."""
         self.clock = clock
         self.rng = rng
         self.policy = policy
@@ -184,10 +196,7 @@ class PostRun(EventRecorder):
             self.apply(restart)
             self.upload_url, self.offset = None, 0
         elif known.inode is None and file.inode is not None:  # journaled by steadypost 0.1
-            self.post = self.journal.checkpoint(
-                self.post.post_id, owner=self.owner, dev=file.dev, inode=file.inode,
-                ctime_ns=file.ctime_ns, lease_s=self.options.lease_s,
-            )  # fmt: skip
+            self.post = self._checkpoint(dev=file.dev, inode=file.inode, ctime_ns=file.ctime_ns)
         self.file = OpenedFile(file.path, file.identity)
         return file
 
@@ -201,13 +210,31 @@ class PostRun(EventRecorder):
 
     # -- while it runs (the driver's observer) --
 
+    def _checkpoint(self, **fields: Any) -> Post:
+        """A fenced checkpoint of this run (which renews its lease)."""
+        now = self.clock()
+        post = self.journal.checkpoint(self.post.post_id, owner=self.owner, epoch=self.epoch,
+                                       lease_s=self.options.lease_s, **fields)  # fmt: skip
+        self._renewed_at = now
+        return post
+
     def _renew(self, extra_s: float = 0.0) -> None:
+        """Renew the lease if a third of it has passed: and so learn whether it still holds."""
         now = self.clock()
         if extra_s or now - self._renewed_at > self.options.lease_s / 3:
-            self.journal.renew(
-                self.post.post_id, owner=self.owner, lease_s=self.options.lease_s + extra_s
-            )
+            self.journal.renew(self.post.post_id, owner=self.owner, epoch=self.epoch,
+                               lease_s=self.options.lease_s + extra_s)  # fmt: skip
             self._renewed_at = now
+
+    def fence(self) -> None:
+        """Before a request that must not go out once another worker has the post.
+
+        Raises ``LeaseHeldError`` if this run's lease was taken over (a publish
+        retried after a long freeze, say); otherwise renews it.
+        """
+        self.journal.renew(self.post.post_id, owner=self.owner, epoch=self.epoch,
+                           lease_s=self.options.lease_s)  # fmt: skip
+        self._renewed_at = self.clock()
 
     def on_exchange(
         self, request: Request, response: Response | None,
@@ -221,20 +248,15 @@ class PostRun(EventRecorder):
         self._renew(extra_s=sleep.seconds)
 
     def on_event(self, event: object) -> None:
-        post_id, owner = self.post.post_id, self.owner
+        post_id = self.post.post_id
         if isinstance(event, BodySending):
             # Intent, before the request: what the post put on the wire, and how far.
             fields: dict[str, Any] = {"bytes_sent": self.post.bytes_sent + event.end - event.start}
             if event.upload_url is not None and event.upload_url == self.upload_url:
                 fields["sent_to"] = max(self.post.sent_to or 0, event.end)
-            self.post = self.journal.checkpoint(
-                post_id, owner=owner, lease_s=self.options.lease_s, **fields
-            )
+            self.post = self._checkpoint(**fields)
         elif isinstance(event, BodyNotSent):
-            self.post = self.journal.checkpoint(
-                post_id, owner=owner, lease_s=self.options.lease_s,
-                bytes_sent=max(0, self.post.bytes_sent - event.length),
-            )  # fmt: skip
+            self.post = self._checkpoint(bytes_sent=max(0, self.post.bytes_sent - event.length))
         elif isinstance(event, UploadCreated):
             self.upload_url, self.offset, self.last_byte_sent = (
                 event.upload_url,
@@ -242,34 +264,26 @@ class PostRun(EventRecorder):
                 False,
             )
             extra = {"extra": {**self.post.extra, **event.extra}} if event.extra else {}
-            self.post = self.journal.checkpoint(
-                post_id, owner=owner, upload_url=event.upload_url, offset=event.offset,
-                upload_expires_at=event.expires_at, sent_to=event.sent_to,
-                lease_s=self.options.lease_s, **extra,
+            self.post = self._checkpoint(
+                upload_url=event.upload_url, offset=event.offset,
+                upload_expires_at=event.expires_at, sent_to=event.sent_to, **extra,
             )  # fmt: skip
         elif isinstance(event, PlatformState):
-            self.post = self.journal.checkpoint(
-                post_id, owner=owner, extra={**self.post.extra, **event.extra},
-                lease_s=self.options.lease_s,
-            )  # fmt: skip
+            self.post = self._checkpoint(extra={**self.post.extra, **event.extra})
         elif isinstance(event, OffsetAcknowledged) and event.offset > self.offset:
             self.offset = event.offset
-            self.journal.checkpoint(
-                post_id, owner=owner, offset=event.offset, lease_s=self.options.lease_s
-            )
+            self._checkpoint(offset=event.offset)
         elif isinstance(event, OffsetReported) and event.offset < event.total:
             self.last_byte_sent = False  # the server says what it lacks: nothing is ambiguous
         elif isinstance(event, UploadExpiresChanged):
-            self.journal.checkpoint(
-                post_id, owner=owner, upload_expires_at=event.expires_at,
-                lease_s=self.options.lease_s,
-            )  # fmt: skip
+            self._checkpoint(upload_expires_at=event.expires_at)
         elif isinstance(event, UploadRestarted):
             self.journal.record(
                 post_id, "note", {"message": f"starting a new upload: {event.reason}"}
             )
 
     def on_body(self, body: FileBody, position: int) -> None:
+        """After each block of a body: the next block goes only while the lease holds."""
         if position >= body.file.size:
             self.last_byte_sent = True
         self._renew()
@@ -288,7 +302,7 @@ class PostRun(EventRecorder):
         """
         try:
             self.post = self.journal.transition(
-                self.post.post_id, transition.to, owner=self.owner,
+                self.post.post_id, transition.to, owner=self.owner, epoch=self.epoch,
                 event=dict(transition.event), **transition.fields,
             )  # fmt: skip
         except (IllegalTransitionError, LeaseHeldError):
@@ -313,11 +327,8 @@ class PostRun(EventRecorder):
 
     def publishing(self, sha256: str | None) -> None:
         """Every byte is up; journal the intent to publish before the request."""
-        extra = {**self.post.extra, "publish_started_at": self.clock()}
-        self.post = self.journal.checkpoint(
-            self.post.post_id, owner=self.owner, offset=self.post.identity.size,
-            sha256=sha256, extra=extra, lease_s=self.options.lease_s,
-        )  # fmt: skip
+        extra = {**self.post.extra, outcome.PUBLISH_SENT: self.clock()}
+        self.post = self._checkpoint(offset=self.post.identity.size, sha256=sha256, extra=extra)
         self.last_byte_sent = True  # from here on, a lost answer is ambiguous
 
     def publish_failed(self, exc: SteadypostError) -> Post:
@@ -325,6 +336,10 @@ class PostRun(EventRecorder):
         if isinstance(exc, JournalError):
             raise exc
         return self.apply(outcome.publish_failed(self.post, exc, ctx=self._ctx()))
+
+    def publish_unknown(self) -> Post:
+        """An earlier run sent the publish and its answer was lost: verify, never resend."""
+        return self.apply(outcome.publish_unknown(self.post, ctx=self._ctx()))
 
     def published(self, result: CheckResult) -> Post:
         """The platform answered the publish request."""

@@ -208,11 +208,17 @@ def _post_flow(up: Wiring, run: PostRun, upload: PlatformUpload) -> Flow[Post]:
     first = platform.publish(run.post, result.upload_url)
     if first is None:  # no publish step: the upload is the post
         return run.succeeded(result.sha256)
+    if outcome.PUBLISH_SENT in run.post.extra:  # an earlier run died after sending it
+        first.close()
+        return run.publish_unknown()
     run.publishing(result.sha256)
     attempts = iter([first])
 
     def publish() -> Flow[CheckResult]:
-        flow = next(attempts, None) or platform.publish(run.post, result.upload_url)
+        flow = next(attempts, None)
+        if flow is None:  # a retry: only while this run still holds the post
+            run.fence()
+            flow = platform.publish(run.post, result.upload_url)
         assert flow is not None
         return flow
 

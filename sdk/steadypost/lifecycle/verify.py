@@ -20,11 +20,12 @@ time of the next check.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable, Collection
 from dataclasses import replace
 
-from steadypost.errors import JournalError, SteadypostError
+from steadypost.errors import JournalError, PostNotFoundError, SteadypostError
 from steadypost.flow import Drive, Flow, with_retries
 from steadypost.journal import Journal
 from steadypost.lifecycle import outcome
@@ -111,10 +112,15 @@ def cancel_post(up: Wiring, post_id: str) -> Flow[Post]:
 
 
 def _verifiable(up: Wiring, everything: bool, post_ids: Collection[str] | None) -> list[Post]:
-    posts = up.journal.list(state=PostState.UNCONFIRMED)
-    if post_ids is not None:
-        wanted = set(post_ids)
-        posts = [p for p in posts if p.post_id in wanted]
+    if post_ids is None:
+        posts = up.journal.list(state=PostState.UNCONFIRMED)
+    else:  # (read by id: a daemon checks one post of thousands at a time)
+        found = []
+        for post_id in dict.fromkeys(post_ids):
+            with contextlib.suppress(PostNotFoundError):
+                found.append(up.journal.get(post_id))
+        posts = sorted((p for p in found if p.state is PostState.UNCONFIRMED),
+                       key=lambda p: (p.created_at, p.post_id))  # fmt: skip
     if everything:
         return posts
     now = up.clock()
