@@ -27,7 +27,10 @@ Columns:
 
 ``posts/s``
     posts / the time from the first daemon's start until every post is confirmed (the
-    outage is included: every row sits through the same one).
+    outage is included: every row sits through the same one). ``up``: the same, with the
+    outage window left out of the time, since nothing can be posted while it lasts (with
+    the outage included, no fleet can finish before the outage ends, which caps the
+    ratio between two rows).
 ``duplicates``
     copies published beyond the first, summed over posts (counted by the simulator).
 ``lost``
@@ -166,6 +169,8 @@ class Result:
     cpu_ms_per_post: float
     machine_busy: float
     """Of the machine's CPU time during the run, the share that was busy (0-1)."""
+    up_posts_per_s: float = 0.0
+    """Posts / the run's seconds while the platform was up (the outage window left out)."""
 
 
 class FaultFeeder:
@@ -346,21 +351,28 @@ def run_row(name: str, args: argparse.Namespace, workdir: Path, pg: PostgresServ
         outage_requests=sum(outage.start <= r.at < outage.end for r in requests),
         requests=len(requests), kills=kills, settled=settled,
         cpu_ms_per_post=round(cpu * 1000 / args.posts, 1), machine_busy=round(busy, 2),
+        up_posts_per_s=round(args.posts / max(elapsed - _down_s(args, elapsed), 1e-9), 1),
     )  # fmt: skip
+
+
+def _down_s(args: argparse.Namespace, elapsed: float) -> float:
+    """How much of a run of ``elapsed`` seconds the outage took (nothing can be posted then)."""
+    return max(0.0, min(elapsed, args.outage_at + args.outage_for) - args.outage_at)
 
 
 def print_table(results: Sequence[Result], meta: dict[str, Any]) -> None:
     print(f"\nfleet benchmark: {meta['posts']} posts, -j {meta['jobs']} per daemon, outage "
           f"{meta['outage_at']:g}-{meta['outage_at'] + meta['outage_for']:g} s, kill -9 every "
           f"{meta['kill_every']:g} s; {meta['cpus']} CPU(s)")
-    header = (f"{'journal':<12}{'daemons':>8}{'posts/s':>9}{'seconds':>9}{'duplicates':>11}"
-              f"{'lost':>6}{'p99 claim':>11}{'outage reqs':>13}{'requests':>10}{'kills':>7}"
-              f"{'CPU/post':>10}{'busy':>6}")
+    header = (f"{'journal':<12}{'daemons':>8}{'posts/s':>9}{'up':>7}{'seconds':>9}"
+              f"{'duplicates':>11}{'lost':>6}{'p99 claim':>11}{'outage reqs':>13}"
+              f"{'requests':>10}{'kills':>7}{'CPU/post':>10}{'busy':>6}")
     print(header)
     print("-" * len(header))
     for r in results:
         journal = "SQLite" if r.backend == "sqlite" else "PostgreSQL"
-        print(f"{journal:<12}{r.daemons:>8}{r.posts_per_s:>9.1f}{r.seconds:>9.1f}"
+        print(f"{journal:<12}{r.daemons:>8}{r.posts_per_s:>9.1f}{r.up_posts_per_s:>7.1f}"
+              f"{r.seconds:>9.1f}"
               f"{r.duplicates:>11}{r.lost:>6}{r.p99_claim_ms:>9.1f}ms{r.outage_requests:>13}"
               f"{r.requests:>10}{r.kills:>7}{r.cpu_ms_per_post:>8.1f}ms{r.machine_busy:>6.0%}"
               + ("" if r.settled else "  (timed out)"))
@@ -368,7 +380,8 @@ def print_table(results: Sequence[Result], meta: dict[str, Any]) -> None:
     if "pg1" in by_row and "pg4" in by_row:
         one, four = by_row["pg1"], by_row["pg4"]
         print(f"\n4 PostgreSQL daemons vs 1: {four.posts_per_s / one.posts_per_s:.2f}x the "
-              f"posts/s (target >= 2.5x), {four.outage_requests / max(one.outage_requests, 1):.2f}x"
+              f"posts/s (target >= 2.5x; {four.up_posts_per_s / one.up_posts_per_s:.2f}x while "
+              f"the platform is up), {four.outage_requests / max(one.outage_requests, 1):.2f}x"
               " the requests during the outage (target <= 1.2x)")
 
 

@@ -41,7 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("report:report", "Write the evidence of posts that hit trouble."),
     "resume": ("work:resume", "Go on with posts an earlier run left."),
     "show": ("posts:show", "Show one post and its timeline."),
-    "status": ("daemon:status", "Is the daemon running? What is queued, due, failing?"),
+    "status": ("status:status", "Is the daemon running? What is queued, due, failing?"),
     "upload": ("upload:upload", "Upload videos now, with a progress bar per file."),
     "verify": ("work:verify", "Ask the platform whether unconfirmed posts went through."),
 }  # fmt: skip

@@ -6,7 +6,6 @@ import os
 from collections.abc import Callable
 
 from steadypost.journal.engine import JOURNAL_ENV, Engine
-from steadypost.journal.postgres import PostgresEngine
 from steadypost.journal.sqlite import SQLiteEngine
 
 
@@ -29,6 +28,8 @@ def open_engine(
     if text is not None and is_url(text):
         scheme = text.split("://", 1)[0].lower()
         if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
+            from steadypost.journal.postgres import PostgresEngine  # a file journal needs none
+
             return PostgresEngine(text, clock=clock, busy_timeout_s=busy_timeout_s)
         if scheme == "sqlite":  # as SQLAlchemy: sqlite:///relative.db, sqlite:////absolute.db
             text = text.split("://", 1)[1].removeprefix("/")
