@@ -35,11 +35,6 @@ ENDPOINT = f"{BASE}/files/"
 T0 = 1_800_000_000.0
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(start=T0)
-
-
 
 
 @pytest.fixture

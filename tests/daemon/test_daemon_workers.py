@@ -29,11 +29,6 @@ T0 = 1_800_000_000.0
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(start=T0)
-
-
-@pytest.fixture
 def journal(journal_target: str, clock: FakeClock) -> Iterator[Journal]:
     with Journal(journal_target, clock=clock.now) as j:
         yield j

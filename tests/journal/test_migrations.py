@@ -163,24 +163,29 @@ def test_migrate_refuses_misuse(conn: sqlite3.Connection, tmp_path: Path) -> Non
         managed.close()
 
 
-def test_many_openers_of_a_new_journal_migrate_it_once(tmp_path: Path) -> None:
-    path = tmp_path / "race.sqlite3"
-    barrier = threading.Barrier(6)
+def open_at_once(target: str | Path, n: int) -> list[BaseException]:
+    """Open (and close) the journal at ``target`` from ``n`` threads at the same moment."""
+    barrier = threading.Barrier(n)
     errors: list[BaseException] = []
 
     def open_it() -> None:
         try:
             barrier.wait()
-            Journal(path).close()
+            Journal(target).close()
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=open_it) for _ in range(6)]
+    threads = [threading.Thread(target=open_it) for _ in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert errors == []
+    return errors
+
+
+def test_many_openers_of_a_new_journal_migrate_it_once(tmp_path: Path) -> None:
+    path = tmp_path / "race.sqlite3"
+    assert open_at_once(path, 6) == []
     c = raw(path)
     try:
         assert [v for v, _ in ledger(c)] == [m.version for m in MIGRATIONS]
@@ -273,21 +278,6 @@ def test_a_failing_postgres_migration_rolls_back_completely(
 
 
 def test_many_openers_of_a_new_postgres_journal_migrate_it_once(pg_url: str) -> None:
-    barrier = threading.Barrier(6)
-    errors: list[BaseException] = []
-
-    def open_it() -> None:
-        try:
-            barrier.wait()
-            Journal(pg_url).close()
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=open_it) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert open_at_once(pg_url, 6) == []
     versions = raw_execute(pg_url, "SELECT version FROM schema_migrations ORDER BY 1")
     assert [v for (v,) in versions] == [m.version for m in MIGRATIONS]

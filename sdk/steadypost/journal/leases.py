@@ -93,16 +93,10 @@ class Leases:
             self.end_orphaned_leases(now)
             if post_id is None:
                 params: dict[str, Any] = {"now": now}
-                where = self._claimable + self._placed_here(params)
-                if skip:
-                    marks, names = placeholders("skip", sorted(skip))
-                    where += f" AND post_id NOT IN ({marks})"
-                    params.update(names)
-                sql = codec.SELECT_POSTS + where + self._by_due + " LIMIT 1"
-                rows = self.engine.rows(sql + self.engine.dialect.skip_locked, params)
-                if not rows:
+                found = self._first_due(self._claimable + self._placed_here(params), params, skip)
+                if found is None:
                     return None
-                post = codec.post_from_row(rows[0])
+                post = found
             else:
                 post = self.posts.load(post_id)
                 holder = self.live_holder(post, now)
@@ -135,22 +129,27 @@ class Leases:
         with self.engine.atomic():
             now = self.posts.clock() if now is None else now
             self.posts.take_part(owner)
-            params: dict[str, Any] = {"now": now}
             where = f" WHERE state = 'unconfirmed' AND {self._is_due}"
-            if skip:
-                marks, names = placeholders("skip", sorted(skip))
-                where += f" AND post_id NOT IN ({marks})"
-                params.update(names)
-            sql = codec.SELECT_POSTS + where + self._by_due + " LIMIT 1"
-            rows = self.engine.rows(sql + self.engine.dialect.skip_locked, params)
-            if not rows:
+            post = self._first_due(where, {"now": now}, skip)
+            if post is None:
                 return None
-            post = codec.post_from_row(rows[0])
             # The post is not changed otherwise (its updated_at neither): a check that
             # finds it changed since leaves it alone.
             self.posts.write(post, {"lease_owner": owner, "lease_expires_at": now + lease_s,
                                     "lease_epoch": post.lease_epoch + 1})  # fmt: skip
             return self.posts.load(post.post_id)
+
+    def _first_due(
+        self, where: str, params: dict[str, Any], skip: Collection[str]
+    ) -> Post | None:
+        """The most overdue post matching ``where`` and not in ``skip``, locked (SKIP LOCKED)."""
+        if skip:
+            marks, names = placeholders("skip", sorted(skip))
+            where += f" AND post_id NOT IN ({marks})"
+            params = {**params, **names}
+        sql = codec.SELECT_POSTS + where + self._by_due + " LIMIT 1"
+        rows = self.engine.rows(sql + self.engine.dialect.skip_locked, params)
+        return codec.post_from_row(rows[0]) if rows else None
 
     # --- who holds a lease: the one place that decides -----------------------------------
 
