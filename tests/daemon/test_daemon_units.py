@@ -310,3 +310,24 @@ def test_each_post_gets_the_credentials_of_its_sites_profile(
     assert sites.foreign("https://c.example/files/1")  # its token is not set: left alone
     assert sites.foreign("https://elsewhere.example/files/")  # no profile for it
     assert sites.headers_for("https://elsewhere.example/files/") == {}
+
+
+def test_a_watched_file_whose_target_has_no_endpoint_waits_and_says_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from steadypost.daemon import Daemon, DaemonOptions
+
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    (folder / "clip.mp4").write_bytes(b"v" * 100)
+    clock = FakeClock(start=T0)
+    site = Site(to=(Target(None, None), Target(None, "http://127.0.0.1:9/files/")))
+    with Journal(tmp_path / "j.sqlite3", clock=clock.now) as journal:
+        daemon = Daemon(journal, lambda: site, clock=clock.now,
+                        options=DaemonOptions(watch=(folder,), settle_s=0, handle_signals=False))
+        with caplog.at_level(logging.WARNING, logger="steadypost.daemon"):
+            daemon._scan(T0)
+            daemon._scan(T0 + 1)
+        assert journal.list() == []  # nothing journaled, for neither target
+    assert "has no default endpoint" in caplog.text
+    assert "clip.mp4 waits until it is fixed" in caplog.text

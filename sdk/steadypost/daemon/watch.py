@@ -54,7 +54,7 @@ def ignored(name: str) -> bool:
 
 
 class SidecarError(ValueError):
-    """A sidecar file is not a JSON object of metadata (or names no known destination)."""
+    """A sidecar is not usable, or its video's destination is not configured: the file waits."""
 
 
 @dataclass(frozen=True)
@@ -171,12 +171,19 @@ def add_to(
     uploader: BaseUploader[Any, Any], path: Path, targets: Sequence[Target], *,
     metadata: Mapping[str, str],
 ) -> list[AddResult]:  # fmt: skip
-    """Journal (or join) a watched file's posts: one, or one per target, grouped."""
-    if len(targets) == 1:
-        [target] = targets
-        return [uploader.add_or_join(path, target.resolved_endpoint(), metadata=metadata,
-                                     platform=target.platform)]  # fmt: skip
-    return uploader.add_group(path, targets, metadata=metadata)[1]
+    """Journal (or join) a watched file's posts: one, or one per target, grouped.
+
+    A target without an endpoint (and no default one) is a :class:`SidecarError`:
+    the file waits, nothing is journaled.
+    """
+    try:
+        if len(targets) == 1:
+            [target] = targets
+            return [uploader.add_or_join(path, target.resolved_endpoint(), metadata=metadata,
+                                         platform=target.platform)]  # fmt: skip
+        return uploader.add_group(path, targets, metadata=metadata)[1]
+    except ValueError as exc:
+        raise SidecarError(f"{path.name}: {exc}") from None
 
 
 class WatchMemory:
