@@ -57,8 +57,8 @@ def test_the_unit_runs_the_command_where_pipx_and_uv_install_it() -> None:
                       if line.startswith("ExecStart="))  # fmt: skip
     assert exec_start.startswith("ExecStart=%h/.local/bin/steadypost daemon")
     readme = (ROOT / "README.md").read_text()
-    assert "pipx install steadypost" in readme
-    assert "uv tool install steadypost" in readme
+    assert "pipx install ." in readme
+    assert "uv tool install ." in readme
     assert "%h/.local/bin/steadypost" in readme
 
 
