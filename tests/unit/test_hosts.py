@@ -349,15 +349,20 @@ def test_breaker_state_is_shared_through_the_journal(journal_target: str) -> Non
         ) == BreakerState()
 
 
-def test_an_answer_on_a_healthy_host_writes_nothing(tmp_path: Path) -> None:
-    writes = []
+def _write_spy(path: Path, writes: list[str]) -> Journal:
+    """A journal that notes the kind of every host-state write into ``writes``."""
 
     class Spy(Journal):
         def update_host_state(self, host, kind, update):  # type: ignore[no-untyped-def]
             writes.append(kind)
             return super().update_host_state(host, kind, update)
 
-    with Spy(tmp_path / "j.sqlite3", clock=lambda: T0) as journal:
+    return Spy(path, clock=lambda: T0)
+
+
+def test_an_answer_on_a_healthy_host_writes_nothing(tmp_path: Path) -> None:
+    writes: list[str] = []
+    with _write_spy(tmp_path / "j.sqlite3", writes) as journal:
         guard = HostRegistry(rng=random.Random(1)).guard(journal)
         for n in range(20):
             assert guard.admit(URL, T0 + n) is None
@@ -368,14 +373,8 @@ def test_an_answer_on_a_healthy_host_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_that_a_host_answered_is_written_once_per_process(tmp_path: Path) -> None:
-    writes = []
-
-    class Spy(Journal):
-        def update_host_state(self, host, kind, update):  # type: ignore[no-untyped-def]
-            writes.append(kind)
-            return super().update_host_state(host, kind, update)
-
-    with Spy(tmp_path / "j.sqlite3", clock=lambda: T0) as journal:
+    writes: list[str] = []
+    with _write_spy(tmp_path / "j.sqlite3", writes) as journal:
         guard = HostRegistry(rng=random.Random(1)).guard(journal)
         for n in range(50):  # every answer of a healthy platform says so
             guard.mark_answered(URL, T0 + n)
