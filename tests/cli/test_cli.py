@@ -20,7 +20,7 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from steadypost import Journal, PostState, RetryPolicy
+from steadypost import Journal, Post, PostState, RetryPolicy
 from steadypost.cli import ExitCode, cli
 from steadypost.cli.app import Runtime
 from steadypost.paths import config_dir, default_journal_path
@@ -30,6 +30,7 @@ from steadypost.testing import (
     Outage,
     PlatformSimulator,
     ProcessedButTimeout,
+    RequestRecord,
     ResetMidChunk,
     Respond,
 )
@@ -46,18 +47,24 @@ class Cli:
     clock: FakeClock
     sim: PlatformSimulator
     options: dict[str, Any] = field(default_factory=dict)
+    sleep: Any = None
+    """The command's own sleep (its countdown); ``None``: the real one."""
 
     def run(self, *args: str, env: dict[str, str] | None = None) -> Result:
-        runtime = Runtime(clock=self.clock.now, uploader_options=self.options)
+        runtime = Runtime(clock=self.clock.now, uploader_options=self.options, sleep=self.sleep)
         return CliRunner().invoke(cli, list(args), obj=runtime, env=env)
 
     def upload(self, *files: Path, extra: tuple[str, ...] = ()) -> Result:
         paths = [str(f) for f in files]
         return self.run("upload", *paths, "--endpoint", ENDPOINT, "--chunk-size", "64KiB", *extra)
 
-    def posts(self) -> list[Any]:
+    def posts(self) -> list[Post]:
         with Journal(clock=self.clock.now) as journal:
             return journal.list()
+
+    def faulted(self) -> list[RequestRecord]:
+        """The requests the simulator answered with an injected fault."""
+        return [r for r in self.sim.requests if r.fault]
 
 
 

@@ -8,17 +8,15 @@ import hashlib
 import json
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from test_cli import Cli
 
-from steadypost import Journal, Post, PostState
-from steadypost.cli import ExitCode, cli
-from steadypost.cli.app import Runtime
+from steadypost import PostState
+from steadypost.cli import ExitCode
 from steadypost.paths import config_dir, default_journal_path
 from steadypost.platforms import available
 from steadypost.platforms.tiktok import TIKTOK_API
@@ -29,23 +27,6 @@ TIKTOK_TOKEN = "act.cli-test-token-0123456789"
 VIMEO_TOKEN = "vimeo-cli-test-token-0123456789"
 VIMEO_UPLOADS = "https://files.vimeo.test"
 SIZE = 300_000
-
-
-@dataclass
-class Cli:
-    clock: FakeClock
-    sim: PlatformSimulator
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def run(self, *args: str, env: dict[str, str] | None = None) -> Result:
-        runtime = Runtime(clock=self.clock.now, uploader_options=self.options)
-        return CliRunner().invoke(cli, list(args), obj=runtime, env=env)
-
-    def posts(self) -> list[Post]:
-        with Journal(clock=self.clock.now) as journal:
-            return journal.list()
-
-
 
 
 @pytest.fixture

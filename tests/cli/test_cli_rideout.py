@@ -12,21 +12,19 @@ from __future__ import annotations
 import hashlib
 import io
 import itertools
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-from click.testing import CliRunner, Result
 from rich.console import Console
 from rich.progress import DownloadColumn
 from rich.progress import Progress as Bars
+from test_cli import ENDPOINT, SIZE, Cli, make_video
+from test_cli import app as app  # the fixtures, shared
+from test_cli import video as video
 
 from steadypost import HostRegistry, Journal, PostState, RetryPolicy
-from steadypost.cli import ExitCode, cli
-from steadypost.cli.app import Runtime
+from steadypost.cli import ExitCode
 from steadypost.cli.options import parse_duration, parse_wait
 from steadypost.cli.progress import (
     Display,
@@ -40,61 +38,15 @@ from steadypost.hosts import DEFAULT_FAILURE_THRESHOLD, DEFAULT_OPEN_BASE_S, DEF
 from steadypost.testing import (
     FakeClock,
     Outage,
-    PlatformSimulator,
     ProcessedButTimeout,
     RequestRecord,
     ResetMidChunk,
     Respond,
 )
 
-ENDPOINT = "https://platform.test/files/"
-SIZE = 256_000
 CHUNK = 64 * 1024
 #: The shortest time the breaker stays open (the first period's lower end).
 SHORTEST_OPEN_S = DEFAULT_OPEN_BASE_S * (1 - DEFAULT_OPEN_JITTER)
-
-
-@dataclass
-class Cli:
-    clock: FakeClock
-    sim: PlatformSimulator
-    options: dict[str, Any] = field(default_factory=dict)
-    sleep: Any = None
-
-    def run(self, *args: str) -> Result:
-        runtime = Runtime(clock=self.clock.now, uploader_options=self.options, sleep=self.sleep)
-        return CliRunner().invoke(cli, list(args), obj=runtime)
-
-    def upload(self, *files: Path, extra: tuple[str, ...] = ()) -> Result:
-        paths = [str(f) for f in files]
-        return self.run("upload", *paths, "-e", ENDPOINT, "--chunk-size", "64KiB", *extra)
-
-    def posts(self) -> list[Any]:
-        with Journal(clock=self.clock.now) as journal:
-            return journal.list()
-
-    def faulted(self) -> list[RequestRecord]:
-        return [r for r in self.sim.requests if r.fault]
-
-
-@pytest.fixture
-def app() -> Iterator[Cli]:
-    clock = FakeClock(start=1_800_000_000.0)
-    sim = PlatformSimulator(clock=clock)
-    client = httpx.Client(transport=sim.transport())
-    yield Cli(clock, sim, {"client": client, "sleep": clock.sleep})
-    client.close()
-
-
-def make_video(path: Path, size: int = SIZE, seed: bytes = b"seed") -> Path:
-    block = hashlib.sha256(seed).digest()
-    path.write_bytes((block * (size // len(block) + 1))[:size])
-    return path
-
-
-@pytest.fixture
-def video(tmp_path: Path) -> Path:
-    return make_video(tmp_path / "holiday.mp4")
 
 
 def assert_stored_exactly(app: Cli, video: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
 import httpx
@@ -246,3 +247,17 @@ async def test_async_post(video: Path, journal: Journal, clock: FakeClock) -> No
         post = await up.post(video, ENDPOINT)
     assert post.state is PostState.CONFIRMED
     assert post.identity.sha256 == digest(video)
+
+
+def test_each_retry_reaches_the_log_once(
+    video: Path, journal: Journal, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The retry loop logs a retry; the driver does not say the same wait again (the daemon's
+    log showed every retry twice)."""
+    sim = PlatformSimulator(clock=clock, faults=[Respond(status=500, methods={"PATCH"}, times=2)])
+    with caplog.at_level(logging.DEBUG, logger="steadypost"), uploader(sim, journal, clock) as up:
+        post = up.post(video, ENDPOINT)
+    assert post.state is PostState.CONFIRMED
+    waits = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
+    assert len(waits) == 2, waits
+    assert all("attempt" in line for line in waits)  # the retry loop's lines, not repeats

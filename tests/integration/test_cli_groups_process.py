@@ -67,13 +67,18 @@ def write_config(folder: Path, servers: dict[str, SimulatorServer]) -> None:
     path.chmod(0o600)
 
 
-def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def env_for(tmp_path: Path) -> dict[str, str]:
+    """A user's environment: each profile's token in its variable, home and config in tmp_path."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STEADYPOST_")}
     env.update({f"{name.upper()}_TOKEN": token for name, token in TOKENS.items()})
     env.update(STEADYPOST_HOME=str(tmp_path / "home"), STEADYPOST_CONFIG_DIR=str(
         tmp_path / "config"), COLUMNS="160", NO_COLOR="1")  # fmt: skip
-    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, env=env,
-                          timeout=120)  # fmt: skip
+    return env
+
+
+def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True,
+                          env=env_for(tmp_path), timeout=120)  # fmt: skip
 
 
 def records(proc: subprocess.CompletedProcess[str]) -> list[dict[str, object]]:

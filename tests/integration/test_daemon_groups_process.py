@@ -10,12 +10,11 @@ confirmed meanwhile, and TikTok's once it is back, each exactly once.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import signal
 from pathlib import Path
 
-from test_cli_groups_process import TOKENS, run, servers, write_config  # noqa: F401 (fixture)
+from test_cli_groups_process import TOKENS, env_for, run, servers, write_config  # noqa: F401 (fixture)
 from test_daemon_process import DaemonProcess, wait_until
 
 from steadypost import Journal, Post, PostState
@@ -34,14 +33,6 @@ def _states(home: Path) -> dict[tuple[str, str], str]:
     return {(Path(p.path).name, p.platform): p.state.value for p in _posts(home)}
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STEADYPOST_")}
-    env.update({f"{name.upper()}_TOKEN": token for name, token in TOKENS.items()})
-    env.update(STEADYPOST_HOME=str(tmp_path / "home"),
-               STEADYPOST_CONFIG_DIR=str(tmp_path / "config"), NO_COLOR="1")  # fmt: skip
-    return env
-
-
 def test_a_watched_video_goes_to_each_platform_once_and_a_sidecar_picks_its_own(
     servers: dict[str, SimulatorServer], tmp_path: Path  # noqa: F811 (the fixture)
 ) -> None:
@@ -52,7 +43,7 @@ def test_a_watched_video_goes_to_each_platform_once_and_a_sidecar_picks_its_own(
     tiktok = servers["tiktok"].sim
     tiktok.faults.add(Outage(0, 1e12, retry_after=1))
     daemon = DaemonProcess(tmp_path, "--watch", inbox, "--settle", "0.3",
-                           "--to", "tiktok,youtube,instagram", env=_env(tmp_path))  # fmt: skip
+                           "--to", "tiktok,youtube,instagram", env=env_for(tmp_path))  # fmt: skip
     try:
         daemon.wait_log("watching")
         (inbox / "solo.mp4.json").write_text('{"platforms": ["youtube"], "title": "Solo"}')

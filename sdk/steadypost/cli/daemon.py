@@ -7,11 +7,12 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
+from steadypost.cli import targets
 from steadypost.cli.app import App, CliError
+from steadypost.cli.config import ConfigError
 from steadypost.cli.exitcodes import ExitCode, for_posts
 from steadypost.cli.options import (
     DURATION,
@@ -21,15 +22,13 @@ from steadypost.cli.options import (
     to_option,
 )
 from steadypost.cli.sites import Sites, load_sites
+from steadypost.daemon import Daemon, DaemonOptions
 from steadypost.daemon.heartbeat import DEFAULT_HEARTBEAT_S, DEFAULT_LEASE_S
 from steadypost.daemon.lock import DaemonRunningError
 from steadypost.daemon.logs import make_handler
 from steadypost.daemon.schedule import DEFAULT_CONCURRENCY, DEFAULT_POLL_S
 from steadypost.daemon.watch import DEFAULT_SETTLE_S
-
-if TYPE_CHECKING:  # the daemon command imports config when it runs: `status` starts without it
-    from steadypost.cli import targets
-    from steadypost.lifecycle.group import Target
+from steadypost.lifecycle.group import Target
 
 log = logging.getLogger("steadypost.daemon")
 
@@ -134,17 +133,10 @@ def daemon(
       steadypost daemon --journal postgresql://me@db/posts --name web-1 -j 4
       kill -HUP <pid>                     # after editing config.toml
     """
-    from steadypost.cli import targets
-    from steadypost.cli.config import ConfigError
-
     _setup_logging(app, log_json)
 
     if to:
-        one_site = [flag for flag, given in (("--endpoint", endpoint), ("--header", headers))
-                    if given]  # fmt: skip
-        if one_site:
-            raise CliError(f"{', '.join(one_site)} name one site; with --to each destination "
-                           "takes them from its profile in config.toml", ExitCode.USAGE)
+        targets.refuse_one_site(("--endpoint", endpoint), ("--header", headers))
     wanted = targets.names(to)
 
     def load() -> Sites:
@@ -162,8 +154,6 @@ def daemon(
     if not 0 < heartbeat < lease:
         raise CliError(f"--heartbeat ({heartbeat:g} s) must be shorter than --lease "
                        f"({lease:g} s): leases are renewed by the heartbeat", ExitCode.USAGE)
-    from steadypost.daemon import Daemon, DaemonOptions  # here: `status` starts without them
-
     options = DaemonOptions(concurrency=concurrency, poll_s=poll_interval, watch=watch,
                             settle_s=settle, once=once, name=name, lease_s=lease,
                             heartbeat_s=heartbeat)  # fmt: skip
@@ -183,18 +173,13 @@ def _watch_sites(
     chunk_size: int | None,
 ) -> Sites:  # fmt: skip
     """The sites the daemon serves, and where its watched files go (``--to`` or the profile)."""
-    from steadypost.cli import targets
-    from steadypost.lifecycle.group import Target
 
     sites = load_sites(app.profile, endpoint=endpoint, headers=headers, metadata=metadata,
                        chunk_size=chunk_size)  # fmt: skip
 
     def resolve(names: Sequence[str]) -> list[targets.Destination]:
         dests = targets.resolve_all(app, names, metadata=metadata, chunk_size=chunk_size)
-        for dest in dests:
-            missing = targets.token_missing(dest, several=True)
-            if missing:
-                raise CliError(missing, ExitCode.USAGE)
+        targets.require_tokens(dests, several=True)
         return dests
 
     if wanted:
@@ -210,8 +195,8 @@ def _watch_sites(
         except CliError as exc:
             raise ValueError(str(exc)) from None
 
-    known = {id(s) for s in (sites.main, *sites.others)}
-    extra = tuple(d.settings for d in dests if d.headers and id(d.settings) not in known)
+    # A --to destination's credentials go with its posts (the main profile's are there already).
+    extra = tuple(d.settings for d in dests if d.headers) if wanted else ()
     return replace(sites, others=sites.others + extra,
                    to=tuple(Target(d.adapter, d.url) for d in dests),
                    resolve_names=by_names)  # fmt: skip

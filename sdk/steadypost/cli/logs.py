@@ -1,12 +1,11 @@
 """The SDK's log lines on the CLI's stderr, each retry once.
 
-A retry can reach the log twice: the retry loop says "retrying in 0.9 s
-(attempt 1 failed: connection lost)", and for an upload the driver, about to
-wait, says "connection lost, retrying in 1 s" again. :class:`CliHandler`
-shows the first as the line a progress bar shows ("connection lost, retrying
-in 0.9 s") and drops the driver's repeat of it; while a progress display
-runs, the display's own line is the only one. Other waits (a platform still
-processing a video) are the driver's alone and shown with ``-v``.
+The SDK logs each wait once: a retry by the retry loop ("retrying in 0.9 s
+(attempt 1 failed: connection lost)"), any other wait (a platform still
+processing a video) by the driver. :class:`CliHandler` shows a retry as the
+line a progress bar shows ("connection lost, retrying in 0.9 s"); while a
+progress display runs, the display's own line is the only one. The driver's
+other waits are shown with ``-v``.
 
 Verbosity: ``-q`` errors only, default warnings and waits, ``-v`` the SDK's
 info lines too, ``-vv`` (or ``--debug``) every request.
@@ -68,8 +67,6 @@ class CliHandler(logging.Handler):
         super().__init__()
         self.term = term
         self.threshold = level_shown
-        self._retrying: dict[int, str] = {}
-        """Per thread: the reason of the retry just shown (its driver line is a repeat)."""
 
     def _retry_line(self, record: logging.LogRecord) -> str | None:
         """The retry loop's record as the wait's own line, or ``None`` to drop it."""
@@ -77,14 +74,8 @@ class CliHandler(logging.Handler):
         if _displays or len(args) != 3 or record.levelno < self.threshold:
             return None
         seconds, reason = float(args[0]), args[2]  # type: ignore[arg-type]
-        self._retrying[threading.get_ident()] = str(reason)
         left = f"{seconds:.1f} s" if seconds < _SHORT_S else countdown(seconds)
         return f"{reason}, retrying in {left}"
-
-    def _is_repeat(self, record: logging.LogRecord) -> bool:
-        """The driver's line for the wait the retry loop's line just announced."""
-        reason = self._retrying.pop(threading.get_ident(), None)
-        return reason is not None and record.getMessage().startswith(reason)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -94,8 +85,7 @@ class CliHandler(logging.Handler):
                     self.term.line(line)
                 return
             if is_wait(record):
-                if not _displays and not self._is_repeat(record) and (
-                        self.threshold <= logging.INFO):  # fmt: skip
+                if not _displays and self.threshold <= logging.INFO:
                     self.term.line(record.getMessage())
                 return
             if record.levelno < self.threshold:

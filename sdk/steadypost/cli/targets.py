@@ -133,6 +133,22 @@ def _platform_name(name: str, profiles: Mapping[str, object]) -> str:
         ) from None  # fmt: skip
 
 
+def refuse_one_site(*flags: tuple[str, object]) -> None:
+    """With ``--to``, a flag naming one site (``("--endpoint", value)``, ...) is a usage error."""
+    given = [flag for flag, value in flags if value]
+    if given:
+        raise CliError(f"{', '.join(given)} name one site; with --to each destination takes "
+                       "them from its profile in config.toml", ExitCode.USAGE)  # fmt: skip
+
+
+def require_tokens(dests: Sequence[Destination], *, several: bool) -> None:
+    """A usage error naming the first destination whose platform needs a token it lacks."""
+    for dest in dests:
+        missing = token_missing(dest, several=several)
+        if missing:
+            raise CliError(missing, ExitCode.USAGE)
+
+
 def token_missing(dest: Destination, *, several: bool) -> str | None:
     """What to say when ``dest``'s platform needs a token and none is configured for it."""
     if not platform_info(dest.platform).needs_token:
@@ -161,5 +177,5 @@ def label(path: Path, dest: Destination, *, several: bool) -> str:
     return f"{path.name} ({dest.name})" if several else path.name
 
 
-__all__ = ["Destination", "group_of", "label", "names", "resolve_all", "single",
-           "token_missing"]  # fmt: skip
+__all__ = ["Destination", "group_of", "label", "names", "refuse_one_site", "require_tokens",
+           "resolve_all", "single", "token_missing"]  # fmt: skip

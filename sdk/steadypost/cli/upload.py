@@ -162,10 +162,8 @@ def upload(
             dryrun.plan_upload(app, files, dest.url, platform=dest.platform,
                                account=dest.account, new=new, as_json=as_json)  # fmt: skip
         return
-    for dest in dests:
-        missing = targets.token_missing(dest, several=several)
-        if missing and "token_provider" not in app.runtime.uploader_options:
-            raise CliError(missing, ExitCode.USAGE)
+    if "token_provider" not in app.runtime.uploader_options:
+        targets.require_tokens(dests, several=several)
     jobs *= len(dests)  # a video's posts to several platforms go side by side
     app.limit_bandwidth(bwlimit, jobs=jobs)
     started: list[Post] = []
@@ -225,12 +223,8 @@ def _destinations(
 ) -> list[targets.Destination]:  # fmt: skip
     """``--to``'s destinations, or the one the profile, environment and flags name."""
     if to:
-        one_site = [flag for flag, given in (("--endpoint", endpoint), ("--header", headers),
-                    ("--platform", platform), ("--platform-option", platform_options)) if given]
-        if one_site:
-            raise CliError(f"{', '.join(one_site)} name one site; with --to each "
-                           "destination takes them from its profile in config.toml",
-                           ExitCode.USAGE)  # fmt: skip
+        targets.refuse_one_site(("--endpoint", endpoint), ("--header", headers),
+                                ("--platform", platform), ("--platform-option", platform_options))
         return targets.resolve_all(app, targets.names(to), metadata=metadata,
                                    chunk_size=chunk_size)  # fmt: skip
     settings = app.settings(

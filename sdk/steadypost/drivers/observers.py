@@ -53,7 +53,8 @@ class RunObserver:
 
     def on_wait(self, sleep: Sleep) -> None:
         message = f"{sleep.reason}, retrying in {sleep.seconds:.0f} s"
-        log.info("%s", message)
+        if not sleep.logged:  # each wait reaches the log once
+            log.info("%s", message)
         self._report(
             Progress(ProgressKind.WAIT, self.acknowledged, self.total, sent=self.acknowledged,
                      wait_s=sleep.seconds, message=message, reason=sleep.reason)

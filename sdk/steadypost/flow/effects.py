@@ -114,6 +114,8 @@ class Sleep:
 
     seconds: float
     reason: str
+    logged: bool = False
+    """The retry loop has logged this wait already (the driver does not say it again)."""
 
 
 @dataclass(frozen=True)

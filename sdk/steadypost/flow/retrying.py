@@ -237,6 +237,6 @@ def with_retries(
             last = state.outcome.exception() if state.outcome else None
             reason = describe(last) if last else "retrying"
             state.prepare_for_next_attempt()
-            yield Sleep(float(action), reason)
+            yield Sleep(float(action), reason, logged=True)  # by _log_retry, just now
         else:
             return action  # type: ignore[no-any-return]

@@ -29,16 +29,14 @@ from __future__ import annotations
 
 import itertools
 import re
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
+from steadypost.testing.apps._app import PlatformApp
 from steadypost.testing.apps.tus import parse_int
 from steadypost.testing.exchange import BodySink, Done, Fixed
-from steadypost.testing.faults import Faults, RejectMedia, SlowProcessing
+from steadypost.testing.faults import RejectMedia, SlowProcessing
 from steadypost.testing.messages import Reply, RequestHead, json_reply
-from steadypost.testing.storage import UploadStorage
 
 _EDGES = "/media|/media_publish|/content_publishing_limit"
 _GRAPH = re.compile(rf"^(?:/v\d+\.\d+)?/(\d{{5,}})({_EDGES})?/?$")
@@ -102,18 +100,10 @@ class _Container:
         return "FINISHED", "Finished"
 
 
-class InstagramApp:
+class InstagramApp(PlatformApp[InstagramConfig]):
     """The container, upload, status, limit and publish endpoints."""
 
-    def __init__(
-        self, config: InstagramConfig, storage: UploadStorage, *, faults: Faults,
-        clock: Callable[[], float], lock: threading.RLock,
-    ) -> None:  # fmt: skip
-        self.config = config
-        self.storage = storage
-        self._faults = faults
-        self._clock = clock
-        self._lock = lock
+    def _begin(self) -> None:
         self._containers: dict[str, _Container] = {}
         self._ids = itertools.count(17_900_000_000_000_001)
         self._media = itertools.count(18_000_000_000_000_001)

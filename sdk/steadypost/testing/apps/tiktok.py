@@ -32,7 +32,6 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-import threading
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -40,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+from steadypost.testing.apps._app import PlatformApp
 from steadypost.testing.apps.tiktok_upload import (
     ChunkAnswers,
     ChunkSink,
@@ -51,9 +51,8 @@ from steadypost.testing.apps.tiktok_upload import (
 )
 from steadypost.testing.apps.tus import other_origin_of
 from steadypost.testing.exchange import BodySink, Buffered, Done, Fixed
-from steadypost.testing.faults import Faults, RejectMedia, Respond, SlowProcessing
+from steadypost.testing.faults import RejectMedia, Respond, SlowProcessing
 from steadypost.testing.messages import Reply, RequestHead, json_reply
-from steadypost.testing.storage import UploadStorage
 
 API_PREFIX = "/v2/post/publish/"
 CREATOR_INFO_PATH = "/v2/post/publish/creator_info/query/"
@@ -110,18 +109,10 @@ def tiktok_fault(
     )  # fmt: skip
 
 
-class TikTokApp:
+class TikTokApp(PlatformApp[TikTokConfig]):
     """TikTok's publish API and upload URLs, backed by the simulator's storage."""
 
-    def __init__(
-        self, config: TikTokConfig, storage: UploadStorage, *, faults: Faults,
-        clock: Callable[[], float], lock: threading.RLock,
-    ) -> None:  # fmt: skip
-        self.config = config
-        self.storage = storage
-        self._faults = faults
-        self._clock = clock
-        self._lock = lock
+    def _begin(self) -> None:
         self._publishes: dict[str, Publish] = {}
         self._by_upload: dict[str, Publish] = {}
         self._calls: dict[tuple[str, str], deque[float]] = {}

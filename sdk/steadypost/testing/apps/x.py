@@ -27,16 +27,14 @@ import email.parser
 import email.policy
 import itertools
 import json
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+from steadypost.testing.apps._app import PlatformApp
 from steadypost.testing.exchange import BodySink, Buffered, Done, Fixed
-from steadypost.testing.faults import Faults, RejectMedia, SlowProcessing
+from steadypost.testing.faults import RejectMedia, SlowProcessing
 from steadypost.testing.messages import Reply, RequestHead, json_reply
-from steadypost.testing.storage import UploadStorage
 
 V2_MEDIA = "/2/media/upload"
 V1_MEDIA = "/1.1/media/upload.json"
@@ -98,16 +96,10 @@ def x_error(status: int, title: str, detail: str = "") -> Reply:
                                "errors": [{"message": detail or title}]})  # fmt: skip
 
 
-class XApp:
+class XApp(PlatformApp[XConfig]):
     """Media upload (v2 and v1.1), posts, and the account's recent posts."""
 
-    def __init__(self, config: XConfig, storage: UploadStorage, *, faults: Faults,
-                 clock: Callable[[], float], lock: threading.RLock) -> None:  # fmt: skip
-        self.config = config
-        self._storage = storage
-        self._faults = faults
-        self._clock = clock
-        self._lock = lock
+    def _begin(self) -> None:
         self._media: dict[str, _Media] = {}
         self._posts: list[tuple[XPostInfo, str]] = []
         self._ids = itertools.count(1_880_000_000_000_000_001)
@@ -227,10 +219,10 @@ class XApp:
                 if item is None or info is None or info["state"] != "succeeded":
                     return Done(x_error(400, "Invalid Request", "media is not ready"))
                 keys.append(item.key)
-                self._storage.create(f"x-{item.media_id}")
-                self._storage.truncate(f"x-{item.media_id}", 0)
-                self._storage.append(f"x-{item.media_id}", self.media_bytes(item.media_id))
-                digest = self._storage.sha256(f"x-{item.media_id}")
+                self.storage.create(f"x-{item.media_id}")
+                self.storage.truncate(f"x-{item.media_id}", 0)
+                self.storage.append(f"x-{item.media_id}", self.media_bytes(item.media_id))
+                digest = self.storage.sha256(f"x-{item.media_id}")
             post = XPostInfo(str(next(self._ids)), str(request.get("text") or ""), tuple(keys),
                              digest, now)  # fmt: skip
             self._posts.append((post, USER_ID))

@@ -37,13 +37,13 @@ import functools
 import itertools
 import json
 import secrets
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qs
 
+from steadypost.testing.apps._app import PlatformApp
 from steadypost.testing.apps.youtube_upload import (
     Session,
     SessionSink,
@@ -53,9 +53,8 @@ from steadypost.testing.apps.youtube_upload import (
     video_json,
 )
 from steadypost.testing.exchange import BodySink, Buffered, Done, Fixed
-from steadypost.testing.faults import Faults, RejectMedia, Respond, SlowProcessing
+from steadypost.testing.faults import RejectMedia, Respond, SlowProcessing
 from steadypost.testing.messages import Reply, RequestHead, json_reply
-from steadypost.testing.storage import UploadStorage
 
 UPLOAD_PATH = "/upload/youtube/v3/videos"
 VIDEOS_PATH = "/youtube/v3/videos"
@@ -107,18 +106,10 @@ def quota_day(now: float) -> str:
     return datetime.fromtimestamp(now, zone).date().isoformat()
 
 
-class YouTubeApp:
+class YouTubeApp(PlatformApp[YouTubeConfig]):
     """The upload and videos endpoints and the token endpoint, over the simulator's storage."""
 
-    def __init__(
-        self, config: YouTubeConfig, storage: UploadStorage, *, faults: Faults,
-        clock: Callable[[], float], lock: threading.RLock,
-    ) -> None:  # fmt: skip
-        self.config = config
-        self.storage = storage
-        self._faults = faults
-        self._clock = clock
-        self._lock = lock
+    def _begin(self) -> None:
         self._sessions: dict[str, Session] = {}
         self._issued: dict[str, float] = {}
         self._units: dict[str, int] = {}
